@@ -1,0 +1,35 @@
+"""JSON encoding in one place: orjson when installed (the ``fast`` extra), else the stdlib."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+try:  # pragma: no cover - depends on the environment
+    import orjson as _orjson
+except ImportError:  # pragma: no cover
+    _orjson = None
+
+__all__ = ["JSONDecodeError", "dumps", "loads"]
+
+JSONDecodeError: tuple[type[Exception], ...]
+
+if _orjson is not None:
+    JSONDecodeError = (_orjson.JSONDecodeError, ValueError)
+
+    def loads(data: str | bytes | bytearray | memoryview) -> Any:
+        return _orjson.loads(data)
+
+    def dumps(obj: Any) -> bytes:
+        return _orjson.dumps(obj)
+
+else:
+    JSONDecodeError = (ValueError,)
+
+    def loads(data: str | bytes | bytearray | memoryview) -> Any:
+        if isinstance(data, memoryview):
+            data = bytes(data)
+        return json.loads(data)
+
+    def dumps(obj: Any) -> bytes:
+        return json.dumps(obj, separators=(",", ":"), ensure_ascii=False).encode("utf-8")

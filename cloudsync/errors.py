@@ -1,0 +1,198 @@
+"""The cloudsync error tree.
+
+Every error cloudsync raises derives from :class:`CloudSyncError`. Exceptions from
+``requests``, ``urllib3`` and ``websocket-client`` are translated into this tree in one
+place (:mod:`cloudsync._http` and the transports) and never leak.
+
+Each class says, in its ``retryable`` attribute, whether trying the same request again
+may succeed. Whether a retry is *safe* also depends on the request: a non-idempotent
+``POST`` is only retried when it failed before it was sent.
+
+::
+
+    CloudSyncError
+    ├── TransportError            (retryable) the exchange failed below HTTP
+    │   ├── NetworkError          connection refused / reset / DNS
+    │   │   └── StreamError       a change feed broke mid-stream
+    │   └── RequestTimeout        connect or read timeout, stalled feed
+    ├── InvalidResponse           (retryable) truncated body, malformed JSON
+    └── HTTPError                 the server answered with a 4xx/5xx status
+        ├── BadRequest            400 (also 413/415 bodies the server refused)
+        ├── Unauthorized          401
+        ├── Forbidden             403
+        ├── NotFound              404
+        ├── Conflict              409 document update conflict
+        ├── PreconditionFailed    412 e.g. database already exists
+        ├── RateLimited           429 (retryable), ``retry_after`` in seconds
+        └── ServerError           5xx (retryable)
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+__all__ = [
+    "BadRequest",
+    "CloudSyncError",
+    "Conflict",
+    "Forbidden",
+    "HTTPError",
+    "InvalidResponse",
+    "NetworkError",
+    "NotFound",
+    "PreconditionFailed",
+    "RateLimited",
+    "RequestTimeout",
+    "ServerError",
+    "StreamError",
+    "TransportError",
+    "Unauthorized",
+    "error_for_status",
+]
+
+
+class CloudSyncError(Exception):
+    """Base class of every error cloudsync raises."""
+
+    #: Whether sending the same request again may succeed.
+    retryable: bool = False
+
+
+class TransportError(CloudSyncError):
+    """The exchange failed below HTTP: no (complete) answer arrived."""
+
+    retryable = True
+
+    def __init__(self, message: str, *, sent: bool = True) -> None:
+        super().__init__(message)
+        #: False when the request certainly never reached the server (connection
+        #: refused, connect timeout): then even a non-idempotent request may be retried.
+        self.sent = sent
+
+
+class NetworkError(TransportError):
+    """A connection could not be made or was broken (refused, reset, DNS failure)."""
+
+
+class StreamError(NetworkError):
+    """A change feed broke mid-stream (truncated chunk, abrupt close, bad frame)."""
+
+
+class RequestTimeout(TransportError):
+    """Connecting took too long, the server went silent, or a feed stalled."""
+
+
+class InvalidResponse(CloudSyncError):
+    """The server answered with a body cloudsync cannot use (truncated, not JSON, wrong shape)."""
+
+    retryable = True
+
+
+class HTTPError(CloudSyncError):
+    """The server answered with an error status.
+
+    Carries the status, CouchDB's ``error`` and ``reason`` fields, the request id header
+    when the server sends one, and the method and URL (never credentials).
+    """
+
+    def __init__(
+        self,
+        status: int,
+        error: str | None = None,
+        reason: str | None = None,
+        *,
+        method: str | None = None,
+        url: str | None = None,
+        request_id: str | None = None,
+    ) -> None:
+        self.status = status
+        self.error = error
+        self.reason = reason
+        self.method = method
+        self.url = url
+        self.request_id = request_id
+        super().__init__(self._message())
+
+    def _message(self) -> str:
+        parts = [str(self.status)]
+        if self.error:
+            parts.append(self.error)
+        text = " ".join(parts)
+        if self.reason:
+            text += f": {self.reason}"
+        if self.method and self.url:
+            text += f" ({self.method} {self.url})"
+        if self.request_id:
+            text += f" [request id {self.request_id}]"
+        return text
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Keep the keyword-only fields when pickled (e.g. across processes).
+        return (_rebuild_http_error, (type(self), self.__dict__.copy()))
+
+
+def _rebuild_http_error(cls: type[HTTPError], state: dict[str, Any]) -> HTTPError:
+    error = cls.__new__(cls)
+    error.__dict__.update(state)
+    Exception.__init__(error, error._message())
+    return error
+
+
+class BadRequest(HTTPError):
+    """400: the request is malformed (bad JSON, bad selector, bad parameter)."""
+
+
+class Unauthorized(HTTPError):
+    """401: no or wrong credentials."""
+
+
+class Forbidden(HTTPError):
+    """403: the credentials do not allow this."""
+
+
+class NotFound(HTTPError):
+    """404: no such database, document, index or view."""
+
+
+class Conflict(HTTPError):
+    """409: the document's revision is not the current one. Never retried."""
+
+
+class PreconditionFailed(HTTPError):
+    """412: a precondition failed, e.g. creating a database that exists."""
+
+
+class RateLimited(HTTPError):
+    """429: too many requests. ``retry_after`` is the server's hint in seconds, if any."""
+
+    retryable = True
+
+    def __init__(self, *args: Any, retry_after: float | None = None, **kwargs: Any) -> None:
+        self.retry_after = retry_after
+        super().__init__(*args, **kwargs)
+
+
+class ServerError(HTTPError):
+    """5xx: the server failed. Retried for idempotent requests."""
+
+    retryable = True
+
+
+_BY_STATUS: dict[int, type[HTTPError]] = {
+    400: BadRequest,
+    401: Unauthorized,
+    403: Forbidden,
+    404: NotFound,
+    409: Conflict,
+    412: PreconditionFailed,
+    413: BadRequest,
+    415: BadRequest,
+    429: RateLimited,
+}
+
+
+def error_for_status(status: int) -> type[HTTPError]:
+    """The :class:`HTTPError` subclass cloudsync raises for an HTTP status."""
+    if status >= 500:
+        return ServerError
+    return _BY_STATUS.get(status, HTTPError)
