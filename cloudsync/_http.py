@@ -1,0 +1,347 @@
+"""The one place cloudsync talks HTTP: a ``requests.Session``, auth, retries, error translation.
+
+Everything above this module sees cloudsync errors only; ``requests`` and ``urllib3``
+exceptions are translated by :func:`translate` and never leak.
+"""
+
+from __future__ import annotations
+
+import http.cookiejar
+import logging
+import time
+from typing import Any, Mapping
+from urllib.parse import urlsplit, urlunsplit
+
+import requests
+import tenacity
+import urllib3.exceptions
+
+from . import _json
+from ._retry import RetryPolicy
+from .auth import Auth
+from .errors import (
+    CloudSyncError,
+    HTTPError,
+    InvalidResponse,
+    NetworkError,
+    RateLimited,
+    RequestTimeout,
+    StreamError,
+    error_for_status,
+)
+
+__all__ = ["HTTP", "translate"]
+
+log = logging.getLogger("cloudsync")
+
+#: ``(connect, read)`` seconds.
+DEFAULT_TIMEOUT = (10.0, 60.0)
+_IDEMPOTENT = frozenset({"GET", "HEAD", "PUT", "DELETE", "OPTIONS"})
+_REQUEST_ID_HEADERS = ("X-Couch-Request-ID", "X-Request-ID")
+
+
+class _RejectCookies(http.cookiejar.DefaultCookiePolicy):
+    """Auth objects own credentials; the session's jar must not add cookies of its own."""
+
+    def set_ok(self, cookie: http.cookiejar.Cookie, request: Any) -> bool:
+        return False
+
+
+def redact(url: str) -> str:
+    """``url`` without user info."""
+    parts = urlsplit(url)
+    if parts.username is None and parts.password is None:
+        return url
+    host = parts.hostname or ""
+    if ":" in host:
+        host = f"[{host}]"
+    netloc = f"{host}:{parts.port}" if parts.port else host
+    return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
+
+
+def _caused_by(exc: BaseException, *types: type[BaseException]) -> bool:
+    seen: set[int] = set()
+    stack: list[BaseException | None] = [exc]
+    while stack:
+        current = stack.pop()
+        if current is None or id(current) in seen:
+            continue
+        seen.add(id(current))
+        if isinstance(current, types):
+            return True
+        stack.extend(arg for arg in getattr(current, "args", ()) if isinstance(arg, BaseException))
+        stack.extend([current.__cause__, current.__context__, getattr(current, "reason", None)])
+    return False
+
+
+def translate(exc: BaseException, what: str = "request") -> CloudSyncError:
+    """Map a ``requests``/``urllib3``/socket exception to the cloudsync error tree.
+
+    The caller raises the result ``from exc`` so the cause stays inspectable.
+    """
+    if isinstance(exc, CloudSyncError):
+        return exc
+    message = f"{what} failed: {type(exc).__name__}: {exc}"
+    if isinstance(exc, requests.exceptions.ConnectTimeout):
+        return RequestTimeout(message, sent=False)
+    if isinstance(exc, (requests.exceptions.ChunkedEncodingError, urllib3.exceptions.ProtocolError)):
+        return StreamError(message)
+    if isinstance(exc, (requests.exceptions.ReadTimeout, TimeoutError)) or _caused_by(
+        exc, urllib3.exceptions.ReadTimeoutError
+    ):
+        return RequestTimeout(message)
+    if isinstance(exc, requests.exceptions.ContentDecodingError):
+        return InvalidResponse(message)
+    if isinstance(exc, requests.exceptions.ConnectionError):
+        not_sent = _caused_by(
+            exc, urllib3.exceptions.NewConnectionError, urllib3.exceptions.ConnectTimeoutError
+        ) or _caused_by(exc, ConnectionRefusedError)
+        if _caused_by(exc, urllib3.exceptions.ConnectTimeoutError):
+            return RequestTimeout(message, sent=False)
+        return NetworkError(message, sent=not not_sent)
+    return NetworkError(message)
+
+
+def parse_json(response: requests.Response, what: str) -> Any:
+    """The response body as JSON, or :class:`InvalidResponse`."""
+    try:
+        content = response.content
+    except Exception as exc:  # truncated or broken body while reading
+        raise translate(exc, what) from exc
+    try:
+        return _json.loads(content)
+    except _json.JSONDecodeError as exc:
+        snippet = content[:80].decode("utf-8", "replace")
+        raise InvalidResponse(
+            f"{what}: expected JSON, got {len(content)} bytes starting {snippet!r}"
+        ) from exc
+
+
+def _retry_after(response: requests.Response) -> float | None:
+    value = response.headers.get("Retry-After")
+    if value is None:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    from email.utils import parsedate_to_datetime
+
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, when.timestamp() - time.time())
+
+
+def error_from_response(response: requests.Response, method: str, url: str) -> HTTPError:
+    """The typed error for a 4xx/5xx response (reads its body)."""
+    error = reason = None
+    try:
+        body = _json.loads(response.content)
+        if isinstance(body, dict):
+            error, reason = body.get("error"), body.get("reason")
+    except Exception:  # an error page that is not JSON, or a broken body: status is enough
+        pass
+    request_id = next(
+        (response.headers[h] for h in _REQUEST_ID_HEADERS if h in response.headers), None
+    )
+    if error is None and reason is None:  # HEAD, or a non-CouchDB error page
+        reason = response.reason or None
+    cls = error_for_status(response.status_code)
+    kwargs: dict[str, Any] = {"method": method, "url": redact(url), "request_id": request_id}
+    if cls is RateLimited:
+        kwargs["retry_after"] = _retry_after(response)
+    return cls(
+        response.status_code,
+        error if isinstance(error, str) else None,
+        reason if isinstance(reason, str) else None,
+        **kwargs,
+    )
+
+
+class HTTP:
+    """One ``requests.Session`` with auth, timeouts, retries and logging.
+
+    Thread-safe for concurrent requests (requests' connection pool is).
+    """
+
+    def __init__(
+        self,
+        base_url: str,
+        *,
+        auth: Auth | None = None,
+        timeout: Any = DEFAULT_TIMEOUT,
+        retry: RetryPolicy | None = None,
+        pool_maxsize: int = 10,
+    ) -> None:
+        self.base_url = base_url.rstrip("/")
+        self.auth = auth
+        self.timeout = timeout
+        self.retry = retry if retry is not None else RetryPolicy()
+        self.session = requests.Session()
+        self.session.cookies.set_policy(_RejectCookies())
+        self.session.trust_env = False  # no netrc/proxy surprises; credentials come from auth only
+        adapter = requests.adapters.HTTPAdapter(
+            pool_connections=1, pool_maxsize=pool_maxsize, max_retries=0
+        )
+        self.session.mount("http://", adapter)
+        self.session.mount("https://", adapter)
+        self.session.headers.update({"User-Agent": _user_agent(), "Accept": "application/json"})
+
+    def close(self) -> None:
+        self.session.close()
+
+    # -- building blocks ------------------------------------------------------------
+    def _prepare(
+        self, json: Any, data: Any, headers: Mapping[str, str] | None
+    ) -> tuple[bytes | None, dict[str, str]]:
+        merged: dict[str, str] = {}
+        body = data
+        if json is not None:
+            body = _json.dumps(json)
+            # pouchdb-server silently stores {} for a JSON body without this header.
+            merged["Content-Type"] = "application/json"
+        if headers:
+            merged.update(headers)
+        return body, merged
+
+    def _send_once(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: Mapping[str, Any] | None,
+        body: bytes | None,
+        headers: dict[str, str],
+        timeout: Any,
+        stream: bool,
+        use_auth: bool = True,
+    ) -> requests.Response:
+        """One exchange (plus one resend after a 401 when auth renews). Raises cloudsync errors."""
+        url = self.base_url + path
+        renewed = False
+        while True:
+            send_headers = dict(headers)
+            if use_auth and self.auth is not None:
+                send_headers.update(self.auth.headers(self))
+            started = time.perf_counter()
+            try:
+                response = self.session.request(
+                    method,
+                    url,
+                    params=params,
+                    data=body,
+                    headers=send_headers,
+                    timeout=timeout if timeout is not None else self.timeout,
+                    stream=stream,
+                    allow_redirects=False,
+                )
+            except Exception as exc:
+                log.debug("%s %s -> %s", method, path, type(exc).__name__)
+                raise translate(exc, f"{method} {path}") from exc
+            if log.isEnabledFor(logging.DEBUG):
+                log.debug(
+                    "%s %s -> %d (%.1f ms)",
+                    method,
+                    path,
+                    response.status_code,
+                    (time.perf_counter() - started) * 1000,
+                )
+            if response.status_code == 401 and use_auth and self.auth is not None and not renewed:
+                response.close()
+                renewed = self.auth.renew(self)
+                if renewed:
+                    continue
+            if response.status_code >= 400:
+                try:
+                    raise error_from_response(response, method, url)
+                finally:
+                    response.close()
+            return response
+
+    # -- public to the package ---------------------------------------------------------
+    def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: Mapping[str, Any] | None = None,
+        json: Any = None,
+        data: bytes | None = None,
+        headers: Mapping[str, str] | None = None,
+        idempotent: bool | None = None,
+        timeout: Any = None,
+    ) -> Any:
+        """Send with retries; return the parsed JSON body (``None`` for HEAD)."""
+        body, merged = self._prepare(json, data, headers)
+        if idempotent is None:
+            idempotent = method in _IDEMPOTENT
+        policy = self.retry
+        what = f"{method} {path}"
+
+        def attempt() -> Any:
+            response = self._send_once(
+                method, path, params=params, body=body, headers=merged, timeout=timeout, stream=False
+            )
+            if method == "HEAD":
+                return response.headers
+            return parse_json(response, what)
+
+        if policy.attempts == 1:
+            return attempt()
+
+        def wait(state: tenacity.RetryCallState) -> float:
+            return policy.delay(state.outcome.exception(), state.attempt_number - 1)
+
+        def before_sleep(state: tenacity.RetryCallState) -> None:
+            log.debug(
+                "%s: retry %d in %.2fs after %s",
+                what,
+                state.attempt_number,
+                state.next_action.sleep if state.next_action else 0.0,
+                state.outcome.exception(),
+            )
+
+        retrying = tenacity.Retrying(
+            stop=tenacity.stop_after_attempt(policy.attempts)
+            | tenacity.stop_before_delay(policy.max_time),
+            wait=wait,
+            retry=tenacity.retry_if_exception(lambda e: policy.should_retry(e, idempotent)),
+            sleep=policy.sleep,
+            before_sleep=before_sleep,
+            reraise=True,
+        )
+        return retrying(attempt)
+
+    def open_stream(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: Mapping[str, Any] | None = None,
+        json: Any = None,
+        headers: Mapping[str, str] | None = None,
+        timeout: Any = None,
+    ) -> requests.Response:
+        """Open a streamed response (a change feed). No retries: the caller owns resume.
+
+        Error statuses raise their typed errors; the returned response is 2xx and unread.
+        """
+        body, merged = self._prepare(json, None, headers)
+        return self._send_once(
+            method, path, params=params, body=body, headers=merged, timeout=timeout, stream=True
+        )
+
+    def login_request(self, method: str, path: str, *, json: Any) -> requests.Response:
+        """A request without auth headers or retries (used by auth objects to log in)."""
+        body, merged = self._prepare(json, None, None)
+        return self._send_once(
+            method, path, params=None, body=body, headers=merged, timeout=None, stream=False, use_auth=False
+        )
+
+
+def _user_agent() -> str:
+    from . import __version__
+
+    return f"cloudsync/{__version__} python-requests/{requests.__version__}"

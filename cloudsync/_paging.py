@@ -1,0 +1,89 @@
+"""Lazy pagers: one page in memory at a time.
+
+- Key-ordered results (``_all_docs``, views) page by asking for one row more than a page
+  and starting the next page at that row (``startkey`` + ``startkey_docid``), the
+  approach CouchDB documents; no ``skip`` over large offsets.
+- ``_find`` pages by ``bookmark``. A server that sends no bookmark (pouchdb-server 4.2.0)
+  or repeats one is paged by ``skip`` instead, which is correct for a result order that is
+  stable between requests.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any, Callable, Iterator
+
+from . import _json
+
+__all__ = ["find_pages", "keyed_rows"]
+
+log = logging.getLogger("cloudsync")
+
+Fetch = Callable[[dict[str, Any]], dict[str, Any]]
+
+
+def keyed_rows(
+    fetch: Fetch, params: dict[str, Any], *, page_size: int, limit: int | None
+) -> Iterator[dict[str, Any]]:
+    """Rows of a key-ordered result, paged by ``startkey``/``startkey_docid``.
+
+    ``fetch(params)`` performs one request and returns the decoded body; ``params`` hold
+    JSON-encoded keys already.
+    """
+    remaining = limit
+    params = dict(params)
+    while True:
+        want = page_size if remaining is None else min(page_size, remaining)
+        if want <= 0:
+            return
+        params["limit"] = want + 1
+        rows = fetch(params).get("rows", [])
+        page, extra = rows[:want], rows[want:]
+        yield from page
+        if remaining is not None:
+            remaining -= len(page)
+        if not extra:
+            return
+        following = extra[0]
+        params.pop("skip", None)
+        params["startkey"] = _json.dumps(following.get("key")).decode()
+        if "id" in following:
+            params["startkey_docid"] = following["id"]
+        else:
+            params.pop("startkey_docid", None)
+
+
+def find_pages(
+    fetch: Fetch, body: dict[str, Any], *, page_size: int, limit: int | None
+) -> Iterator[dict[str, Any]]:
+    """Documents of a ``_find`` query, paged by bookmark (or by ``skip`` without one)."""
+    remaining = limit
+    body = dict(body)
+    offset = body.pop("skip", 0)  # absolute position of the next document
+    bookmark: str | None = None
+    use_skip = False
+    while True:
+        want = page_size if remaining is None else min(page_size, remaining)
+        if want <= 0:
+            return
+        request = dict(body, limit=want)
+        if bookmark is None:
+            if offset:
+                request["skip"] = offset
+        else:
+            request["bookmark"] = bookmark
+        docs = (answer := fetch(request)).get("docs", [])
+        yield from docs
+        offset += len(docs)
+        if remaining is not None:
+            remaining -= len(docs)
+        if len(docs) < want:
+            return
+        next_bookmark = answer.get("bookmark")
+        if use_skip or not next_bookmark or next_bookmark in ("nil", bookmark):
+            if not use_skip:
+                log.debug("_find: server sent no usable bookmark; paging by skip instead")
+                use_skip = True
+            bookmark = None
+        else:
+            bookmark = next_bookmark

@@ -1,0 +1,125 @@
+"""The entry point: :class:`Client`, one connection pool to one server."""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+from urllib.parse import unquote, urlsplit, urlunsplit
+
+from ._http import DEFAULT_TIMEOUT, HTTP
+from ._paths import db_path, validate_db_name
+from ._retry import RetryPolicy
+from .auth import Auth, BasicAuth
+from .database import Database
+from .errors import NotFound, PreconditionFailed
+
+__all__ = ["Client"]
+
+DEFAULT_URL = "http://127.0.0.1:5984"
+
+
+class Client:
+    """A synchronous client for one CouchDB-compatible server.
+
+    ``url`` may carry credentials (``http://user:pw@host:5984``); they become
+    :class:`~cloudsync.BasicAuth` unless ``auth`` is given. Without ``url`` the
+    ``COUCHDB_URL`` environment variable is used, then ``http://127.0.0.1:5984``.
+
+    ``auth`` is ``(username, password)`` for basic auth or any :class:`~cloudsync.Auth`
+    (:class:`~cloudsync.CookieAuth`, :class:`~cloudsync.BearerTokenAuth`).
+    ``timeout`` is seconds, one number or ``(connect, read)``. One ``requests.Session``
+    with keep-alive serves every call; use the client as a context manager or call
+    :meth:`close`.
+    """
+
+    def __init__(
+        self,
+        url: str | None = None,
+        *,
+        auth: Auth | tuple[str, str] | None = None,
+        timeout: float | tuple[float, float] = DEFAULT_TIMEOUT,
+        retry: RetryPolicy | None = None,
+    ) -> None:
+        raw = url if url is not None else os.environ.get("COUCHDB_URL", DEFAULT_URL)
+        parts = urlsplit(raw)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError("Client url must be an http:// or https:// URL with a host")
+        if auth is None and parts.username is not None:
+            auth = BasicAuth(unquote(parts.username), unquote(parts.password or ""))
+        elif isinstance(auth, tuple):
+            auth = BasicAuth(*auth)
+        host = f"[{parts.hostname}]" if ":" in parts.hostname else parts.hostname
+        netloc = f"{host}:{parts.port}" if parts.port else host
+        self.url = urlunsplit((parts.scheme, netloc, parts.path.rstrip("/"), "", ""))
+        self._http = HTTP(self.url, auth=auth, timeout=timeout, retry=retry)
+
+    def __repr__(self) -> str:
+        return f"Client({self.url!r})"
+
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Close the connection pool. Open subscriptions are not closed by this."""
+        self._http.close()
+
+    @property
+    def auth(self) -> Auth | None:
+        return self._http.auth
+
+    # -- server ---------------------------------------------------------------------
+    def info(self) -> dict[str, Any]:
+        """The server's welcome document (``GET /``): version, vendor."""
+        return self._http.request("GET", "/")
+
+    def up(self) -> bool:
+        """Whether the server answers ``GET /_up`` (or ``GET /``) with success."""
+        try:
+            self._http.request("GET", "/_up")
+        except NotFound:
+            self._http.request("GET", "/")
+        return True
+
+    def uuids(self, count: int = 1) -> list[str]:
+        """``count`` fresh ids from the server's ``/_uuids``."""
+        return self._http.request("GET", "/_uuids", params={"count": count})["uuids"]
+
+    # -- databases -------------------------------------------------------------------
+    def database(self, name: str) -> Database:
+        """A handle on database ``name``. No I/O: the database may not exist yet."""
+        validate_db_name(name)
+        return Database(self._http, name)
+
+    def create_database(self, name: str, *, exist_ok: bool = False, partitioned: bool = False) -> Database:
+        """Create database ``name`` and return its handle.
+
+        Raises :class:`~cloudsync.PreconditionFailed` if it exists, unless ``exist_ok``.
+        """
+        db = self.database(name)
+        params = {"partitioned": "true"} if partitioned else None
+        try:
+            self._http.request("PUT", db.path, params=params)
+        except PreconditionFailed:
+            if not exist_ok:
+                raise
+        return db
+
+    def delete_database(self, name: str, *, missing_ok: bool = False) -> None:
+        """Delete database ``name``. Raises :class:`~cloudsync.NotFound` if it does not
+        exist (as CouchDB 3 does), unless ``missing_ok``."""
+        path = db_path(name)
+        # Some servers (pouchdb-server) answer 200 for a missing database; ask first so
+        # every server behaves like CouchDB 3.
+        try:
+            self._http.request("HEAD", path)
+            self._http.request("DELETE", path)
+        except NotFound:
+            if not missing_ok:
+                raise
+
+    def databases(self) -> list[str]:
+        """Every database name (``/_all_dbs``)."""
+        return self._http.request("GET", "/_all_dbs")

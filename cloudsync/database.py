@@ -1,0 +1,384 @@
+"""One database: documents, bulk writes, all_docs, Mango queries, indexes, views."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+from . import _json
+from ._http import HTTP
+from ._paging import find_pages, keyed_rows
+from ._paths import db_path, doc_path, segment, validate_doc_id
+from .errors import Conflict, NotFound
+from .models import BulkResult
+
+if TYPE_CHECKING:
+    from .subscription import Subscription
+
+__all__ = ["Database"]
+
+Doc = dict[str, Any]
+DEFAULT_PAGE_SIZE = 1000
+_UNSET: Any = object()
+
+
+def _encode_keys(params: dict[str, Any], **keys: Any) -> None:
+    """Add JSON-encoded key parameters (CouchDB takes view keys as JSON)."""
+    for name, value in keys.items():
+        if value is not _UNSET:
+            params[name] = _json.dumps(value).decode()
+
+
+def _bool(value: bool) -> str:
+    return "true" if value else "false"
+
+
+def _check_page_size(page_size: int) -> None:
+    if not isinstance(page_size, int) or page_size < 1:
+        raise ValueError("page_size must be a positive int")
+
+
+def _check_doc(doc: Any) -> None:
+    if not isinstance(doc, Mapping):
+        raise TypeError(f"a document must be a mapping, not {type(doc).__name__}")
+
+
+class Database:
+    """A handle on one database. Get one from :meth:`Client.database` or
+    :meth:`Client.create_database`; creating a handle does no I/O."""
+
+    def __init__(self, http: HTTP, name: str) -> None:
+        self._http = http
+        self.name = name
+        #: URL path of the database, percent-encoded.
+        self.path = db_path(name)
+
+    def __repr__(self) -> str:
+        return f"Database({self.name!r})"
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Database) and (self._http, self.name) == (other._http, other.name)
+
+    def __hash__(self) -> int:
+        return hash((id(self._http), self.name))
+
+    # -- the database ---------------------------------------------------------------
+    def info(self) -> dict[str, Any]:
+        """Database information: ``doc_count``, ``update_seq``, sizes."""
+        return self._http.request("GET", self.path)
+
+    def exists(self) -> bool:
+        """Whether the database exists."""
+        try:
+            self._http.request("HEAD", self.path)
+        except NotFound:
+            return False
+        return True
+
+    # -- documents --------------------------------------------------------------------
+    def create(self, doc: Mapping[str, Any]) -> Doc:
+        """Store a new document and return a copy of it with ``_id`` and ``_rev``.
+
+        Without an ``_id`` one is made on the client, and the document is written with
+        ``PUT``: a create that is retried after a lost answer can never make two documents.
+        """
+        _check_doc(doc)
+        if "_rev" in doc:
+            raise ValueError("create() takes a new document; use update() for one with a _rev")
+        new = dict(doc)
+        generated = "_id" not in new
+        if generated:
+            new["_id"] = uuid.uuid4().hex
+        try:
+            answer = self._http.request("PUT", doc_path(self.path, new["_id"]), json=new)
+        except Conflict:
+            if not generated:
+                raise
+            # Nobody else can know a fresh uuid4: the conflict is our own earlier attempt
+            # whose answer was lost before a retry. Report that write.
+            stored = self.get(new["_id"])
+            new["_rev"] = stored["_rev"]
+            return new
+        new["_rev"] = answer["rev"]
+        return new
+
+    def get(
+        self,
+        doc_id: str,
+        rev: str | None = None,
+        *,
+        conflicts: bool = False,
+        revs_info: bool = False,
+        latest: bool = False,
+    ) -> Doc:
+        """The document ``doc_id`` (at revision ``rev`` when given).
+
+        ``conflicts=True`` adds ``_conflicts``: the losing leaf revisions, if any.
+        """
+        params: dict[str, str] = {}
+        if rev is not None:
+            params["rev"] = rev
+        if conflicts:
+            params["conflicts"] = "true"
+        if revs_info:
+            params["revs_info"] = "true"
+        if latest:
+            params["latest"] = "true"
+        return self._http.request("GET", doc_path(self.path, doc_id), params=params or None)
+
+    def update(self, doc: Mapping[str, Any]) -> Doc:
+        """Write a new revision of ``doc`` (it needs ``_id`` and ``_rev``); return a copy
+        with the new ``_rev``. A stale ``_rev`` raises :class:`~cloudsync.Conflict`."""
+        _check_doc(doc)
+        if "_id" not in doc or "_rev" not in doc:
+            raise ValueError("update() needs a document with _id and _rev")
+        new = dict(doc)
+        answer = self._http.request("PUT", doc_path(self.path, new["_id"]), json=new)
+        new["_rev"] = answer["rev"]
+        return new
+
+    def delete(self, doc: Mapping[str, Any] | str, rev: str | None = None) -> str:
+        """Delete a document, given as a dict with ``_id``/``_rev`` or as ``(id, rev=)``.
+
+        Returns the revision of the deletion (the tombstone).
+        """
+        if isinstance(doc, Mapping):
+            doc_id, rev = doc.get("_id"), doc.get("_rev", rev)
+        else:
+            doc_id = doc
+        if doc_id is None or rev is None:
+            raise ValueError("delete() needs a document id and its current rev")
+        answer = self._http.request("DELETE", doc_path(self.path, doc_id), params={"rev": rev})
+        return answer["rev"]
+
+    def bulk(self, docs: Iterable[Mapping[str, Any]], *, new_edits: bool = True) -> list[BulkResult]:
+        """Write many documents in one request; one :class:`BulkResult` per document, in order.
+
+        A row that failed (e.g. ``conflict``) is reported in its result, not raised.
+        Documents without ``_id`` get one made on the client.
+        """
+        batch: list[Doc] = []
+        for doc in docs:
+            _check_doc(doc)
+            batch.append(dict(doc) if "_id" in doc else {**doc, "_id": uuid.uuid4().hex})
+        if not batch:
+            return []
+        body: dict[str, Any] = {"docs": batch}
+        if not new_edits:
+            body["new_edits"] = False
+        rows = self._http.request("POST", f"{self.path}/_bulk_docs", json=body)
+        if not new_edits and not rows:
+            # CouchDB answers [] for new_edits=false: every row was stored as given.
+            return [BulkResult(id=d["_id"], rev=d.get("_rev")) for d in batch]
+        return [BulkResult.from_row(row) for row in rows]
+
+    # -- reading many ---------------------------------------------------------------
+    def all_docs(
+        self,
+        *,
+        include_docs: bool = False,
+        keys: Sequence[str] | None = None,
+        startkey: Any = _UNSET,
+        endkey: Any = _UNSET,
+        descending: bool = False,
+        inclusive_end: bool = True,
+        conflicts: bool = False,
+        limit: int | None = None,
+        skip: int = 0,
+        page_size: int = DEFAULT_PAGE_SIZE,
+    ) -> Iterator[dict[str, Any]]:
+        """Rows of ``_all_docs`` (``{"id", "key", "value", "doc"?}``), fetched a page at a time.
+
+        With ``keys`` the rows come in the order of ``keys`` (missing ones as
+        ``{"key", "error": "not_found"}``), ``page_size`` keys per request.
+        """
+        _check_page_size(page_size)
+        params: dict[str, Any] = {"include_docs": _bool(include_docs)}
+        if conflicts:
+            params["conflicts"] = "true"
+        if keys is not None:
+            return self._rows_for_keys(f"{self.path}/_all_docs", params, list(keys), page_size, limit)
+        if descending:
+            params["descending"] = "true"
+        if not inclusive_end:
+            params["inclusive_end"] = "false"
+        if skip:
+            params["skip"] = skip
+        _encode_keys(params, startkey=startkey, endkey=endkey)
+        path = f"{self.path}/_all_docs"
+        return keyed_rows(
+            lambda p: self._http.request("GET", path, params=p), params, page_size=page_size, limit=limit
+        )
+
+    def _rows_for_keys(
+        self, path: str, params: dict[str, Any], keys: list[Any], page_size: int, limit: int | None
+    ) -> Iterator[dict[str, Any]]:
+        def rows() -> Iterator[dict[str, Any]]:
+            wanted = keys if limit is None else keys[:limit]
+            for start in range(0, len(wanted), page_size):
+                chunk = wanted[start : start + page_size]
+                answer = self._http.request(
+                    "POST", path, params=params, json={"keys": chunk}, idempotent=True
+                )
+                yield from answer.get("rows", [])
+
+        return rows()
+
+    def query(
+        self,
+        selector: Mapping[str, Any],
+        *,
+        fields: Sequence[str] | None = None,
+        sort: Sequence[Any] | None = None,
+        limit: int | None = None,
+        skip: int = 0,
+        use_index: str | Sequence[str] | None = None,
+        conflicts: bool = False,
+        page_size: int = DEFAULT_PAGE_SIZE,
+    ) -> Iterator[Doc]:
+        """Documents matching a Mango ``selector`` (``_find``), fetched a page at a time.
+
+        Pages follow the server's bookmarks. Servers that send none (pouchdb-server) are
+        paged by ``skip``; either way every matching document is returned once for data
+        that does not change while paging.
+        """
+        body = self._find_body(selector, fields, sort, skip, use_index, conflicts)
+        _check_page_size(page_size)
+        path = f"{self.path}/_find"
+        return find_pages(
+            lambda b: self._http.request("POST", path, json=b, idempotent=True),
+            body,
+            page_size=page_size,
+            limit=limit,
+        )
+
+    def explain(
+        self,
+        selector: Mapping[str, Any],
+        *,
+        fields: Sequence[str] | None = None,
+        sort: Sequence[Any] | None = None,
+        limit: int | None = None,
+        skip: int = 0,
+        use_index: str | Sequence[str] | None = None,
+    ) -> dict[str, Any]:
+        """How the server would run :meth:`query` (``_explain``): the chosen index and more."""
+        body = self._find_body(selector, fields, sort, skip, use_index, False)
+        if limit is not None:
+            body["limit"] = limit
+        return self._http.request("POST", f"{self.path}/_explain", json=body, idempotent=True)
+
+    @staticmethod
+    def _find_body(
+        selector: Mapping[str, Any],
+        fields: Sequence[str] | None,
+        sort: Sequence[Any] | None,
+        skip: int,
+        use_index: str | Sequence[str] | None,
+        conflicts: bool,
+    ) -> dict[str, Any]:
+        if not isinstance(selector, Mapping):
+            raise TypeError(f"selector must be a mapping, not {type(selector).__name__}")
+        body: dict[str, Any] = {"selector": dict(selector)}
+        if fields is not None:
+            body["fields"] = list(fields)
+        if sort is not None:
+            body["sort"] = list(sort)
+        if skip:
+            body["skip"] = skip
+        if use_index is not None:
+            body["use_index"] = use_index if isinstance(use_index, str) else list(use_index)
+        if conflicts:
+            body["conflicts"] = True
+        return body
+
+    # -- indexes --------------------------------------------------------------------
+    def create_index(
+        self,
+        fields: Sequence[Any],
+        *,
+        name: str | None = None,
+        ddoc: str | None = None,
+        partial_filter: Mapping[str, Any] | None = None,
+        type: str = "json",
+    ) -> dict[str, Any]:
+        """Create a Mango index; returns ``{"result": "created" | "exists", "id", "name"}``."""
+        if isinstance(fields, str) or not fields:
+            raise ValueError("fields must be a non-empty list of field names or {field: order}")
+        index: dict[str, Any] = {"fields": list(fields)}
+        if partial_filter is not None:
+            index["partial_filter_selector"] = dict(partial_filter)
+        body: dict[str, Any] = {"index": index, "type": type}
+        if name is not None:
+            body["name"] = name
+        if ddoc is not None:
+            body["ddoc"] = ddoc.removeprefix("_design/")
+        return self._http.request("POST", f"{self.path}/_index", json=body, idempotent=True)
+
+    def indexes(self) -> list[dict[str, Any]]:
+        """Every index of the database, ``_all_docs`` included."""
+        return self._http.request("GET", f"{self.path}/_index")["indexes"]
+
+    def delete_index(self, ddoc: str, name: str, *, type: str = "json") -> None:
+        """Delete the index ``name`` of design document ``ddoc`` (with or without ``_design/``)."""
+        validate_doc_id(ddoc)
+        # The design id as one encoded segment: accepted by CouchDB 3 and pouchdb-server alike.
+        design = segment("_design/" + ddoc.removeprefix("_design/"))
+        self._http.request("DELETE", f"{self.path}/_index/{design}/{segment(type)}/{segment(name)}")
+
+    # -- views ------------------------------------------------------------------------
+    def view(
+        self,
+        ddoc: str,
+        name: str,
+        *,
+        key: Any = _UNSET,
+        keys: Sequence[Any] | None = None,
+        startkey: Any = _UNSET,
+        endkey: Any = _UNSET,
+        reduce: bool | None = None,
+        group: bool = False,
+        group_level: int | None = None,
+        include_docs: bool = False,
+        descending: bool = False,
+        inclusive_end: bool = True,
+        limit: int | None = None,
+        skip: int = 0,
+        page_size: int = DEFAULT_PAGE_SIZE,
+    ) -> Iterator[dict[str, Any]]:
+        """Rows of a view, fetched a page at a time (by ``startkey``/``startkey_docid``)."""
+        _check_page_size(page_size)
+        design = ddoc.removeprefix("_design/")
+        path = f"{doc_path(self.path, '_design/' + design)}/_view/{segment(name)}"
+        params: dict[str, Any] = {}
+        if reduce is not None:
+            params["reduce"] = _bool(reduce)
+        if group:
+            params["group"] = "true"
+        if group_level is not None:
+            params["group_level"] = group_level
+        if include_docs:
+            params["include_docs"] = "true"
+        if keys is not None:
+            return self._rows_for_keys(path, params, list(keys), page_size, limit)
+        if descending:
+            params["descending"] = "true"
+        if not inclusive_end:
+            params["inclusive_end"] = "false"
+        if skip:
+            params["skip"] = skip
+        if key is not _UNSET:
+            # key=K is the range [K, K]; as a range it can be paged with startkey_docid.
+            startkey = endkey = key
+        _encode_keys(params, startkey=startkey, endkey=endkey)
+        return keyed_rows(
+            lambda p: self._http.request("GET", path, params=p), params, page_size=page_size, limit=limit
+        )
+
+    # -- changes ----------------------------------------------------------------------
+    def subscribe(self, transport: Any = "longpoll", **options: Any) -> Subscription:
+        """Follow this database's changes; see :class:`~cloudsync.Subscription`."""
+        from .subscription import Subscription
+
+        return Subscription(self, transport=transport, **options)
