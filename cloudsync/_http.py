@@ -93,12 +93,12 @@ def translate(exc: BaseException, what: str = "request") -> CloudSyncError:
     if isinstance(exc, requests.exceptions.ContentDecodingError):
         return InvalidResponse(message)
     if isinstance(exc, requests.exceptions.ConnectionError):
-        not_sent = _caused_by(
-            exc, urllib3.exceptions.NewConnectionError, urllib3.exceptions.ConnectTimeoutError
-        ) or _caused_by(exc, ConnectionRefusedError)
+        # urllib3 2 makes NewConnectionError a ConnectTimeoutError subclass: test it first.
+        if _caused_by(exc, urllib3.exceptions.NewConnectionError, ConnectionRefusedError):
+            return NetworkError(message, sent=False)
         if _caused_by(exc, urllib3.exceptions.ConnectTimeoutError):
             return RequestTimeout(message, sent=False)
-        return NetworkError(message, sent=not not_sent)
+        return NetworkError(message)
     return NetworkError(message)
 
 

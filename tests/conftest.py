@@ -1,0 +1,62 @@
+"""Session-wide servers for the integration tests: each starts once and stops by PID."""
+
+from __future__ import annotations
+
+import itertools
+import os
+from collections.abc import Iterator
+
+import pytest
+
+import cloudsync
+from tests._servers.pouchdb import PouchDBServer
+
+SERVERS = ("pouchdb", "embedded")
+_names = itertools.count()
+
+
+@pytest.fixture(scope="session")
+def pouchdb_url() -> Iterator[str]:
+    """URL of a pouchdb-server 4.2.0 (in memory) for the whole session."""
+    server = PouchDBServer()
+    try:
+        yield server.url
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="session")
+def embedded_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """URL of cloudsync's embedded server (SQLite in a temp dir) for the whole session."""
+    testing = pytest.importorskip("cloudsync.server.testing")
+    with testing.serve(data_dir=tmp_path_factory.mktemp("embedded")) as server:
+        yield server.url
+
+
+@pytest.fixture(params=SERVERS)
+def server_url(request: pytest.FixtureRequest) -> str:
+    """Each integration test runs against every server in SERVERS."""
+    return request.getfixturevalue(f"{request.param}_url")
+
+
+@pytest.fixture
+def server_kind(server_url: str, request: pytest.FixtureRequest) -> str:
+    """Which server ``server_url`` is (``"pouchdb"`` or ``"embedded"``)."""
+    return request.node.callspec.params["server_url"]
+
+
+@pytest.fixture
+def client(server_url: str) -> Iterator[cloudsync.Client]:
+    with cloudsync.Client(server_url, timeout=(5, 30)) as c:
+        yield c
+
+
+@pytest.fixture
+def db(client: cloudsync.Client) -> Iterator[cloudsync.Database]:
+    """A fresh, uniquely named database, deleted afterwards."""
+    name = f"test-{os.getpid()}-{next(_names)}"
+    database = client.create_database(name)
+    try:
+        yield database
+    finally:
+        client.delete_database(name, missing_ok=True)
