@@ -1,0 +1,97 @@
+"""A WHATWG-conformant ``text/event-stream`` parser, fed bytes as they arrive.
+
+Follows https://html.spec.whatwg.org/multipage/server-sent-events.html#event-stream-interpretation:
+lines end with CR, LF or CRLF (a CRLF split across two chunks is one line end, never an
+extra blank line); one leading BOM is stripped; ``:`` lines are comments; ``data`` lines
+join with ``\\n``; ``id`` persists across events until changed; ``retry`` takes digits only;
+an event still incomplete at end of stream is discarded.
+"""
+
+from __future__ import annotations
+
+import codecs
+import re
+from dataclasses import dataclass
+
+__all__ = ["Event", "SSEParser"]
+
+_LINE_END = re.compile(r"\r\n|\r|\n")
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    """One dispatched event. ``id`` is the last event id in force when it was dispatched."""
+
+    data: str
+    type: str = "message"
+    id: str = ""
+
+
+class SSEParser:
+    """Incremental parser: ``feed(chunk)`` returns the events the chunk completed."""
+
+    def __init__(self) -> None:
+        self._decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+        self._partial = ""  # text of a line not yet ended
+        self._started = False  # whether the BOM check has happened
+        self._skip_lf = False  # the previous chunk ended with CR: a leading LF belongs to it
+        self._data: list[str] = []
+        self._type = ""
+        #: The last event id buffer: persists across events (and is what ``Last-Event-ID`` resends).
+        self.last_event_id = ""
+        #: The server's ``retry:`` reconnection time in milliseconds, if it sent one.
+        self.retry: int | None = None
+
+    def feed(self, chunk: bytes | str) -> list[Event]:
+        text = self._decoder.decode(chunk) if isinstance(chunk, (bytes, bytearray)) else chunk
+        if not self._started:
+            if not text:
+                return []
+            self._started = True
+            if text.startswith("\ufeff"):
+                text = text[1:]
+        if self._skip_lf and text:
+            self._skip_lf = False
+            if text.startswith("\n"):
+                text = text[1:]
+        events: list[Event] = []
+        pos = 0
+        for match in _LINE_END.finditer(text):
+            if match.group() == "\r" and match.end() == len(text):
+                # A CR at the end of the chunk: its LF may arrive in the next chunk.
+                self._skip_lf = True
+            line = self._partial + text[pos : match.start()]
+            self._partial = ""
+            pos = match.end()
+            event = self._line(line)
+            if event is not None:
+                events.append(event)
+        self._partial += text[pos:]
+        return events
+
+    def _line(self, line: str) -> Event | None:
+        if not line:
+            return self._dispatch()
+        if line.startswith(":"):
+            return None  # comment (also what keeps proxies and our liveness check fed)
+        field, sep, value = line.partition(":")
+        if sep and value.startswith(" "):
+            value = value[1:]
+        if field == "event":
+            self._type = value
+        elif field == "data":
+            self._data.append(value)
+        elif field == "id":
+            if "\0" not in value:
+                self.last_event_id = value
+        elif field == "retry":
+            if value and value.isascii() and value.isdigit():
+                self.retry = int(value)
+        return None
+
+    def _dispatch(self) -> Event | None:
+        data, event_type = self._data, self._type
+        self._data, self._type = [], ""
+        if not data:
+            return None
+        return Event(data="\n".join(data), type=event_type or "message", id=self.last_event_id)

@@ -1,0 +1,144 @@
+"""Where a subscription remembers how far the application has got.
+
+A store holds one opaque seq. The subscription loads it once when it starts (it wins
+over ``since``) and saves a seq only after the application has handled every change
+up to it, so a process killed at any moment resumes without a gap (possibly handling
+the last few changes again: delivery across a crash is at-least-once).
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import threading
+from pathlib import Path
+from typing import Any
+
+from . import _json
+from ._paths import doc_path
+from .errors import Conflict, NotFound
+
+__all__ = ["CheckpointStore", "FileCheckpoint", "LocalDocCheckpoint", "MemoryCheckpoint"]
+
+
+class CheckpointStore:
+    """Base class: ``load()`` the saved seq (``None`` when there is none), ``save(seq)``."""
+
+    def load(self) -> Any:
+        raise NotImplementedError
+
+    def save(self, seq: Any) -> None:
+        raise NotImplementedError
+
+
+class MemoryCheckpoint(CheckpointStore):
+    """In memory: survives reconnects and new subscriptions in the same process."""
+
+    def __init__(self, seq: Any = None) -> None:
+        self._seq = seq
+        self._lock = threading.Lock()
+
+    def load(self) -> Any:
+        with self._lock:
+            return self._seq
+
+    def save(self, seq: Any) -> None:
+        with self._lock:
+            self._seq = seq
+
+    def __repr__(self) -> str:
+        return f"MemoryCheckpoint({self._seq!r})"
+
+
+class FileCheckpoint(CheckpointStore):
+    """A JSON file replaced atomically: write a temp file, fsync, ``os.replace``.
+
+    A crash leaves either the old or the new file, never a torn one. ``fsync=False``
+    trades durability on power loss for speed (a process crash is still safe).
+    """
+
+    def __init__(self, path: str | os.PathLike[str], *, fsync: bool = True) -> None:
+        self.path = Path(path)
+        self.fsync = fsync
+
+    def load(self) -> Any:
+        try:
+            data = self.path.read_bytes()
+        except FileNotFoundError:
+            return None
+        return _json.loads(data)["seq"]
+
+    def save(self, seq: Any) -> None:
+        directory = self.path.parent
+        fd, tmp = tempfile.mkstemp(prefix=f".{self.path.name}.", suffix=".tmp", dir=directory)
+        try:
+            with os.fdopen(fd, "wb") as handle:
+                handle.write(_json.dumps({"seq": seq}))
+                handle.flush()
+                if self.fsync:
+                    os.fsync(handle.fileno())
+            os.replace(tmp, self.path)
+        except BaseException:
+            try:
+                os.unlink(tmp)
+            except OSError:
+                pass
+            raise
+        if self.fsync:
+            # Make the rename itself durable.
+            try:
+                dir_fd = os.open(directory, os.O_RDONLY)
+            except OSError:
+                return
+            try:
+                os.fsync(dir_fd)
+            except OSError:
+                pass
+            finally:
+                os.close(dir_fd)
+
+    def __repr__(self) -> str:
+        return f"FileCheckpoint({str(self.path)!r})"
+
+
+class LocalDocCheckpoint(CheckpointStore):
+    """A ``_local/<id>`` document in the database itself (never replicated, no history).
+
+    Stores ``{"seq": ...}``; keeps the document's ``_rev`` and, on a conflict (another
+    writer), re-reads it once and overwrites.
+    """
+
+    def __init__(self, database: Any, id: str = "cloudsync-checkpoint") -> None:
+        self.database = database
+        self.id = id if id.startswith("_local/") else f"_local/{id}"
+        self._rev: str | None = None
+
+    @property
+    def _path(self) -> str:
+        return doc_path(self.database.path, self.id)
+
+    def load(self) -> Any:
+        try:
+            doc = self.database._http.request("GET", self._path)
+        except NotFound:
+            self._rev = None
+            return None
+        self._rev = doc.get("_rev")
+        return doc.get("seq")
+
+    def save(self, seq: Any) -> None:
+        for _ in range(2):
+            body: dict[str, Any] = {"seq": seq}
+            if self._rev is not None:
+                body["_rev"] = self._rev
+            try:
+                answer = self.database._http.request("PUT", self._path, json=body)
+            except Conflict:
+                self.load()
+                continue
+            self._rev = answer.get("rev")
+            return
+        raise Conflict(409, "conflict", f"could not save checkpoint {self.id}")
+
+    def __repr__(self) -> str:
+        return f"LocalDocCheckpoint({getattr(self.database, 'name', '?')!r}, {self.id!r})"

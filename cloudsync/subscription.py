@@ -1,0 +1,628 @@
+"""Following a database's changes: :class:`Subscription`.
+
+One reader thread runs connections one after another through a
+:class:`~cloudsync.transports.Transport` and puts what they yield on a bounded queue;
+the application takes changes from the queue (iterator, callback thread or batches).
+
+Resume rules (seqs are opaque and never compared):
+
+- ``since="now"`` is resolved once (the database's ``update_seq``); a checkpoint
+  store's saved seq wins over ``since``.
+- After a clean end (long poll answered, ``last_seq``, normal close) the next connection
+  starts at once from the last seq *queued*: everything queued is still delivered, in order.
+- After a failure the queue's undelivered items are discarded (their generation is
+  retired) and the next connection starts, after a backoff, from the seq of the last
+  change *delivered*. Late items from an abandoned connection carry a retired
+  generation and are dropped.
+- A checkpoint store is saved only with seqs the application has acknowledged (after
+  the loop body, the callback, the batch; or ``sub.ack(change)`` with ``manual_ack``).
+"""
+
+from __future__ import annotations
+
+import collections
+import enum
+import logging
+import random as _random
+import threading
+import time
+from dataclasses import dataclass, field, replace
+from typing import Any, Callable, Iterator, Mapping, Sequence
+
+from ._retry import full_jitter
+from .checkpoint import CheckpointStore
+from .errors import CloudSyncError, RateLimited, RequestTimeout
+from .models import Change
+from .transports import ChangesRequest, LastSeq, Transport, create_transport
+
+__all__ = ["ReconnectPolicy", "State", "Subscription", "SubscriptionStats"]
+
+log = logging.getLogger("cloudsync.subscription")
+
+
+class State(str, enum.Enum):
+    """Where a subscription is. ``str`` values, so ``sub.state == "streaming"`` works."""
+
+    IDLE = "idle"  # created, not iterated or started yet
+    CONNECTING = "connecting"
+    STREAMING = "streaming"
+    BACKING_OFF = "backing_off"
+    CLOSED = "closed"
+
+
+@dataclass(frozen=True)
+class ReconnectPolicy:
+    """How a subscription waits between failed connections.
+
+    Capped full-jitter exponential backoff: after the n-th consecutive failure it waits
+    a uniform random time in ``[0, min(max, initial * 2**(n-1)))``; a connection that
+    delivered something resets the count. A clean end never waits. ``max_errors``
+    (consecutive failures) and ``max_error_time`` (seconds since the first of them),
+    when set, make the subscription give up and raise the last error.
+
+    ``sleep`` and ``random`` are injectable for tests; the default sleep is an
+    interruptible wait that :meth:`Subscription.close` cuts short.
+    """
+
+    initial: float = 0.5
+    max: float = 30.0
+    max_errors: int | None = None
+    max_error_time: float | None = None
+    sleep: Callable[[float], Any] | None = field(default=None, repr=False, compare=False)
+    random: Callable[[], float] = field(default=_random.random, repr=False, compare=False)
+
+    def delay(self, failures: int) -> float:
+        """Seconds to wait after ``failures`` consecutive failures (1 for the first)."""
+        return full_jitter(max(0, failures - 1), self.initial, self.max, self.random)
+
+    def gives_up(self, failures: int, failing_for: float) -> bool:
+        if self.max_errors is not None and failures > self.max_errors:
+            return True
+        return self.max_error_time is not None and failing_for > self.max_error_time
+
+
+@dataclass
+class SubscriptionStats:
+    """Counters since the subscription started (``sub.stats`` returns a copy)."""
+
+    changes: int = 0  # delivered to the application
+    duplicates: int = 0  # dropped by the (id, rev) window
+    connections: int = 0  # connections opened (a long poll opens one per answer)
+    reconnects: int = 0  # connections opened after a failure
+    errors: int = 0  # failed connections
+    stalls: int = 0  # connections the watchdog found silent
+    dropped: int = 0  # undelivered items discarded with a retired generation
+    bytes_received: int = 0
+
+
+_CHANGE, _MARK, _ERROR = "change", "mark", "error"
+_TIMEOUT = object()
+
+
+class Subscription:
+    """A live, resumable view of a database's changes.
+
+    ``db.subscribe(transport, **options)`` builds one; the options are the keyword
+    arguments here:
+
+    - ``transport``: a registered name (``"longpoll"``, ``"continuous"``, ``"sse"``,
+      ``"websocket"``) or a :class:`~cloudsync.transports.Transport` instance;
+      ``transport_options`` are passed to a named transport's constructor.
+    - ``since``: ``"now"`` (default), ``None``/``0`` for everything, or a seq.
+    - ``include_docs``, ``selector``, ``doc_ids``, ``filter`` (``"ddoc/name"``) with
+      ``query_params`` (filter parameters and other query parameters).
+    - ``checkpoint``: a :class:`~cloudsync.CheckpointStore`; ``checkpoint_every`` saves
+      every n-th acknowledged position (the last one is always saved on close).
+    - ``manual_ack``: the application calls :meth:`ack` itself.
+    - ``heartbeat`` (seconds asked of the server), ``feed_timeout`` (seconds after which
+      the server should end a feed cleanly), ``stall_timeout`` (default
+      1.25 × effective heartbeat + ``stall_grace``), ``connect_timeout``.
+    - ``reconnect``: a :class:`ReconnectPolicy`; ``queue_size``: the bound of the queue
+      between reader and consumer; ``dedupe_window``: how many ``(id, rev)`` to remember.
+    - ``on_state_change(old, new)``: called on every :class:`State` change.
+    """
+
+    def __init__(
+        self,
+        database: Any,
+        transport: str | Transport = "longpoll",
+        *,
+        since: Any = "now",
+        include_docs: bool = False,
+        selector: Mapping[str, Any] | None = None,
+        doc_ids: Sequence[str] | None = None,
+        filter: str | None = None,
+        query_params: Mapping[str, Any] | None = None,
+        checkpoint: CheckpointStore | None = None,
+        checkpoint_every: int = 1,
+        manual_ack: bool = False,
+        heartbeat: float = 10.0,
+        feed_timeout: float | None = 60.0,
+        stall_timeout: float | None = None,
+        stall_grace: float = 2.0,
+        connect_timeout: float = 10.0,
+        reconnect: ReconnectPolicy | None = None,
+        queue_size: int = 1000,
+        dedupe_window: int = 10_000,
+        on_state_change: Callable[[State, State], Any] | None = None,
+        transport_options: Mapping[str, Any] | None = None,
+    ) -> None:
+        if selector is not None and doc_ids is not None:
+            raise ValueError("use either selector or doc_ids, not both")
+        if (selector is not None or doc_ids is not None) and filter is not None:
+            raise ValueError("filter cannot be combined with selector or doc_ids")
+        if isinstance(doc_ids, str):
+            raise TypeError("doc_ids must be a sequence of ids, not a str")
+        if queue_size < 1 or checkpoint_every < 1:
+            raise ValueError("queue_size and checkpoint_every must be at least 1")
+        self.database = database
+        self.transport = create_transport(transport, **(transport_options or {}))
+        self.transport.bind(database)
+        self.transport.on_open = self._on_open
+        self.since = since
+        self.checkpoint = checkpoint
+        self.checkpoint_every = checkpoint_every
+        self.manual_ack = manual_ack
+        self.reconnect = reconnect if reconnect is not None else ReconnectPolicy()
+        self.queue_size = queue_size
+        self.on_state_change = on_state_change
+        effective = self.transport.effective_heartbeat(heartbeat)
+        self.stall_timeout = stall_timeout if stall_timeout is not None else 1.25 * effective + stall_grace
+        self._template = ChangesRequest(
+            include_docs=include_docs,
+            selector=selector,
+            doc_ids=tuple(doc_ids) if doc_ids is not None else None,
+            filter=filter,
+            query_params=dict(query_params or {}),
+            heartbeat=heartbeat,
+            timeout=feed_timeout,
+            stall_timeout=self.stall_timeout,
+            connect_timeout=connect_timeout,
+        )
+
+        self._cond = threading.Condition()
+        self._closed = threading.Event()
+        self._state = State.IDLE
+        self._queue: collections.deque[tuple[int, str, Any]] = collections.deque()
+        self._gen = 0  # generation of the current connection
+        self._min_gen = 0  # queued items of older generations are dropped
+        self._stalled_gen = -1
+        self._epoch = 0  # reader threads of an older epoch were abandoned
+        self._reader_blocked = False  # waiting for queue space: not a stall
+        self._resolved = False
+        self._position: Any = None  # seq of the last delivered change (or consumed marker)
+        self._read_pos: Any = None  # seq of the last queued item: where a clean end resumes
+        self._pending: collections.deque[list[Any]] = collections.deque()  # [seq, acked, change]
+        self._committed: Any = None
+        self._saved: Any = None
+        self._unsaved = 0
+        self._save_lock = threading.Lock()
+        self._seen: collections.OrderedDict[tuple[str, str], None] = collections.OrderedDict()
+        self._dedupe_window = dedupe_window
+        self._stats = SubscriptionStats()
+        self._handed: list[Change] = []  # delivered in auto mode, acked on the next pull
+        self._threads: list[threading.Thread] = []
+        self._started = False
+
+    # -- public ------------------------------------------------------------------------------
+    @property
+    def state(self) -> State:
+        return self._state
+
+    @property
+    def last_seq(self) -> Any:
+        """The seq of the last change delivered (or feed position consumed); opaque."""
+        return self._position
+
+    @property
+    def committed_seq(self) -> Any:
+        """The last position every change up to which the application has acknowledged."""
+        return self._committed
+
+    @property
+    def stats(self) -> SubscriptionStats:
+        return replace(self._stats, bytes_received=self.transport.bytes_received)
+
+    @property
+    def closed(self) -> bool:
+        return self._closed.is_set()
+
+    def __enter__(self) -> Subscription:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def __iter__(self) -> Iterator[Change]:
+        return self
+
+    def __next__(self) -> Change:
+        self._ensure_started()
+        self._auto_ack()
+        change = self._take(None)
+        if change is None or change is _TIMEOUT:
+            raise StopIteration
+        if not self.manual_ack:
+            self._handed.append(change)
+        return change
+
+    def batches(self, max_size: int = 100, max_wait: float = 0.5) -> Iterator[list[Change]]:
+        """Changes in lists of at most ``max_size``, each yielded at most ``max_wait``
+        seconds after its first change arrived. A batch is acknowledged when the next
+        one is requested."""
+        if max_size < 1:
+            raise ValueError("max_size must be at least 1")
+        self._ensure_started()
+        while True:
+            self._auto_ack()
+            first = self._take(None)
+            if first is None or first is _TIMEOUT:
+                return
+            batch = [first]
+            deadline = time.monotonic() + max_wait
+            while len(batch) < max_size:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    break
+                change = self._take(remaining)
+                if change is None or change is _TIMEOUT:
+                    break
+                batch.append(change)
+            if not self.manual_ack:
+                self._handed.extend(batch)
+            yield batch
+
+    def start(
+        self,
+        on_change: Callable[[Change], Any],
+        on_error: Callable[[BaseException], Any] | None = None,
+    ) -> Subscription:
+        """Deliver on a background daemon thread: ``on_change(change)`` for each change,
+        acknowledged when it returns. A terminal error, or an exception from
+        ``on_change``, goes to ``on_error`` (logged without one) and closes the subscription."""
+        self._ensure_started()
+
+        def deliver() -> None:
+            try:
+                while True:
+                    change = self._take(None)
+                    if change is None or change is _TIMEOUT:
+                        return
+                    on_change(change)
+                    if not self.manual_ack:
+                        self.ack(change)
+            except BaseException as exc:
+                if self.closed and not isinstance(exc, CloudSyncError):
+                    pass
+                if on_error is not None:
+                    try:
+                        on_error(exc)
+                    except Exception:
+                        log.exception("on_error raised")
+                else:
+                    log.error("subscription stopped: %s", exc, exc_info=exc)
+                self.close()
+
+        self._spawn(deliver, "cloudsync-deliver")
+        return self
+
+    def ack(self, change: Change) -> None:
+        """Mark ``change`` handled. The checkpoint advances over every leading handled change."""
+        to_save = None
+        with self._cond:
+            for entry in self._pending:
+                if entry[2] is change and not entry[1]:
+                    entry[1] = True
+                    break
+            to_save = self._commit_locked()
+        self._save(to_save)
+
+    def close(self) -> None:
+        """Stop: returns promptly from any thread, even mid-read or mid-backoff. Saves the
+        last acknowledged position to the checkpoint store."""
+        with self._cond:
+            already = self._closed.is_set()
+            self._closed.set()
+            self._cond.notify_all()
+        if not already:
+            self.transport.close()
+            self._set_state(State.CLOSED)
+            log.debug("subscription closed at %r", self._position)
+        self._flush()
+        me = threading.current_thread()
+        deadline = time.monotonic() + 0.5
+        for thread in list(self._threads):
+            if thread is not me and thread.is_alive():
+                thread.join(max(0.0, deadline - time.monotonic()))
+
+    def __repr__(self) -> str:
+        return f"<Subscription {self.transport.name} {self._state.value} last_seq={self._position!r}>"
+
+    # -- delivery ---------------------------------------------------------------------------------
+    def _take(self, timeout: float | None) -> Any:
+        """The next change, ``None`` when closed, ``_TIMEOUT`` after ``timeout`` seconds.
+        Raises a terminal error (after closing)."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            to_save = None
+            result: Any = None
+            error: BaseException | None = None
+            with self._cond:
+                if self._queue:
+                    gen, kind, payload = self._queue.popleft()
+                    self._cond.notify_all()
+                    if kind == _ERROR:
+                        error = payload
+                    elif gen < self._min_gen:
+                        self._stats.dropped += 1
+                        continue
+                    elif kind == _MARK:
+                        self._advance_locked(payload.seq)
+                        to_save = self._commit_locked()
+                    else:
+                        result = self._deliver_locked(payload)
+                        to_save = self._commit_locked()
+                elif self._closed.is_set():
+                    return None
+                else:
+                    remaining = None if deadline is None else deadline - time.monotonic()
+                    if remaining is not None and remaining <= 0:
+                        return _TIMEOUT
+                    self._cond.wait(remaining if remaining is not None else 1.0)
+                    continue
+            if error is not None:
+                self.close()
+                raise error
+            self._save(to_save)
+            if isinstance(result, Change):
+                return result
+
+    def _deliver_locked(self, change: Change) -> Any:
+        if change.rev is not None:
+            key = (change.id, change.rev)
+            if key in self._seen:
+                self._seen.move_to_end(key)
+                self._stats.duplicates += 1
+                log.debug("dropped duplicate %s %s", change.id, change.rev)
+                self._advance_locked(change.seq)
+                return _CONTINUE
+            self._seen[key] = None
+            if len(self._seen) > self._dedupe_window:
+                self._seen.popitem(last=False)
+        if change.seq is not None:
+            self._position = change.seq
+        self._pending.append([change.seq, False, change])
+        self._stats.changes += 1
+        return change
+
+    def _advance_locked(self, seq: Any) -> None:
+        """A position with nothing to hand over (a marker or a duplicate): already acked."""
+        if seq is None:
+            return
+        self._position = seq
+        self._pending.append([seq, True, None])
+
+    def _commit_locked(self) -> Any:
+        """Pop the acknowledged prefix; return the seq to save, if it is time to save."""
+        committed = None
+        while self._pending and self._pending[0][1]:
+            seq = self._pending.popleft()[0]
+            if seq is not None:
+                committed = seq
+        if committed is None:
+            return None
+        self._committed = committed
+        self._unsaved += 1
+        if self.checkpoint is None or self._unsaved < self.checkpoint_every:
+            return None
+        self._unsaved = 0
+        return committed
+
+    def _auto_ack(self) -> None:
+        if self._handed:
+            handed, self._handed = self._handed, []
+            for change in handed:
+                self.ack(change)
+
+    def _save(self, seq: Any) -> None:
+        if seq is None or self.checkpoint is None:
+            return
+        with self._save_lock:
+            if seq == self._saved:
+                return
+            self.checkpoint.save(seq)
+            self._saved = seq
+
+    def _flush(self) -> None:
+        if self.checkpoint is None or self._committed is None:
+            return
+        try:
+            self._save(self._committed)
+        except Exception:
+            log.exception("could not save the checkpoint on close")
+
+    # -- reading ---------------------------------------------------------------------------------
+    def _ensure_started(self) -> None:
+        with self._cond:
+            if self._started or self._closed.is_set():
+                return
+            self._started = True
+            epoch = self._epoch
+        self._spawn(lambda: self._read(epoch), "cloudsync-reader")
+        self._spawn(self._watch, "cloudsync-watchdog")
+
+    def _spawn(self, target: Callable[[], None], name: str) -> None:
+        thread = threading.Thread(target=target, name=name, daemon=True)
+        self._threads = [t for t in self._threads if t.is_alive()] + [thread]
+        thread.start()
+
+    def _resolve(self) -> None:
+        """The first position: the checkpoint's, else ``since`` (``"now"`` resolved once)."""
+        since = self.checkpoint.load() if self.checkpoint is not None else None
+        if since is not None:
+            log.debug("resuming from checkpoint %r", since)
+        elif self.since == "now":
+            since = self.database.info()["update_seq"]
+            log.debug("since=now resolved to %r", since)
+        else:
+            since = self.since
+        with self._cond:
+            self._position = self._read_pos = self._committed = since
+            self._resolved = True
+
+    def _read(self, epoch: int) -> None:
+        failures = 0
+        failing_since = 0.0
+        while True:
+            with self._cond:
+                if self._closed.is_set() or epoch != self._epoch:
+                    return
+                self._gen += 1
+                gen = self._gen
+            self._set_state(State.CONNECTING)
+            error: BaseException | None = None
+            progressed = False
+            clean = False
+            try:
+                if not self._resolved:
+                    self._resolve()
+                with self._cond:
+                    since = self._read_pos
+                self._stats.connections += 1
+                if failures:
+                    self._stats.reconnects += 1
+                log.debug("connecting (%s, generation %d) since=%r", self.transport.name, gen, since)
+                for item in self.transport.stream(replace(self._template, since=since)):
+                    if not self._enqueue(gen, epoch, item):
+                        break
+                    progressed = True
+                else:
+                    clean = True
+            except BaseException as exc:  # classified below; never let the thread die silently
+                error = exc
+            with self._cond:
+                if self._closed.is_set() or epoch != self._epoch:
+                    return
+                stalled = self._stalled_gen == gen
+            if stalled:
+                timeout = RequestTimeout(f"no data for {self.stall_timeout:.1f}s: connection stalled")
+                timeout.__cause__ = error
+                error, clean = timeout, False
+            if clean:
+                log.debug("clean end (generation %d), reconnecting at once", gen)
+                failures = 0
+                continue
+            if error is None:  # the enqueue refused: closed or abandoned
+                continue
+            if progressed:
+                failures = 0
+            if failures == 0:
+                failing_since = time.monotonic()
+            failures += 1
+            self._stats.errors += 1
+            retryable = isinstance(error, CloudSyncError) and error.retryable
+            if not retryable or self.reconnect.gives_up(failures, time.monotonic() - failing_since):
+                log.debug("giving up after %r", error)
+                with self._cond:
+                    self._queue.append((gen, _ERROR, error))
+                    self._cond.notify_all()
+                return
+            with self._cond:
+                # Resume from what the application has, not from what was read.
+                self._min_gen = gen + 1
+                self._read_pos = self._position
+            delay = self.reconnect.delay(failures)
+            hint = getattr(self.transport, "retry", None)
+            if isinstance(error, RateLimited) and error.retry_after is not None:
+                hint = error.retry_after
+            if isinstance(hint, (int, float)):
+                delay = max(delay, min(float(hint), self.reconnect.max))
+            log.debug("connection failed (%s); retry %d in %.2fs", error, failures, delay)
+            self._set_state(State.BACKING_OFF)
+            if self.reconnect.sleep is not None:
+                self.reconnect.sleep(delay)
+            else:
+                self._closed.wait(delay)
+
+    def _enqueue(self, gen: int, epoch: int, item: Any) -> bool:
+        with self._cond:
+            while True:
+                if self._closed.is_set() or epoch != self._epoch or gen == self._stalled_gen:
+                    return False
+                if len(self._queue) < self.queue_size:
+                    break
+                self._reader_blocked = True
+                self._cond.wait(1.0)
+            self._reader_blocked = False
+            if isinstance(item, LastSeq):
+                entry = (gen, _MARK, item)
+            elif isinstance(item, Change):
+                entry = (gen, _CHANGE, item)
+            else:
+                raise TypeError(f"a transport yielded {type(item).__name__}, not Change or LastSeq")
+            if item.seq is not None:
+                self._read_pos = item.seq
+            self._queue.append(entry)
+            self._cond.notify_all()
+        if self._state is not State.STREAMING:
+            self._set_state(State.STREAMING)
+        return True
+
+    def _on_open(self) -> None:
+        self._set_state(State.STREAMING)
+
+    def _watch(self) -> None:
+        """Stall watchdog: no byte for ``stall_timeout`` aborts the connection; a reader
+        that does not come back from the abort is abandoned and replaced."""
+        interval = min(1.0, self.stall_timeout / 4)
+        mark: tuple[int, int, float] | None = None
+        while not self._closed.wait(interval):
+            with self._cond:
+                gen, epoch, state, blocked = self._gen, self._epoch, self._state, self._reader_blocked
+            now = time.monotonic()
+            received = self.transport.bytes_received
+            if state not in (State.CONNECTING, State.STREAMING) or blocked:
+                mark = None
+                continue
+            if mark is None or mark[0] != gen or mark[1] != received:
+                mark = (gen, received, now)
+                continue
+            if now - mark[2] < self.stall_timeout:
+                continue
+            with self._cond:
+                if self._gen != gen or self._closed.is_set():
+                    continue
+                self._stalled_gen = gen
+            self._stats.stalls += 1
+            log.debug("generation %d stalled (%.1fs without data): aborting", gen, now - mark[2])
+            self.transport.close()
+            mark = None
+            if self._closed.wait(1.0):
+                return
+            with self._cond:
+                if self._gen != gen or self._epoch != epoch or self._state is State.BACKING_OFF:
+                    continue
+                # The transport did not unblock: abandon that reader and its generation.
+                self._epoch += 1
+                self._min_gen = gen + 1
+                self._read_pos = self._position
+                new_epoch = self._epoch
+            log.debug("reader of generation %d did not return; abandoning it", gen)
+            self._spawn(lambda: self._read(new_epoch), "cloudsync-reader")
+
+    def _set_state(self, new: State) -> None:
+        with self._cond:
+            old = self._state
+            if old is new or (old is State.CLOSED):
+                return
+            self._state = new
+        if old is not new:
+            log.debug("state %s -> %s", old.value, new.value)
+        if self.on_state_change is not None:
+            try:
+                self.on_state_change(old, new)
+            except Exception:
+                log.exception("on_state_change raised")
+
+
+_CONTINUE = object()

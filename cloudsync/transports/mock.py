@@ -1,0 +1,60 @@
+"""A scriptable transport for applications' unit tests (and ours)."""
+
+from __future__ import annotations
+
+import threading
+from typing import Any, Callable, Iterable, Iterator
+
+from ..models import Change
+from .base import ChangesRequest, Item, LastSeq, Transport
+
+__all__ = ["MockTransport"]
+
+Handler = Callable[[ChangesRequest], Iterable[Any]]
+
+
+class MockTransport(Transport):
+    """A transport whose connections are scripted by ``handler(request)``.
+
+    ``handler`` is called once per connection with the :class:`ChangesRequest` and returns
+    an iterable of items: a :class:`~cloudsync.models.Change`, a change row ``dict``
+    (``{"seq": 1, "id": "a", "changes": [{"rev": "1-x"}]}``), a :class:`LastSeq`, or an
+    exception instance, which is raised there (e.g. ``NetworkError("boom")`` to test
+    reconnects). The iterable ending is a clean end. Every request is recorded in
+    :attr:`requests`. A handler may block on :attr:`closed` (a ``threading.Event`` set by
+    :meth:`close`) to simulate a quiet feed::
+
+        def handler(request):
+            if request.since is None:
+                return [{"seq": 1, "id": "a", "changes": [{"rev": "1-a"}]}]
+            return []
+
+        sub = Subscription(db, transport=MockTransport(handler), since=None)
+    """
+
+    name = "mock"
+
+    def __init__(self, handler: Handler) -> None:
+        super().__init__()
+        self.handler = handler
+        #: Every :class:`ChangesRequest` received, in order.
+        self.requests: list[ChangesRequest] = []
+        #: Set by :meth:`close`; cleared when the next connection starts.
+        self.closed = threading.Event()
+
+    def stream(self, request: ChangesRequest) -> Iterator[Item]:
+        self.closed.clear()
+        token = self._begin()
+        self._set_abort(token, self.closed.set)
+        self.requests.append(request)
+        self._opened()
+        try:
+            for item in self.handler(request):
+                if isinstance(item, BaseException):
+                    raise item
+                if isinstance(item, dict):
+                    item = Change.from_row(item) if "id" in item else LastSeq(item.get("last_seq"))
+                self._received(1)
+                yield item
+        finally:
+            self._end(token)
