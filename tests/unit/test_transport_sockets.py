@@ -1,0 +1,351 @@
+"""Transports against hand-written loopback servers: truncated chunks, stalls, close()
+unblocking a read, and the WebSocket protocol (handshake, options message, frames)."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import socket
+import struct
+import threading
+import time
+from typing import Callable
+
+import pytest
+
+from cloudsync._http import HTTP
+from cloudsync._retry import RetryPolicy
+from cloudsync.errors import NetworkError, RequestTimeout, StreamError, Unauthorized
+from cloudsync.transports import (
+    ChangesRequest,
+    ContinuousTransport,
+    LastSeq,
+    LongPollTransport,
+    SSETransport,
+    WebSocketTransport,
+)
+
+
+class ScriptServer:
+    """Accepts connections on 127.0.0.1 and runs ``script(conn, request_bytes)`` for each."""
+
+    def __init__(self, script: Callable[[socket.socket, bytes], None]) -> None:
+        self.script = script
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self.listener.getsockname()[1]
+        self.requests: list[bytes] = []
+        self.stop = threading.Event()
+        self.conns: list[socket.socket] = []
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def _serve(self) -> None:
+        while not self.stop.is_set():
+            try:
+                conn, _ = self.listener.accept()
+            except OSError:
+                return
+            self.conns.append(conn)
+            threading.Thread(target=self._handle, args=(conn,), daemon=True).start()
+
+    def _handle(self, conn: socket.socket) -> None:
+        data = b""
+        while b"\r\n\r\n" not in data:
+            chunk = conn.recv(65536)
+            if not chunk:
+                return
+            data += chunk
+        self.requests.append(data)
+        try:
+            self.script(conn, data)
+        except OSError:
+            pass
+
+    def close(self) -> None:
+        self.stop.set()
+        self.listener.close()
+        for conn in self.conns:
+            conn.close()
+
+
+@pytest.fixture
+def serve():
+    servers: list[ScriptServer] = []
+
+    def start(script):
+        server = ScriptServer(script)
+        servers.append(server)
+        return server
+
+    yield start
+    for server in servers:
+        server.close()
+
+
+class _DB:
+    path = "/db"
+    name = "db"
+
+    def __init__(self, port: int) -> None:
+        self._http = HTTP(f"http://127.0.0.1:{port}", retry=RetryPolicy.never())
+
+
+def bound(transport, server):
+    transport.bind(_DB(server.port))
+    return transport
+
+
+CHUNKED = b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n"
+
+
+def chunk(data: bytes) -> bytes:
+    return b"%x\r\n%s\r\n" % (len(data), data)
+
+
+def row(seq: int, doc_id: str) -> bytes:
+    return json.dumps({"seq": seq, "id": doc_id, "changes": [{"rev": "1-x"}]}).encode()
+
+
+def test_continuous_truncated_chunked_body_is_stream_error(serve) -> None:
+    """A chunked body cut mid-chunk raises StreamError after the complete rows."""
+
+    def script(conn, _):
+        conn.sendall(CHUNKED + chunk(row(1, "a") + b"\n") + b"40\r\n" + row(2, "b")[:10])
+        conn.close()
+
+    transport = bound(ContinuousTransport(), serve(script))
+    seen = []
+    with pytest.raises(StreamError):
+        for item in transport.stream(ChangesRequest()):
+            seen.append(item.id)
+    assert seen == ["a"]
+
+
+def test_continuous_rows_split_across_chunks(serve) -> None:
+    """A row arriving in several chunks (and several rows in one) parses correctly."""
+    a, b = row(1, "a"), row(2, "b")
+
+    def script(conn, _):
+        conn.sendall(CHUNKED)
+        for piece in (a[:5], a[5:] + b"\n\n" + b[:3], b[3:] + b"\n", b'{"last_seq":2}\n'):
+            conn.sendall(chunk(piece))
+            time.sleep(0.01)
+        conn.sendall(b"0\r\n\r\n")
+
+    items = list(bound(ContinuousTransport(), serve(script)).stream(ChangesRequest()))
+    assert [getattr(i, "id", i) for i in items] == ["a", "b", LastSeq(2)]
+
+
+def test_sse_crlf_split_across_network_chunks(serve) -> None:
+    """Through a real socket: a CRLF split between two chunks is one line end."""
+
+    def script(conn, _):
+        conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nTransfer-Encoding: chunked\r\n\r\n")
+        conn.sendall(chunk(b"data: " + row(1, "a") + b"\r"))
+        time.sleep(0.05)
+        conn.sendall(chunk(b"\n\r\n") + b"0\r\n\r\n")
+
+    items = list(bound(SSETransport(), serve(script)).stream(ChangesRequest()))
+    assert [i.id for i in items] == ["a"]
+
+
+def test_silence_beyond_stall_timeout_is_request_timeout(serve) -> None:
+    """No byte for stall_timeout seconds raises RequestTimeout (socket read timeout)."""
+
+    def script(conn, _):
+        conn.sendall(CHUNKED + chunk(b"\n"))
+        time.sleep(3)
+
+    transport = bound(ContinuousTransport(), serve(script))
+    started = time.monotonic()
+    with pytest.raises(RequestTimeout):
+        list(transport.stream(ChangesRequest(stall_timeout=0.3)))
+    assert time.monotonic() - started < 2
+
+
+@pytest.mark.parametrize("headers_first", [True, False])
+@pytest.mark.parametrize("cls", [ContinuousTransport, LongPollTransport])
+def test_close_unblocks_read_from_another_thread(serve, cls, headers_first) -> None:
+    """close() from another thread ends a blocked read at once (before or after headers)."""
+    hold = threading.Event()
+
+    def script(conn, _):
+        if headers_first:
+            conn.sendall(CHUNKED + chunk(b"\n"))
+        hold.wait(5)
+
+    transport = bound(cls(), serve(script))
+    errors: list[BaseException] = []
+    done = threading.Event()
+
+    def read():
+        try:
+            list(transport.stream(ChangesRequest(stall_timeout=30)))
+        except BaseException as exc:
+            errors.append(exc)
+        done.set()
+
+    threading.Thread(target=read, daemon=True).start()
+    time.sleep(0.2)  # let the read block (a blocked read is what we are testing)
+    started = time.monotonic()
+    transport.close()
+    assert done.wait(1.0), "close() did not unblock the read"
+    assert time.monotonic() - started < 1.0
+    hold.set()
+    assert errors and isinstance(errors[0], NetworkError)
+
+
+def test_close_before_connect_is_not_lost() -> None:
+    """A close() racing with connecting (token taken, socket not yet registered) aborts it."""
+    transport = ContinuousTransport()
+    token = transport._begin()
+    transport.close()
+    aborted = []
+    assert transport._set_abort(token, lambda: aborted.append(True)) is False
+    assert aborted == [True]
+
+
+# -- WebSocket ----------------------------------------------------------------------------------------
+GUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
+
+
+def ws_handshake(conn: socket.socket, request: bytes, status: int = 101) -> None:
+    if status != 101:
+        conn.sendall(b"HTTP/1.1 %d Nope\r\nContent-Length: 0\r\n\r\n" % status)
+        return
+    key = next(
+        line.split(b":", 1)[1].strip()
+        for line in request.split(b"\r\n")
+        if line.lower().startswith(b"sec-websocket-key:")
+    )
+    accept = base64.b64encode(hashlib.sha1(key + GUID.encode()).digest())
+    conn.sendall(
+        b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+        b"Sec-WebSocket-Accept: " + accept + b"\r\n\r\n"
+    )
+
+
+def ws_frame(payload: bytes, opcode: int = 1) -> bytes:
+    n = len(payload)
+    if n < 126:
+        header = struct.pack("!BB", 0x80 | opcode, n)
+    else:
+        header = struct.pack("!BBH", 0x80 | opcode, 126, n)
+    return header + payload
+
+
+def ws_read(conn: socket.socket) -> bytes:
+    def exact(n):
+        data = b""
+        while len(data) < n:
+            part = conn.recv(n - len(data))
+            if not part:
+                raise OSError("eof")
+            data += part
+        return data
+
+    b1, b2 = exact(2)
+    n = b2 & 0x7F
+    if n == 126:
+        n = struct.unpack("!H", exact(2))[0]
+    elif n == 127:
+        n = struct.unpack("!Q", exact(8))[0]
+    mask = exact(4)
+    payload = exact(n)
+    return bytes(c ^ mask[i % 4] for i, c in enumerate(payload))
+
+
+def test_websocket_protocol(serve) -> None:
+    """Upgrade with auth headers, ONE options message, text and binary row arrays, "" and []
+    skipped, close 1000 is a clean end."""
+    options: list[dict] = []
+
+    def script(conn, request):
+        ws_handshake(conn, request)
+        options.append(json.loads(ws_read(conn)))
+        conn.sendall(ws_frame(b'""'))
+        conn.sendall(ws_frame(b"[" + row(1, "a") + b"," + row(2, "b") + b"]"))
+        conn.sendall(ws_frame(b"[" + row(3, "c") + b"]", opcode=2))
+        conn.sendall(ws_frame(b"[]"))
+        conn.sendall(ws_frame(struct.pack("!H", 1000), opcode=8))
+
+    server = serve(script)
+    transport = bound(WebSocketTransport(), server)
+    from cloudsync.auth import BasicAuth
+
+    transport.http.auth = BasicAuth("u", "p")
+    request = ChangesRequest(since="5-x", include_docs=True, heartbeat=30, doc_ids=("a",), timeout=None)
+    items = list(transport.stream(request))
+    assert [i.id for i in items] == ["a", "b", "c"]
+    assert options == [{"since": "5-x", "include_docs": True, "heartbeat": 30000, "filter": "_doc_ids", "doc_ids": ["a"]}]
+    head = server.requests[0]
+    assert head.startswith(b"GET /db/_changes?feed=websocket ")
+    assert b"Authorization: Basic" in head
+
+
+def test_websocket_options_resent_on_every_connection(serve) -> None:
+    """Each connection sends its own options message (filters survive reconnects)."""
+    options: list[dict] = []
+
+    def script(conn, request):
+        ws_handshake(conn, request)
+        options.append(json.loads(ws_read(conn)))
+        conn.sendall(ws_frame(struct.pack("!H", 1000), opcode=8))
+
+    transport = bound(WebSocketTransport(), serve(script))
+    list(transport.stream(ChangesRequest(since=1, selector={"t": 1}, timeout=None)))
+    list(transport.stream(ChangesRequest(since=2, selector={"t": 1}, timeout=None)))
+    assert [(o["since"], o["selector"]) for o in options] == [(1, {"t": 1}), (2, {"t": 1})]
+
+
+def test_websocket_abrupt_close_is_stream_error(serve) -> None:
+    """A connection dropped without a close frame raises a NetworkError subclass."""
+
+    def script(conn, request):
+        ws_handshake(conn, request)
+        ws_read(conn)
+        conn.sendall(ws_frame(b"[" + row(1, "a") + b"]"))
+        conn.shutdown(socket.SHUT_RDWR)
+        conn.close()
+
+    transport = bound(WebSocketTransport(), serve(script))
+    seen = []
+    with pytest.raises(NetworkError):
+        for item in transport.stream(ChangesRequest(timeout=None)):
+            seen.append(item.id)
+    assert seen == ["a"]
+
+
+def test_websocket_bad_status_is_typed_error(serve) -> None:
+    """A refused upgrade raises the status's error (401 -> Unauthorized)."""
+    transport = bound(WebSocketTransport(), serve(lambda conn, req: ws_handshake(conn, req, 401)))
+    with pytest.raises(Unauthorized):
+        list(transport.stream(ChangesRequest()))
+
+
+def test_websocket_close_unblocks_and_stall_times_out(serve) -> None:
+    """close() unblocks a silent websocket at once; silence alone gives RequestTimeout."""
+    hold = threading.Event()
+
+    def script(conn, request):
+        ws_handshake(conn, request)
+        ws_read(conn)
+        hold.wait(5)
+
+    server = serve(script)
+    transport = bound(WebSocketTransport(), server)
+    with pytest.raises(RequestTimeout):
+        list(transport.stream(ChangesRequest(stall_timeout=0.3)))
+    done = threading.Event()
+    threading.Thread(target=lambda: (pytest.raises(Exception, lambda: list(transport.stream(ChangesRequest(stall_timeout=30)))), done.set()), daemon=True).start()
+    time.sleep(0.2)  # let the read block
+    transport.close()
+    assert done.wait(1.0)
+    hold.set()
+
+
+def test_websocket_heartbeat_clamped() -> None:
+    """Sync Gateway raises heartbeats under 25 s to 25 s; configurable for other servers."""
+    assert WebSocketTransport().effective_heartbeat(10) == 25
+    assert WebSocketTransport(min_heartbeat=0).effective_heartbeat(10) == 10
+    assert LongPollTransport().effective_heartbeat(120) == 60
