@@ -28,29 +28,46 @@ def keyed_rows(
     """Rows of a key-ordered result, paged by ``startkey``/``startkey_docid``.
 
     ``fetch(params)`` performs one request and returns the decoded body; ``params`` hold
-    JSON-encoded keys already.
+    JSON-encoded keys already. A server that ignores ``startkey_docid`` (pouchdb-server)
+    is detected by the page not starting at the row asked for; from then on the pager
+    starts at the key and skips the rows of that key it has already returned.
     """
     remaining = limit
     params = dict(params)
+    expected: tuple[Any, Any] | None = None  # (key, id) the next page must start with
+    by_skip = False
+    run_key, run_length = b"", 0  # the trailing run of equal keys returned so far
     while True:
         want = page_size if remaining is None else min(page_size, remaining)
         if want <= 0:
             return
         params["limit"] = want + 1
         rows = fetch(params).get("rows", [])
+        if not by_skip and expected is not None and rows and (rows[0].get("key"), rows[0].get("id")) != expected:
+            log.debug("server ignored startkey_docid; paging by startkey and skip instead")
+            by_skip = True
+            params.pop("startkey_docid", None)
+            params["skip"] = run_length if _json.dumps(expected[0]) == run_key else 0
+            rows = fetch(params).get("rows", [])
         page, extra = rows[:want], rows[want:]
-        yield from page
+        for row in page:
+            key = _json.dumps(row.get("key"))
+            run_key, run_length = (key, run_length + 1) if key == run_key else (key, 1)
+            yield row
         if remaining is not None:
             remaining -= len(page)
         if not extra:
             return
         following = extra[0]
-        params.pop("skip", None)
-        params["startkey"] = _json.dumps(following.get("key")).decode()
-        if "id" in following:
-            params["startkey_docid"] = following["id"]
+        key = _json.dumps(following.get("key"))
+        params["startkey"] = key.decode()
+        if by_skip:
+            params["skip"] = run_length if key == run_key else 0
         else:
-            params.pop("startkey_docid", None)
+            params.pop("skip", None)
+            expected = (following.get("key"), following.get("id"))
+            if "id" in following:
+                params["startkey_docid"] = following["id"]
 
 
 def find_pages(

@@ -96,3 +96,20 @@ def test_find_with_limit_asks_for_no_more_than_needed():
     docs = list(find_pages(fetch, {"selector": {}}, page_size=10, limit=25))
     assert len(docs) == 25
     assert [r["limit"] for r in fetch.requests] == [10, 10, 5]
+
+
+class FakeViewIgnoringDocid(FakeAllDocs):
+    """A view with runs of equal keys on a server that ignores startkey_docid (pouchdb-server)."""
+
+    def __init__(self) -> None:
+        self.rows = [{"id": f"d{i:02}", "key": i % 3, "value": None} for i in range(20)]
+        self.rows.sort(key=lambda r: (r["key"], r["id"]))
+        self.requests = []
+
+
+def test_keyed_rows_falls_back_to_skip_when_startkey_docid_is_ignored():
+    """Equal keys across page boundaries are returned once each even if startkey_docid is ignored."""
+    fetch = FakeViewIgnoringDocid()
+    rows = list(keyed_rows(fetch, {}, page_size=4, limit=None))
+    assert [(r["key"], r["id"]) for r in rows] == [(r["key"], r["id"]) for r in fetch.rows]
+    assert len(fetch.requests) < 12  # it terminates, with one extra request for the detection
