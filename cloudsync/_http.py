@@ -9,7 +9,8 @@ from __future__ import annotations
 import http.cookiejar
 import logging
 import time
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import requests
@@ -291,8 +292,12 @@ class HTTP:
         if policy.attempts == 1:
             return attempt()
 
+        def failure(state: tenacity.RetryCallState) -> BaseException:
+            assert state.outcome is not None and state.outcome.failed
+            return state.outcome.exception()  # type: ignore[return-value]
+
         def wait(state: tenacity.RetryCallState) -> float:
-            return policy.delay(state.outcome.exception(), state.attempt_number - 1)
+            return policy.delay(failure(state), state.attempt_number - 1)
 
         def before_sleep(state: tenacity.RetryCallState) -> None:
             log.debug(
@@ -300,7 +305,7 @@ class HTTP:
                 what,
                 state.attempt_number,
                 state.next_action.sleep if state.next_action else 0.0,
-                state.outcome.exception(),
+                failure(state),
             )
 
         retrying = tenacity.Retrying(

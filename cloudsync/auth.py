@@ -9,7 +9,8 @@ from __future__ import annotations
 import base64
 import threading
 import time
-from typing import TYPE_CHECKING, Callable, Union
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Union
 
 if TYPE_CHECKING:
     from ._http import HTTP
