@@ -1,0 +1,89 @@
+"""``python -m cloudsync.server [options]``: the same as ``cloudsync serve [options]``."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import signal
+import sys
+from collections.abc import Sequence
+
+from .app import ServerConfig, run
+from .auth import parse_admin
+
+__all__ = ["build_parser", "main"]
+
+
+def build_parser(prog: str = "cloudsync serve") -> argparse.ArgumentParser:
+    """The ``serve`` command line."""
+    p = argparse.ArgumentParser(prog=prog, description="Run the embedded CouchDB-compatible cloudsync server.")
+    p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
+    p.add_argument("--port", type=int, default=5984, help="port to bind; 0 picks a free one (default 5984)")
+    where = p.add_mutually_exclusive_group()
+    where.add_argument("--data-dir", help="directory for the database files (default ./cloudsync-data)")
+    where.add_argument("--memory", action="store_true", help="keep data only while the server runs")
+    p.add_argument("--admin", action="append", default=[], metavar="USER:PASS",
+                   help="admin user (repeatable; also CLOUDSYNC_ADMIN=USER:PASS); enables authentication")
+    p.add_argument("--insecure-no-auth", action="store_true",
+                   help="allow serving a non-loopback address without any user configured")
+    p.add_argument("--max-body", type=int, default=64 * 1024 * 1024, metavar="BYTES",
+                   help="largest accepted request body (default 64 MiB)")
+    p.add_argument("--max-json-depth", type=int, default=64, metavar="N",
+                   help="deepest accepted JSON nesting (default 64)")
+    p.add_argument("--send-timeout", type=float, default=30.0, metavar="SECONDS",
+                   help="disconnect a feed whose client accepts no data for this long (default 30)")
+    p.add_argument("--log-level", default="warning", choices=["debug", "info", "warning", "error"],
+                   help="log verbosity on stderr (default warning)")
+    return p
+
+
+def config_from_args(args: argparse.Namespace) -> ServerConfig:
+    """A :class:`ServerConfig` from parsed arguments and the environment."""
+    admins = {}
+    specs = list(args.admin)
+    if not specs and os.environ.get("CLOUDSYNC_ADMIN"):
+        specs.append(os.environ["CLOUDSYNC_ADMIN"])
+    for spec in specs:
+        user, password = parse_admin(spec)
+        admins[user] = password
+    return ServerConfig(
+        host=args.host, port=args.port,
+        data_dir=None if args.memory else (args.data_dir or "cloudsync-data"),
+        memory=args.memory, admins=admins, insecure_no_auth=args.insecure_no_auth,
+        max_body=args.max_body, max_json_depth=args.max_json_depth, send_timeout=args.send_timeout,
+    )
+
+
+def main(argv: Sequence[str] | None = None, prog: str = "python -m cloudsync.server") -> int:
+    """Parse ``argv``, serve until SIGTERM/SIGINT, return the exit status."""
+    parser = build_parser(prog)
+    args = parser.parse_args(argv)
+    try:
+        config = config_from_args(args)
+    except ValueError as exc:
+        parser.error(str(exc))
+    logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+    def ready(host: str, port: int) -> None:
+        shown = f"[{host}]" if ":" in host else host
+        print(f"cloudsync server listening on http://{shown}:{port}", flush=True)
+
+    async def serve() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        await run(config, ready=ready, stop=stop)
+
+    try:
+        asyncio.run(serve())
+    except OSError as exc:
+        print(f"cloudsync server: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,363 @@
+"""``_changes``: option parsing and the five feeds (normal, longpoll, continuous, eventsource, websocket).
+
+Every feed is a pull loop over :meth:`Database.changes`: read a batch after ``since``,
+frame it, write it as one chunk, and when caught up wait on the database's commit future
+(push: a commit wakes every waiting feed at once; nothing polls). A feed only ever holds
+the batch it is writing, so a slow reader costs memory bounded by the socket buffers;
+a reader that accepts nothing for ``send_timeout`` seconds is disconnected and resumes
+from its last seq when it reconnects. Writers never wait on readers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from aiohttp import WSMsgType, web
+
+from .._json import JSONDecodeError, dumps, loads
+from . import mango
+from .errors import CouchError, bad_request
+from .storage import Database, Row, decode_seq, encode_seq
+
+__all__ = ["FeedOptions", "serve_changes", "serve_websocket"]
+
+FEEDS = ("normal", "longpoll", "continuous", "eventsource", "websocket")
+DEFAULT_TIMEOUT_MS = 60_000
+MAX_HEARTBEAT_MS = 60_000
+MIN_HEARTBEAT_MS = 10
+BATCH = 2_000
+#: Rows per websocket message while catching up.
+WS_BATCH = 500
+
+
+def _bool(value: Any, name: str) -> bool:
+    if value in (True, "true"):
+        return True
+    if value in (None, False, "false"):
+        return False
+    raise bad_request(f"Invalid boolean parameter: {name}")
+
+
+def _int(value: Any, name: str) -> int:
+    if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
+        return value
+    if isinstance(value, str) and value.isdigit():
+        return int(value)
+    raise bad_request(f"Invalid value for {name}: expected a non-negative integer")
+
+
+def _json_param(value: Any, name: str) -> Any:
+    if isinstance(value, str):
+        try:
+            return loads(value)
+        except JSONDecodeError:
+            raise bad_request(f"Invalid JSON in parameter {name}") from None
+    return value
+
+
+class FeedOptions:
+    """Validated ``_changes`` options, from query parameters, a POST body or a websocket message."""
+
+    def __init__(self, db: Database, params: Mapping[str, Any], body: Mapping[str, Any] | None = None,
+                 *, implicit_filters: bool = False) -> None:
+        body = body or {}
+        self.feed = params.get("feed", "normal")
+        if self.feed not in FEEDS:
+            raise bad_request(f"Unknown feed type: {self.feed}")
+        since = params.get("since", 0)
+        self.since = db.update_seq if since == "now" else decode_seq(since)
+        self.limit = _int(params["limit"], "limit") if params.get("limit") is not None else None
+        self.include_docs = _bool(params.get("include_docs"), "include_docs")
+        self.descending = _bool(params.get("descending"), "descending")
+        self.style = params.get("style", "main_only")
+        if self.style not in ("main_only", "all_docs"):
+            raise bad_request("style must be main_only or all_docs")
+        heartbeat = params.get("heartbeat")
+        if heartbeat in (None, False, "false"):
+            self.heartbeat: float | None = None
+        elif heartbeat in (True, "true"):
+            self.heartbeat = MAX_HEARTBEAT_MS / 1000
+        else:
+            self.heartbeat = min(max(_int(heartbeat, "heartbeat"), MIN_HEARTBEAT_MS), MAX_HEARTBEAT_MS) / 1000
+        timeout = params.get("timeout")
+        # CouchDB: a heartbeat keeps a feed open indefinitely; without one it ends after
+        # 60 s idle. An explicit timeout is always honoured (CouchDB lets heartbeat win).
+        if timeout is not None:
+            self.timeout: float | None = _int(timeout, "timeout") / 1000
+        else:
+            self.timeout = None if self.heartbeat else DEFAULT_TIMEOUT_MS / 1000
+        self.accept = self._filter(params, body, implicit_filters)
+
+    def _filter(self, params: Mapping[str, Any], body: Mapping[str, Any],
+                implicit: bool) -> Callable[[Row], bool] | None:
+        name = params.get("filter")
+        doc_ids = body.get("doc_ids", params.get("doc_ids"))
+        selector = body.get("selector", params.get("selector"))
+        if name is None and implicit:
+            name = "_doc_ids" if doc_ids is not None else "_selector" if selector is not None else None
+        if name is None:
+            return None
+        if name == "_doc_ids":
+            ids = _json_param(doc_ids, "doc_ids")
+            if not isinstance(ids, list) or not all(isinstance(i, str) for i in ids):
+                raise bad_request("filter=_doc_ids requires doc_ids: an array of strings")
+            wanted = frozenset(ids)
+            return lambda row: row[1] in wanted
+        if name == "_selector":
+            sel = _json_param(selector, "selector")
+            if not isinstance(sel, dict):
+                raise bad_request("Selector must be specified in POST payload")
+            match = mango.compile_selector(sel)
+            return lambda row: match(loads(row[4]))
+        if name == "_design":
+            return lambda row: row[1].startswith("_design/")
+        if name == "_view":
+            raise CouchError(404, "not_found", "Views are not supported by the cloudsync server")
+        raise CouchError(404, "not_found", "Filter functions are not supported by the cloudsync server")
+
+
+class Feed:
+    """Reads and frames rows for one feed connection."""
+
+    def __init__(self, db: Database, opts: FeedOptions) -> None:
+        self.db = db
+        self.opts = opts
+        self.since = opts.since
+        self.remaining = opts.limit
+
+    def next_rows(self) -> list[Row]:
+        """The next matching rows after ``self.since`` (advancing it); [] when caught up."""
+        db, accept = self.db, self.opts.accept
+        while True:
+            want = BATCH if self.remaining is None else min(BATCH, self.remaining)
+            if want == 0:
+                return []
+            raw = db.changes(self.since, BATCH)
+            if not raw:
+                return []
+            rows = raw if accept is None else [r for r in raw if accept(r)]
+            if len(rows) > want:
+                rows = rows[:want]
+                self.since = rows[-1][0]
+            else:
+                self.since = raw[-1][0]
+            if self.remaining is not None:
+                self.remaining -= len(rows)
+            if rows:
+                return rows
+
+    @property
+    def done(self) -> bool:
+        return self.remaining == 0 or self.db.closed
+
+    def encode(self, row: Row) -> bytes:
+        """One row as CouchDB's JSON."""
+        seq, doc_id, rev, deleted, body = row
+        if self.opts.style == "all_docs":
+            revs = [rev, *self.db.conflicts(doc_id), *self.db.conflicts(doc_id, deleted=True)]
+            changes = b",".join(b'{"rev":"' + r.encode() + b'"}' for r in revs)
+        else:
+            changes = b'{"rev":"' + rev.encode() + b'"}'
+        out = b'{"seq":"' + encode_seq(seq).encode() + b'","id":' + dumps(doc_id) + b',"changes":[' + changes + b"]"
+        if deleted:
+            out += b',"deleted":true'
+        if self.opts.include_docs:
+            out += b',"doc":' + body
+        return out + b"}"
+
+    def tail(self) -> bytes:
+        return b'"last_seq":"' + encode_seq(self.since).encode() + b'","pending":' + str(
+            self.db.pending(self.since)).encode()
+
+
+class _Stream:
+    """Writes chunks with a deadline and waits for commits, heartbeats, timeout or shutdown."""
+
+    def __init__(self, resp: web.StreamResponse, feed: Feed, state: Any) -> None:
+        self.resp = resp
+        self.feed = feed
+        self.state = state
+        loop = asyncio.get_running_loop()
+        self.loop = loop
+        self.idle_deadline = None if feed.opts.timeout is None else loop.time() + feed.opts.timeout
+
+    async def write(self, data: bytes) -> None:
+        async with asyncio.timeout(self.state.send_timeout):
+            await self.resp.write(data)
+
+    def sent_rows(self) -> None:
+        if self.feed.opts.timeout is not None:
+            self.idle_deadline = self.loop.time() + self.feed.opts.timeout
+
+    async def wait(self) -> str:
+        """Wait for a commit: returns ``"change"``, ``"heartbeat"``, ``"timeout"`` or ``"closing"``."""
+        heartbeat = self.feed.opts.heartbeat
+        now = self.loop.time()
+        waits = [d for d in (heartbeat, None if self.idle_deadline is None else self.idle_deadline - now)
+                 if d is not None]
+        delay = max(min(waits), 0) if waits else None
+        fut = self.feed.db.changed()
+        if delay is None or delay > 0:
+            await asyncio.wait((fut,), timeout=delay)
+        if self.state.closing or self.feed.db.closed:
+            return "closing"
+        if fut.done():
+            return "change"
+        if self.idle_deadline is not None and self.loop.time() >= self.idle_deadline:
+            return "timeout"
+        return "heartbeat"
+
+
+async def serve_changes(request: web.Request, db: Database, opts: FeedOptions, state: Any) -> web.StreamResponse:
+    """Answer a non-websocket ``_changes`` request with the requested feed."""
+    feed = Feed(db, opts)
+    eventsource = opts.feed == "eventsource"
+    resp = web.StreamResponse(headers={
+        "Content-Type": "text/event-stream" if eventsource else "application/json",
+        "Cache-Control": "no-cache",
+    })
+    resp.enable_chunked_encoding()
+    await resp.prepare(request)
+    stream = _Stream(resp, feed, state)
+    try:
+        if opts.feed in ("normal", "longpoll"):
+            await _results_feed(stream, longpoll=opts.feed == "longpoll")
+        else:
+            await _line_feed(stream, eventsource)
+    except (ConnectionError, TimeoutError):
+        # Gone, or not reading for send_timeout: drop it; it resumes from its last seq.
+        if request.transport is not None:
+            request.transport.abort()
+    return resp
+
+
+async def _results_feed(stream: _Stream, *, longpoll: bool) -> None:
+    feed = stream.feed
+    await stream.write(b'{"results":[\n')
+    if feed.opts.descending:
+        rows = feed.db.changes(feed.since, feed.opts.limit or -1, descending=True)
+        rows = [r for r in rows if feed.opts.accept is None or feed.opts.accept(r)]
+        feed.since = rows[-1][0] if rows else feed.db.update_seq
+        await stream.write(b",\n".join(map(feed.encode, rows)) + b"\n],\n" + feed.tail() + b"}\n")
+        return
+    first = True
+    while True:
+        rows = feed.next_rows()
+        if rows:
+            chunk = b",\n".join(map(feed.encode, rows))
+            await stream.write(chunk if first else b",\n" + chunk)
+            first = False
+            continue
+        if not longpoll or not first or feed.done:
+            break
+        event = await stream.wait()
+        if event == "heartbeat":
+            await stream.write(b"\n")
+        elif event != "change":
+            break
+    await stream.write(b"\n],\n" + feed.tail() + b"}\n")
+
+
+async def _line_feed(stream: _Stream, eventsource: bool) -> None:
+    feed = stream.feed
+    while True:
+        rows = feed.next_rows()
+        if rows:
+            if eventsource:
+                chunk = b"".join(
+                    b"data: " + feed.encode(r) + b"\nid: " + encode_seq(r[0]).encode() + b"\n\n" for r in rows
+                )
+            else:
+                chunk = b"\n".join(map(feed.encode, rows)) + b"\n"
+            await stream.write(chunk)
+            stream.sent_rows()
+            continue
+        if feed.done:
+            break
+        event = await stream.wait()
+        if event == "heartbeat":
+            await stream.write(b"event: heartbeat\ndata:\n\n" if eventsource else b"\n")
+        elif event == "change":
+            continue
+        else:
+            break
+    if not eventsource and not stream.state.closing:
+        await stream.write(b"{" + feed.tail() + b"}\n")
+
+
+async def serve_websocket(request: web.Request, db: Database, state: Any) -> web.WebSocketResponse:
+    """The Sync Gateway style websocket feed: one options message in, arrays of rows out."""
+    ws = web.WebSocketResponse(compress=False, max_msg_size=1 << 20)
+    await ws.prepare(request)
+    params: dict[str, Any] = dict(request.query)
+    try:
+        # The options message wins over query parameters; a client that sends none
+        # gets a feed from its query parameters after a short grace period.
+        msg = await ws.receive(timeout=state.ws_options_grace)
+        if msg.type == WSMsgType.TEXT:
+            message = loads(msg.data) if msg.data.strip() else {}
+            if not isinstance(message, dict):
+                raise bad_request("The options message must be a JSON object")
+            params.update({k: v for k, v in message.items() if v is not None})
+        elif msg.type in (WSMsgType.CLOSE, WSMsgType.CLOSING, WSMsgType.CLOSED, WSMsgType.ERROR):
+            return ws
+    except asyncio.TimeoutError:
+        pass
+    except JSONDecodeError:
+        await ws.close(code=1003, message=b"options message is not JSON")
+        return ws
+    try:
+        params["feed"] = "websocket"
+        opts = FeedOptions(db, params, implicit_filters=True)
+    except CouchError as exc:
+        await ws.close(code=1008, message=exc.reason.encode()[:120])
+        return ws
+    reader = asyncio.ensure_future(_drain_incoming(ws, db))
+    try:
+        await _ws_feed(ws, Feed(db, opts), state)
+    except (ConnectionError, TimeoutError):
+        if request.transport is not None:
+            request.transport.abort()
+    finally:
+        reader.cancel()
+    return ws
+
+
+async def _drain_incoming(ws: web.WebSocketResponse, db: Database) -> None:
+    # Reading is what notices the client's close frame; wake the feed when it does.
+    async for _ in ws:
+        pass
+    db.wake()
+
+
+async def _ws_feed(ws: web.WebSocketResponse, feed: Feed, state: Any) -> None:
+    stream = _Stream(ws, feed, state)  # type: ignore[arg-type]
+    caught_up = False
+
+    async def send(data: bytes) -> None:
+        async with asyncio.timeout(state.send_timeout):
+            await ws.send_frame(data, WSMsgType.TEXT)
+
+    while not ws.closed:
+        rows = feed.next_rows()
+        if rows:
+            for i in range(0, len(rows), WS_BATCH):
+                await send(b"[" + b",".join(map(feed.encode, rows[i:i + WS_BATCH])) + b"]")
+            stream.sent_rows()
+            continue
+        if feed.done:
+            break
+        if not caught_up:
+            caught_up = True
+            await send(b"[]")
+        event = await stream.wait()
+        if ws.closed:
+            return
+        if event == "heartbeat":
+            await send(b'""')
+        elif event != "change":
+            break
+    if not ws.closed:
+        await ws.close(code=1001 if state.closing else 1000)
