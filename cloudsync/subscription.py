@@ -458,7 +458,7 @@ class Subscription:
 
     def _resolve(self) -> None:
         """The first position: the checkpoint's, else ``since`` (``"now"`` resolved once)."""
-        since = self.checkpoint.load() if self.checkpoint is not None else None
+        since = loaded = self.checkpoint.load() if self.checkpoint is not None else None
         if since is not None:
             log.debug("resuming from checkpoint %r", since)
         elif self.since == "now":
@@ -466,6 +466,10 @@ class Subscription:
             log.debug("since=now resolved to %r", since)
         else:
             since = self.since
+        if self.checkpoint is not None and loaded is None and since is not None:
+            # Save the resolved start now: a process killed before its first change must
+            # not resolve "now" again on restart and skip what happened in between.
+            self._save(since)
         with self._cond:
             self._position = self._read_pos = self._committed = since
             self._resolved = True
