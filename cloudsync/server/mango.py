@@ -511,15 +511,24 @@ class Query:
         self.descending = bool(self.sort) and self.sort[0][1] == "desc"
         exprs = ["id"] if self.index is None else [field_expr(f) for f in self.index.columns] + ["id"]
         self.key_exprs = exprs
+        constant = set()
         for field, fconds in conds.items():
             if field == "_id" or (self.index is not None and field in self.index.columns):
-                where.extend(_pushdown(field_expr(field), fconds, args))
+                terms = _pushdown(field_expr(field), fconds, args)
+                where.extend(terms)
+                if any(t.endswith((" = ?", " IS NULL")) for t in terms):
+                    constant.add(field_expr(field))
         if self.bookmark not in (None, "", "nil"):
             where.append(self._after(self._decode_bookmark(), args))
+        # Leading columns pinned by equality are left out of ORDER BY: the order is the
+        # same, and SQLite only sees that the index provides it without them.
+        order_exprs = list(exprs)
+        while len(order_exprs) > 1 and order_exprs[0] in constant:
+            order_exprs.pop(0)
         order = " DESC" if self.descending else ""
         self.sql = (
             f"SELECT {', '.join(exprs)}, CAST(body AS BLOB) FROM docs WHERE {' AND '.join(where)} "
-            f"ORDER BY {', '.join(e + order for e in exprs)}"
+            f"ORDER BY {', '.join(e + order for e in order_exprs)}"
         )
         self.args = args
 

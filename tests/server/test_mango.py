@@ -1,0 +1,179 @@
+"""Mango: operators, indexes backed by SQLite expression indexes, bookmarks, _explain."""
+
+from __future__ import annotations
+
+import sqlite3
+
+import pytest
+
+from cloudsync.server import mango
+from cloudsync.server.storage import Database
+
+DOCS = [
+    {"_id": "a", "name": "ann", "age": 31, "tags": ["x", "y"], "addr": {"city": "Oslo"}, "ok": True},
+    {"_id": "b", "name": "bob", "age": 25, "tags": ["y"], "addr": {"city": "Rome"}, "ok": False},
+    {"_id": "c", "name": "cat", "age": 40, "tags": [], "score": None},
+    {"_id": "d", "name": "dan", "age": 12.5, "tags": ["x", "z", "y"], "items": [{"q": 1}, {"q": 5}]},
+]
+
+
+@pytest.mark.parametrize("selector, expected", [
+    ({"name": "ann"}, "a"),
+    ({"name": {"$eq": "bob"}}, "b"),
+    ({"name": {"$ne": "bob"}}, "acd"),
+    ({"age": {"$gt": 25}}, "ac"),
+    ({"age": {"$gte": 25}}, "abc"),
+    ({"age": {"$lt": 25}}, "d"),
+    ({"age": {"$lte": 25}}, "bd"),
+    ({"name": {"$in": ["ann", "dan"]}}, "ad"),
+    ({"name": {"$nin": ["ann", "dan"]}}, "bc"),
+    ({"tags": {"$in": ["z"]}}, "d"),
+    ({"score": {"$exists": True}}, "c"),
+    ({"score": {"$exists": False}}, "abd"),
+    ({"score": {"$type": "null"}}, "c"),
+    ({"age": {"$type": "number"}, "tags": {"$type": "array"}}, "abcd"),
+    ({"name": {"$regex": "^[ab]"}}, "ab"),
+    ({"$and": [{"age": {"$gt": 20}}, {"age": {"$lt": 35}}]}, "ab"),
+    ({"$or": [{"name": "ann"}, {"age": 40}]}, "ac"),
+    ({"$nor": [{"name": "ann"}, {"age": 40}]}, "bd"),
+    ({"$not": {"name": "ann"}}, "bcd"),
+    ({"name": {"$not": {"$eq": "ann"}}}, "bcd"),
+    ({"tags": {"$all": ["x", "y"]}}, "ad"),
+    ({"items": {"$elemMatch": {"q": {"$gt": 3}}}}, "d"),
+    ({"tags": {"$elemMatch": {"$eq": "z"}}}, "d"),
+    ({"tags": {"$size": 1}}, "b"),
+    ({"age": {"$mod": [5, 0]}}, "bc"),
+    ({"addr.city": "Rome"}, "b"),
+    ({"addr": {"city": "Oslo"}}, "a"),
+    ({"ok": True}, "a"),
+    ({"name": {"$gt": None}}, "abcd"),
+    ({"age": {"$gt": "a"}}, ""),  # strings collate after numbers
+])
+def test_operators(db, http, selector, expected):
+    http.post(db + "/_bulk_docs", json={"docs": DOCS})
+    r = http.post(db + "/_find", json={"selector": selector})
+    assert r.status_code == 200, r.text
+    assert "".join(sorted(d["_id"] for d in r.json()["docs"])) == expected
+
+
+@pytest.mark.parametrize("selector", [
+    {"a": {"$bogus": 1}}, {"$gt": 1}, {"a": {"$in": 1}}, {"a": {"$mod": [0, 1]}}, {"a": {"$regex": "("}},
+    {"a": {"$exists": "yes"}}, {"$and": {}}, "notadict",
+])
+def test_invalid_selectors(db, http, selector):
+    r = http.post(db + "/_find", json={"selector": selector})
+    assert r.status_code == 400 and r.json()["error"] == "bad_request"
+
+
+def test_fields_sort_limit_skip_and_warning(db, http):
+    http.post(db + "/_bulk_docs", json={"docs": DOCS})
+    r = http.post(db + "/_find", json={"selector": {}, "fields": ["_id", "addr.city"], "limit": 2, "skip": 1}).json()
+    assert r["docs"] == [{"_id": "b", "addr": {"city": "Rome"}}, {"_id": "c"}]
+    assert "No matching index" in r["warning"]
+    r = http.post(db + "/_find", json={"selector": {"age": {"$gt": 0}}, "sort": [{"age": "asc"}]})
+    assert r.status_code == 400 and r.json()["error"] == "no_usable_index"
+    ix = http.post(db + "/_index", json={"index": {"fields": ["age"]}, "name": "by-age", "ddoc": "ages"}).json()
+    assert ix == {"result": "created", "id": "_design/ages", "name": "by-age"}
+    r = http.post(db + "/_find", json={"selector": {"age": {"$gt": 0}}, "sort": [{"age": "desc"}]}).json()
+    assert [d["_id"] for d in r["docs"]] == ["c", "a", "b", "d"] and "warning" not in r
+    r = http.post(db + "/_find", json={"selector": {"_id": {"$gt": "a"}}, "sort": ["_id"]}).json()
+    assert [d["_id"] for d in r["docs"]] == ["b", "c", "d"]
+
+
+def test_index_lifecycle(db, http):
+    body = {"index": {"fields": ["type", {"n": "asc"}]}, "name": "tn"}
+    first = http.post(db + "/_index", json=body).json()
+    assert first["result"] == "created" and first["id"].startswith("_design/")
+    assert http.post(db + "/_index", json=body).json()["result"] == "exists"
+    listed = http.get(db + "/_index").json()
+    assert listed["total_rows"] == 2
+    assert listed["indexes"][0] == {"ddoc": None, "name": "_all_docs", "type": "special",
+                                    "def": {"fields": [{"_id": "asc"}]}}
+    assert listed["indexes"][1]["def"] == {"fields": [{"type": "asc"}, {"n": "asc"}]}
+    assert listed["indexes"][1]["name"] == "tn" and listed["indexes"][1]["ddoc"] == first["id"]
+    explain = http.post(db + "/_explain", json={"selector": {"type": "t", "n": {"$gt": 1}}}).json()
+    assert explain["index"]["name"] == "tn"
+    assert any("USING INDEX mango_" in line for line in explain["query_plan"])
+    ddoc = first["id"].split("/", 1)[1]
+    assert http.delete(f"{db}/_index/{ddoc}/json/tn").json() == {"ok": True}
+    assert http.delete(f"{db}/_index/_design/{ddoc}/json/tn").status_code == 404
+    assert http.get(db + "/_index").json()["total_rows"] == 1
+    explain = http.post(db + "/_explain", json={"selector": {"type": "t"}}).json()
+    assert explain["index"]["name"] == "_all_docs"
+    assert http.post(db + "/_index", json={"index": {"fields": []}}).status_code == 400
+    assert http.post(db + "/_index", json={"index": {"fields": ["a"]}, "type": "text"}).status_code == 400
+
+
+def test_partial_filter_index(db, http):
+    http.post(db + "/_bulk_docs", json={"docs": DOCS})
+    http.post(db + "/_index", json={"index": {"fields": ["age"], "partial_filter_selector": {"tags": {"$size": 0}}},
+                                    "ddoc": "p", "name": "p"})
+    r = http.post(db + "/_find", json={"selector": {"age": {"$gt": 0}}, "use_index": ["p", "p"]}).json()
+    assert [d["_id"] for d in r["docs"]] == ["c"]
+
+
+@pytest.mark.parametrize("indexed", [False, True])
+def test_bookmark_pages_return_each_doc_once(db, http, indexed):
+    docs = [{"_id": f"doc{i:05}", "group": i % 7, "v": (i * 7919) % 2003} for i in range(2100)]
+    for start in range(0, len(docs), 1000):
+        assert http.post(db + "/_bulk_docs", json={"docs": docs[start:start + 1000]}).status_code == 201
+    query: dict = {"selector": {"v": {"$gte": 0}, "group": {"$ne": 3}}, "limit": 97}
+    if indexed:
+        http.post(db + "/_index", json={"index": {"fields": ["v"]}})
+        query["sort"] = [{"v": "asc"}]
+    seen: list[str] = []
+    last_v = -1
+    while True:
+        r = http.post(db + "/_find", json=query).json()
+        if not r["docs"]:
+            break
+        seen += [d["_id"] for d in r["docs"]]
+        if indexed:
+            assert all(d["v"] >= last_v for d in r["docs"])
+            last_v = r["docs"][-1]["v"]
+        query["bookmark"] = r["bookmark"]
+    expected = sorted(d["_id"] for d in docs if d["group"] != 3)
+    assert len(seen) == len(expected) and sorted(seen) == expected
+    bad = http.post(db + "/_find", json={**query, "bookmark": "garbage!"})
+    assert bad.status_code == 400
+
+
+def test_indexed_query_uses_sqlite_index(tmp_path):
+    """At the storage layer: the SQL a Mango query runs is an index search, not a scan."""
+
+    class FakeStorage:
+        durable = False
+
+    db = Database(FakeStorage(), "x", tmp_path / "x.sqlite")  # type: ignore[arg-type]
+    ddoc = {"_id": "_design/i", "language": "query",
+            "views": {"i": mango.index_ddoc_view([("type", "asc"), ("n", "asc")], None)}}
+    db._writer.execute("BEGIN")
+    from cloudsync.server.storage import Tx
+
+    tx = Tx(db)
+    tx.put_doc(ddoc)
+    for i in range(50):
+        tx.put_doc({"_id": f"d{i}", "type": "t" if i % 2 else "u", "n": i})
+    tx.sync_indexes()
+    db._writer.execute("COMMIT")
+    query = mango.Query({"selector": {"type": "t", "n": {"$gt": 10}}, "sort": ["type", "n"]}, db.indexes())
+    assert query.index is not None and query.index.name == "i"
+    plan = [row[3] for row in db.reader.execute("EXPLAIN QUERY PLAN " + query.sql, query.args)]
+    assert any("SEARCH docs USING INDEX mango_" in line for line in plan), plan
+    assert not any(line.startswith("SCAN") for line in plan), plan
+    assert not any("TEMP B-TREE" in line for line in plan), plan  # the index also gives the order
+    result = mango.run_find(db.reader, query)
+    assert [d["n"] for d in result["docs"]] == [i for i in range(11, 50) if i % 2][:25]
+    # An unindexed query falls back to the primary key and says so.
+    other = mango.Query({"selector": {"other": 1}}, db.indexes())
+    assert other.index is None and mango.NO_INDEX_WARNING in other.warnings
+    db._reader.close()
+    db._writer.close()
+    assert isinstance(db.reader, sqlite3.Connection)
+
+
+def test_collate_orders_types_like_couchdb():
+    values = [None, False, True, -1, 2.5, "A", "a", "b", [], [1], {}, {"a": 1}]
+    for i, a in enumerate(values):
+        for j, b in enumerate(values):
+            assert mango.collate(a, b) == (i > j) - (i < j), (a, b)
