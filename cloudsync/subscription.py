@@ -108,7 +108,8 @@ class Subscription:
     - ``transport``: a registered name (``"longpoll"``, ``"continuous"``, ``"sse"``,
       ``"websocket"``) or a :class:`~cloudsync.transports.Transport` instance;
       ``transport_options`` are passed to a named transport's constructor.
-    - ``since``: ``"now"`` (default), ``None``/``0`` for everything, or a seq.
+    - ``since``: ``"now"`` (default; resolved to the database's ``update_seq`` when the
+      subscription is created), ``None``/``0`` for everything, or a seq.
     - ``include_docs``, ``selector``, ``doc_ids``, ``filter`` (``"ddoc/name"``) with
       ``query_params`` (filter parameters and other query parameters).
     - ``checkpoint``: a :class:`~cloudsync.CheckpointStore`; ``checkpoint_every`` saves
@@ -203,6 +204,9 @@ class Subscription:
         self._handed: list[Change] = []  # delivered in auto mode, acked on the next pull
         self._threads: list[threading.Thread] = []
         self._started = False
+        # Resolve the start now, not when iteration begins: "now" means when subscribe()
+        # was called, so writes made before the first next() are not skipped.
+        self._resolve()
 
     # -- public ------------------------------------------------------------------------------
     @property
