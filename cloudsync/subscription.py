@@ -26,8 +26,9 @@ import logging
 import random as _random
 import threading
 import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Any, Callable, Iterator, Mapping, Sequence
+from typing import Any
 
 from ._retry import full_jitter
 from .checkpoint import CheckpointStore
@@ -296,8 +297,6 @@ class Subscription:
                     if not self.manual_ack:
                         self.ack(change)
             except BaseException as exc:
-                if self.closed and not isinstance(exc, CloudSyncError):
-                    pass
                 if on_error is not None:
                     try:
                         on_error(exc)
@@ -616,7 +615,7 @@ class Subscription:
                 self._read_pos = self._position
                 new_epoch = self._epoch
             log.debug("reader of generation %d did not return; abandoning it", gen)
-            self._spawn(lambda: self._read(new_epoch), "cloudsync-reader")
+            self._spawn(lambda epoch=new_epoch: self._read(epoch), "cloudsync-reader")
 
     def _set_state(self, new: State) -> None:
         with self._cond:

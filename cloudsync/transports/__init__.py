@@ -8,7 +8,8 @@ configure one (``LongPollTransport(selector_in="query")``), or register your own
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from .base import ChangesRequest, Item, LastSeq, Transport
 from .continuous import ContinuousTransport

@@ -9,8 +9,9 @@ backoff, resume, dedupe, checkpoints.
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterator, Mapping, Union
+from typing import Any, Union
 
 from .. import _json
 from ..models import Change

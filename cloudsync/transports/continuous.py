@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Iterator
+from collections.abc import Iterator
 
 from ._httpfeed import FeedSession, SelectorForm, open_feed, parse_json_line, read_chunks
 from ._rows import row_item

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import socket
-from typing import Any, Iterator
+from collections.abc import Iterator
+from typing import Any
 from urllib.parse import urlencode
 
 import websocket  # websocket-client
