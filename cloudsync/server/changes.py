@@ -11,6 +11,8 @@ from its last seq when it reconnects. Writers never wait on readers.
 from __future__ import annotations
 
 import asyncio
+import socket
+import struct
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -228,9 +230,22 @@ async def serve_changes(request: web.Request, db: Database, opts: FeedOptions, s
             await _line_feed(stream, eventsource)
     except (ConnectionError, TimeoutError):
         # Gone, or not reading for send_timeout: drop it; it resumes from its last seq.
-        if request.transport is not None:
-            request.transport.abort()
+        _reset(request)
     return resp
+
+
+def _reset(request: web.Request) -> None:
+    """Abort the connection with a RST, discarding what the kernel still holds for it."""
+    transport = request.transport
+    if transport is None:
+        return
+    sock = transport.get_extra_info("socket")
+    if sock is not None:
+        try:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        except OSError:
+            pass
+    transport.abort()
 
 
 async def _results_feed(stream: _Stream, *, longpoll: bool) -> None:
@@ -318,8 +333,7 @@ async def serve_websocket(request: web.Request, db: Database, state: Any) -> web
     try:
         await _ws_feed(ws, Feed(db, opts), state)
     except (ConnectionError, TimeoutError):
-        if request.transport is not None:
-            request.transport.abort()
+        _reset(request)
     finally:
         reader.cancel()
     return ws
