@@ -10,10 +10,10 @@ Resume rules (seqs are opaque and never compared):
   store's saved seq wins over ``since``.
 - After a clean end (long poll answered, ``last_seq``, normal close) the next connection
   starts at once from the last seq *queued*: everything queued is still delivered, in order.
-- After a failure the queue's undelivered items are discarded (their generation is
-  retired) and the next connection starts, after a backoff, from the seq of the last
-  change *delivered*. Late items from an abandoned connection carry a retired
-  generation and are dropped.
+- After a failure the next connection starts, after a backoff, from the seq of the last
+  change *delivered*; what is still queued is delivered and its replay deduplicated.
+  Items from a connection the watchdog abandoned carry a retired generation and are
+  dropped, however late they arrive.
 - A checkpoint store is saved only with seqs the application has acknowledged (after
   the loop body, the callback, the batch; or ``sub.ack(change)`` with ``manual_ack``).
 """
@@ -535,8 +535,10 @@ class Subscription:
                     self._cond.notify_all()
                 return
             with self._cond:
-                # Resume from what the application has, not from what was read.
-                self._min_gen = gen + 1
+                # Resume from what the application has, not from what was read. What the
+                # broken connection queued is still delivered (it is complete and in
+                # order, so a feed that always breaks soon still makes progress); the
+                # replay of it is dropped by the (id, rev) window.
                 self._read_pos = self._position
             delay = self.reconnect.delay(failures)
             hint = getattr(self.transport, "retry", None)
