@@ -68,7 +68,7 @@ class _State:
         self.storage = storage
         self.auth = auth
         self.closing = False
-        self.send_timeout = config.send_timeout
+        self.watchdog = changes.SendWatchdog(config.send_timeout)
         self.ws_options_grace = config.ws_options_grace
 
 
@@ -629,6 +629,9 @@ def make_app(config: ServerConfig, storage: Storage | None = None) -> web.Applic
         response.headers["X-Couch-Request-ID"] = os.urandom(5).hex()
         response.headers["Server"] = f"cloudsync/{__version__} (CouchDB {COUCHDB_VERSION} API)"
 
+    async def on_startup(app: web.Application) -> None:
+        state.watchdog.start()
+
     async def on_shutdown(app: web.Application) -> None:
         # End open feeds promptly: they see `closing` as soon as they are woken.
         state.closing = True
@@ -638,11 +641,13 @@ def make_app(config: ServerConfig, storage: Storage | None = None) -> web.Applic
                 db.wake()
 
     async def on_cleanup(app: web.Application) -> None:
+        state.watchdog.stop()
         storage.close()
 
     app = web.Application(middlewares=[couch_middleware], client_max_size=config.max_body)
     app["state"] = state
     app.on_response_prepare.append(add_headers)
+    app.on_startup.append(on_startup)
     app.on_shutdown.append(on_shutdown)
     app.on_cleanup.append(on_cleanup)
     app.router.add_route("*", "/{tail:.*}", handlers.dispatch)

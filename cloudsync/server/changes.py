@@ -11,9 +11,10 @@ from its last seq when it reconnects. Writers never wait on readers.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import socket
 import struct
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 from aiohttp import WSMsgType, web
@@ -23,7 +24,7 @@ from . import mango
 from .errors import CouchError, bad_request
 from .storage import Database, Row, decode_seq, encode_seq
 
-__all__ = ["FeedOptions", "serve_changes", "serve_websocket"]
+__all__ = ["FeedOptions", "SendWatchdog", "serve_changes", "serve_websocket"]
 
 FEEDS = ("normal", "longpoll", "continuous", "eventsource", "websocket")
 DEFAULT_TIMEOUT_MS = 60_000
@@ -174,10 +175,52 @@ class Feed:
             self.db.pending(self.since)).encode()
 
 
+class SendWatchdog:
+    """Resets feed connections whose pending write has not completed for ``timeout`` seconds.
+
+    One periodic check for all feeds, rather than a timer around every write: with
+    a thousand subscribers, per-write timers cost more than the writes.
+    """
+
+    def __init__(self, timeout: float) -> None:
+        self.timeout = timeout
+        self._writing: dict[int, tuple[float, web.Request]] = {}
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        self._task = asyncio.get_running_loop().create_task(self._run())
+
+    def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+
+    async def _run(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            await asyncio.sleep(min(1.0, self.timeout / 4))
+            limit = loop.time() - self.timeout
+            for key, (started, request) in list(self._writing.items()):
+                if started < limit:
+                    del self._writing[key]
+                    _reset(request)
+
+    async def send(self, request: web.Request, write: Awaitable[None]) -> None:
+        """Await ``write`` (a feed's write of one chunk) under the watchdog."""
+        key = id(write)
+        self._writing[key] = (asyncio.get_running_loop().time(), request)
+        try:
+            await write
+        finally:
+            self._writing.pop(key, None)
+        if request.transport is None or request.transport.is_closing():
+            raise ConnectionResetError("feed connection closed")
+
+
 class _Stream:
     """Writes chunks with a deadline and waits for commits, heartbeats, timeout or shutdown."""
 
-    def __init__(self, resp: web.StreamResponse, feed: Feed, state: Any) -> None:
+    def __init__(self, request: web.Request, resp: web.StreamResponse, feed: Feed, state: Any) -> None:
+        self.request = request
         self.resp = resp
         self.feed = feed
         self.state = state
@@ -186,8 +229,7 @@ class _Stream:
         self.idle_deadline = None if feed.opts.timeout is None else loop.time() + feed.opts.timeout
 
     async def write(self, data: bytes) -> None:
-        async with asyncio.timeout(self.state.send_timeout):
-            await self.resp.write(data)
+        await self.state.watchdog.send(self.request, self.resp.write(data))
 
     def sent_rows(self) -> None:
         if self.feed.opts.timeout is not None:
@@ -222,7 +264,7 @@ async def serve_changes(request: web.Request, db: Database, opts: FeedOptions, s
     })
     resp.enable_chunked_encoding()
     await resp.prepare(request)
-    stream = _Stream(resp, feed, state)
+    stream = _Stream(request, resp, feed, state)
     try:
         if opts.feed in ("normal", "longpoll"):
             await _results_feed(stream, longpoll=opts.feed == "longpoll")
@@ -241,10 +283,8 @@ def _reset(request: web.Request) -> None:
         return
     sock = transport.get_extra_info("socket")
     if sock is not None:
-        try:
+        with contextlib.suppress(OSError):
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-        except OSError:
-            pass
     transport.abort()
 
 
@@ -331,7 +371,7 @@ async def serve_websocket(request: web.Request, db: Database, state: Any) -> web
         return ws
     reader = asyncio.ensure_future(_drain_incoming(ws, db))
     try:
-        await _ws_feed(ws, Feed(db, opts), state)
+        await _ws_feed(request, ws, Feed(db, opts), state)
     except (ConnectionError, TimeoutError):
         _reset(request)
     finally:
@@ -346,13 +386,12 @@ async def _drain_incoming(ws: web.WebSocketResponse, db: Database) -> None:
     db.wake()
 
 
-async def _ws_feed(ws: web.WebSocketResponse, feed: Feed, state: Any) -> None:
-    stream = _Stream(ws, feed, state)  # type: ignore[arg-type]
+async def _ws_feed(request: web.Request, ws: web.WebSocketResponse, feed: Feed, state: Any) -> None:
+    stream = _Stream(request, ws, feed, state)
     caught_up = False
 
     async def send(data: bytes) -> None:
-        async with asyncio.timeout(state.send_timeout):
-            await ws.send_frame(data, WSMsgType.TEXT)
+        await state.watchdog.send(request, ws.send_frame(data, WSMsgType.TEXT))
 
     while not ws.closed:
         rows = feed.next_rows()

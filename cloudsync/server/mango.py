@@ -61,13 +61,13 @@ def collate(a: Any, b: Any) -> int:
     if ra in (3, 4):
         return (a > b) - (a < b)
     if ra == 5:
-        for x, y in zip(a, b):
+        for x, y in zip(a, b, strict=False):
             c = collate(x, y)
             if c:
                 return c
         return (len(a) > len(b)) - (len(a) < len(b))
     if ra == 6:
-        for (ka, va), (kb, vb) in zip(a.items(), b.items()):
+        for (ka, va), (kb, vb) in zip(a.items(), b.items(), strict=False):
             c = collate(ka, kb) or collate(va, vb)
             if c:
                 return c

@@ -396,7 +396,7 @@ class Database:
                             fut.set_exception(CouchError(500, "internal_server_error", f"write failed: {exc}"))
                     continue
                 self._apply(tx)
-                for (_, fut), (ok, value) in zip(batch, outcomes):
+                for (_, fut), (ok, value) in zip(batch, outcomes, strict=True):
                     if fut.done():
                         continue
                     if ok:

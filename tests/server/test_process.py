@@ -156,7 +156,7 @@ def test_stalled_reader_is_dropped_and_writers_keep_going():
                      b"Host: x\r\n\r\n")
         big = "x" * 20_000
         worst = 0.0
-        for start in range(0, 800, 50):
+        for _ in range(0, 800, 50):
             t = time.monotonic()
             r = http.post(server.url + "/slow/_bulk_docs", json={"docs": [{"big": big} for _ in range(50)]})
             worst = max(worst, time.monotonic() - t)
