@@ -551,6 +551,8 @@ class Database:
 
     def changes(self, since: int, limit: int, *, descending: bool = False) -> list[Row]:
         """Up to ``limit`` changes after ``since``, one per document at its latest seq."""
+        if self.closed:
+            return []
         if not descending and since >= self._ring_base:
             seqs = self._ring_seqs
             i = bisect.bisect_right(seqs, since)
@@ -571,7 +573,7 @@ class Database:
 
     def pending(self, after: int) -> int:
         """Changes after ``after`` (CouchDB's ``pending``)."""
-        if after >= self.update_seq:
+        if after >= self.update_seq or self.closed:
             return 0
         return self._reader.execute("SELECT count(*) FROM docs WHERE seq > ?", (after,)).fetchone()[0]
 
