@@ -4,6 +4,7 @@ import logging
 
 from ._retry import RetryPolicy
 from .auth import Auth, BasicAuth, BearerTokenAuth, CookieAuth
+from .checkpoint import CheckpointStore, FileCheckpoint, LocalDocCheckpoint, MemoryCheckpoint
 from .client import Client
 from .database import Database
 from .errors import (
@@ -24,6 +25,18 @@ from .errors import (
     Unauthorized,
 )
 from .models import BulkResult, Change
+from .subscription import ReconnectPolicy, State, Subscription, SubscriptionStats
+from .transports import (
+    ChangesRequest,
+    ContinuousTransport,
+    LastSeq,
+    LongPollTransport,
+    MockTransport,
+    SSETransport,
+    Transport,
+    WebSocketTransport,
+    register_transport,
+)
 
 __version__ = "0.1.0.dev0"
 
@@ -34,24 +47,41 @@ __all__ = [
     "BearerTokenAuth",
     "BulkResult",
     "Change",
+    "ChangesRequest",
+    "CheckpointStore",
     "Client",
     "CloudSyncError",
     "Conflict",
+    "ContinuousTransport",
     "CookieAuth",
     "Database",
+    "FileCheckpoint",
     "Forbidden",
     "HTTPError",
     "InvalidResponse",
+    "LastSeq",
+    "LocalDocCheckpoint",
+    "LongPollTransport",
+    "MemoryCheckpoint",
+    "MockTransport",
     "NetworkError",
     "NotFound",
     "PreconditionFailed",
     "RateLimited",
+    "ReconnectPolicy",
     "RequestTimeout",
     "RetryPolicy",
+    "SSETransport",
     "ServerError",
+    "State",
     "StreamError",
+    "Subscription",
+    "SubscriptionStats",
+    "Transport",
     "TransportError",
     "Unauthorized",
+    "WebSocketTransport",
+    "register_transport",
 ]
 
 logging.getLogger("cloudsync").addHandler(logging.NullHandler())

@@ -33,6 +33,26 @@ def embedded_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         yield server.url
 
 
+@pytest.fixture
+def restartable(tmp_path):
+    """An embedded server of this test's own, which may be restarted (same port and data
+    dir) or killed."""
+    testing = pytest.importorskip("cloudsync.server.testing")
+    with testing.serve(data_dir=tmp_path / "data") as server:
+        yield server
+
+
+ADMIN = ("admin", "s3cret-pw")
+
+
+@pytest.fixture(scope="session")
+def secured_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """URL of an embedded server that requires the ADMIN credentials."""
+    testing = pytest.importorskip("cloudsync.server.testing")
+    with testing.serve(data_dir=tmp_path_factory.mktemp("secured"), admin=ADMIN) as server:
+        yield server.url
+
+
 @pytest.fixture(params=SERVERS)
 def server_url(request: pytest.FixtureRequest) -> str:
     """Each integration test runs against every server in SERVERS."""

@@ -83,15 +83,6 @@ def test_selector_filter(db, transport) -> None:
     assert [c.id for c in got] == ["a", "c"] and got[0].doc["type"] == "order"
 
 
-@pytest.fixture
-def restartable(tmp_path: Path):
-    """An embedded server we may restart (same port and data dir).
-    TODO(lead): move to tests/conftest.py as the function-scoped restartable fixture."""
-    testing = pytest.importorskip("cloudsync.server.testing")
-    with testing.serve(data_dir=tmp_path / "data") as server:
-        yield server
-
-
 @pytest.mark.slow
 @pytest.mark.parametrize("transport", ["longpoll", "continuous", "sse", "websocket"])
 def test_server_restart_mid_stream(restartable, transport) -> None:
