@@ -289,29 +289,34 @@ class HTTP:
                 return response.headers
             return parse_json(response, what)
 
-        if policy.attempts == 1:
+        # The first try runs outside tenacity: most calls succeed, and they should not
+        # pay for the retry machinery.
+        started = time.monotonic()
+        try:
             return attempt()
+        except CloudSyncError as exc:
+            if policy.attempts == 1 or not policy.should_retry(exc, idempotent):
+                raise
+            first = exc
 
         def failure(state: tenacity.RetryCallState) -> BaseException:
             assert state.outcome is not None and state.outcome.failed
             return state.outcome.exception()  # type: ignore[return-value]
 
-        def wait(state: tenacity.RetryCallState) -> float:
-            return policy.delay(failure(state), state.attempt_number - 1)
-
         def before_sleep(state: tenacity.RetryCallState) -> None:
-            log.debug(
-                "%s: retry %d in %.2fs after %s",
-                what,
-                state.attempt_number,
-                state.next_action.sleep if state.next_action else 0.0,
-                failure(state),
-            )
+            log.debug("%s: retry %d in %.2fs after %s", what, state.attempt_number + 1,
+                      state.upcoming_sleep, failure(state))
 
+        delay = policy.delay(first, 0)
+        if time.monotonic() - started + delay >= policy.max_time:
+            raise first
+        log.debug("%s: retry 1 in %.2fs after %s", what, delay, first)
+        policy.sleep(delay)
         retrying = tenacity.Retrying(
-            stop=tenacity.stop_after_attempt(policy.attempts)
-            | tenacity.stop_before_delay(policy.max_time),
-            wait=wait,
+            # attempt_number counts the tries inside tenacity; the first try came before.
+            stop=tenacity.stop_after_attempt(policy.attempts - 1)
+            | tenacity.stop_before_delay(policy.max_time - (time.monotonic() - started)),
+            wait=lambda state: policy.delay(failure(state), state.attempt_number),
             retry=tenacity.retry_if_exception(lambda e: policy.should_retry(e, idempotent)),
             sleep=policy.sleep,
             before_sleep=before_sleep,

@@ -198,3 +198,23 @@ def test_retry_policy_rejects_zero_attempts():
     """A policy that would never send anything is refused."""
     with pytest.raises(ValueError):
         cloudsync.RetryPolicy(attempts=0)
+
+
+@responses.activate
+def test_no_retry_starts_after_max_time(sleep):
+    """With the time budget spent, the first failure is raised without waiting."""
+    client = cloudsync.Client(URL, retry=cloudsync.RetryPolicy(max_time=0.0, sleep=sleep))
+    responses.get(f"{URL}/db", status=503, json={"error": "unavailable"})
+    with pytest.raises(cloudsync.ServerError):
+        client.database("db").info()
+    assert len(responses.calls) == 1 and sleep.calls == []
+
+
+@responses.activate
+def test_success_after_retries_is_returned(client, sleep):
+    """Two 503s then a 200: the 200's body is returned after two waits."""
+    responses.get(f"{URL}/db", status=503, json={})
+    responses.get(f"{URL}/db", status=503, json={})
+    responses.get(f"{URL}/db", json={"db_name": "db"})
+    assert client.database("db").info() == {"db_name": "db"}
+    assert sleep.calls == [0.5, 1.0]

@@ -1,0 +1,1 @@
+"""cloudsync benchmarks: run with `bash scripts/bench` (see docs/benchmarks.md)."""

@@ -1,0 +1,99 @@
+"""What every benchmark shares: servers, timing rounds, and the ratio table."""
+
+from __future__ import annotations
+
+import contextlib
+import statistics
+import sys
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+
+@contextlib.contextmanager
+def pouchdb() -> Iterator[str]:
+    """A fresh in-memory pouchdb-server 4.2.0; yields its URL."""
+    from tests._servers.pouchdb import PouchDBServer
+
+    server = PouchDBServer()
+    try:
+        yield server.url
+    finally:
+        server.stop()
+
+
+@contextlib.contextmanager
+def embedded(tmp: Path | None = None) -> Iterator[str]:
+    """cloudsync's embedded server on a temporary data dir; yields its URL."""
+    import tempfile
+
+    from cloudsync.server.testing import serve
+
+    with tempfile.TemporaryDirectory(prefix="cloudsync-bench-") as data, serve(data_dir=data) as server:
+        yield server.url
+
+
+SERVERS: dict[str, Callable[[], contextlib.AbstractContextManager[str]]] = {
+    "embedded": embedded,
+    "pouchdb": pouchdb,
+}
+
+
+def best_rate(run: Callable[[], int], rounds: int) -> float:
+    """Items per second of the fastest of ``rounds`` runs; ``run()`` returns items done."""
+    rates = []
+    for _ in range(rounds):
+        started = time.perf_counter()
+        items = run()
+        rates.append(items / (time.perf_counter() - started))
+    return max(rates)
+
+
+def interleaved(runs: dict[str, Callable[[], int]], rounds: int) -> dict[str, float]:
+    """Best items/s per contender, running the contenders in turn each round so that
+    drift in machine load affects them alike."""
+    rates: dict[str, list[float]] = {name: [] for name in runs}
+    for _ in range(rounds):
+        for name, run in runs.items():
+            started = time.perf_counter()
+            items = run()
+            rates[name].append(items / (time.perf_counter() - started))
+    return {name: max(values) for name, values in rates.items()}
+
+
+def percentile(values: list[float], p: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(p / 100 * (len(ordered) - 1)))]
+
+
+def median(values: list[float]) -> float:
+    return statistics.median(values)
+
+
+@dataclass
+class Row:
+    server: str
+    measure: str
+    contender: str
+    value: float
+    unit: str
+    ratio: float | None = None  # value / baseline value, or baseline / value for "lower is better"
+    baseline: str = ""
+    target: str = ""
+    met: bool | None = None
+
+
+def print_table(title: str, rows: list[Row]) -> None:
+    print(f"\n## {title}\n")
+    print("| server | measure | contender | value | ratio | vs | target | met |")
+    print("|---|---|---|---:|---:|---|---|---|")
+    for r in rows:
+        ratio = f"{r.ratio:.2f}x" if r.ratio is not None else ""
+        met = "" if r.met is None else ("yes" if r.met else "NO")
+        print(f"| {r.server} | {r.measure} | {r.contender} | {r.value:,.1f} {r.unit} | {ratio} | {r.baseline} | {r.target} | {met} |")
+    sys.stdout.flush()
