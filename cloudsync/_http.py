@@ -216,7 +216,6 @@ class HTTP:
         body: bytes | None,
         headers: dict[str, str],
         timeout: Any,
-        stream: bool,
         use_auth: bool = True,
     ) -> requests.Response:
         """One exchange (plus one resend after a 401 when auth renews). Raises cloudsync errors."""
@@ -235,7 +234,6 @@ class HTTP:
                     data=body,
                     headers=send_headers,
                     timeout=timeout if timeout is not None else self.timeout,
-                    stream=stream,
                     allow_redirects=False,
                 )
             except Exception as exc:
@@ -283,7 +281,7 @@ class HTTP:
 
         def attempt() -> Any:
             response = self._send_once(
-                method, path, params=params, body=body, headers=merged, timeout=timeout, stream=False
+                method, path, params=params, body=body, headers=merged, timeout=timeout
             )
             if method == "HEAD":
                 return response.headers
@@ -324,30 +322,11 @@ class HTTP:
         )
         return retrying(attempt)
 
-    def open_stream(
-        self,
-        method: str,
-        path: str,
-        *,
-        params: Mapping[str, Any] | None = None,
-        json: Any = None,
-        headers: Mapping[str, str] | None = None,
-        timeout: Any = None,
-    ) -> requests.Response:
-        """Open a streamed response (a change feed). No retries: the caller owns resume.
-
-        Error statuses raise their typed errors; the returned response is 2xx and unread.
-        """
-        body, merged = self._prepare(json, None, headers)
-        return self._send_once(
-            method, path, params=params, body=body, headers=merged, timeout=timeout, stream=True
-        )
-
     def login_request(self, method: str, path: str, *, json: Any) -> requests.Response:
         """A request without auth headers or retries (used by auth objects to log in)."""
         body, merged = self._prepare(json, None, None)
         return self._send_once(
-            method, path, params=None, body=body, headers=merged, timeout=None, stream=False, use_auth=False
+            method, path, params=None, body=body, headers=merged, timeout=None, use_auth=False
         )
 
 
