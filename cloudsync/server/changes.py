@@ -1,11 +1,13 @@
 """``_changes``: option parsing and the five feeds (normal, longpoll, continuous, eventsource, websocket).
 
 Every feed is a pull loop over :meth:`Database.changes`: read a batch after ``since``,
-frame it, write it as one chunk, and when caught up wait on the database's commit future
-(push: a commit wakes every waiting feed at once; nothing polls). A feed only ever holds
-the batch it is writing, so a slow reader costs memory bounded by the socket buffers;
-a reader that accepts nothing for ``send_timeout`` seconds is disconnected and resumes
-from its last seq when it reconnects. Writers never wait on readers.
+frame it, write it as one chunk, and when caught up wait for the next commit (nothing
+polls). A waiting streamed feed is *pushed to*: the commit's rows are framed once for all
+feeds with the same options and written straight to each connection, without waking the
+feeds' tasks (see :class:`_Stream`). A feed only ever holds the batch it is writing, so a
+slow reader costs memory bounded by the socket buffers; a reader that accepts nothing for
+``send_timeout`` seconds is disconnected and resumes from its last seq when it reconnects.
+Writers never wait on readers: a commit answers its writers before it notifies feeds.
 """
 
 from __future__ import annotations
@@ -33,6 +35,9 @@ MIN_HEARTBEAT_MS = 10
 BATCH = 2_000
 #: Rows per websocket message while catching up.
 WS_BATCH = 500
+#: Commits are pushed to a waiting feed while its connection holds at most this many
+#: bytes not yet taken by the client (see _Stream).
+PUSH_HIGH_WATER = 64 * 1024
 
 
 def _bool(value: Any, name: str) -> bool:
@@ -155,20 +160,37 @@ class Feed:
     def done(self) -> bool:
         return self.remaining == 0 or self.db.closed
 
-    def encode(self, row: Row) -> bytes:
-        """One row as CouchDB's JSON."""
+    def encode(self, row: Row, seq_str: bytes | None = None) -> bytes:
+        """One row as CouchDB's JSON (``seq_str``: its encoded seq, if already known)."""
         seq, doc_id, rev, deleted, body = row
         if self.opts.style == "all_docs":
             revs = [rev, *self.db.conflicts(doc_id), *self.db.conflicts(doc_id, deleted=True)]
             changes = b",".join(b'{"rev":"' + r.encode() + b'"}' for r in revs)
         else:
             changes = b'{"rev":"' + rev.encode() + b'"}'
-        out = b'{"seq":"' + encode_seq(seq).encode() + b'","id":' + dumps(doc_id) + b',"changes":[' + changes + b"]"
+        if seq_str is None:
+            seq_str = encode_seq(seq).encode()
+        out = b'{"seq":"' + seq_str + b'","id":' + dumps(doc_id) + b',"changes":[' + changes + b"]"
         if deleted:
             out += b',"deleted":true'
         if self.opts.include_docs:
             out += b',"doc":' + body
         return out + b"}"
+
+    def messages(self, rows: list[Row]) -> list[bytes]:
+        """``rows`` framed for a streamed feed: one eventsource or continuous chunk, or
+        websocket messages of up to ``WS_BATCH`` rows each."""
+        fmt = self.opts.feed
+        if fmt == "websocket":
+            return [b"[" + b",".join(map(self.encode, rows[i:i + WS_BATCH])) + b"]"
+                    for i in range(0, len(rows), WS_BATCH)]
+        if fmt == "eventsource":
+            out = []
+            for row in rows:
+                seq = encode_seq(row[0]).encode()
+                out.append(b"data: " + self.encode(row, seq) + b"\nid: " + seq + b"\n\n")
+            return [b"".join(out)]
+        return [b"\n".join(map(self.encode, rows)) + b"\n"]
 
     def tail(self) -> bytes:
         return b'"last_seq":"' + encode_seq(self.since).encode() + b'","pending":' + str(
@@ -216,8 +238,40 @@ class SendWatchdog:
             raise ConnectionResetError("feed connection closed")
 
 
+def _http_chunk(data: bytes) -> bytes:
+    """``data`` as one HTTP/1.1 chunk, as aiohttp frames each write of a chunked response."""
+    return b"%x\r\n" % len(data) + data + b"\r\n"
+
+
+def _ws_text(data: bytes) -> bytes:
+    """``data`` as one unfragmented, unmasked WebSocket text frame (server to client)."""
+    n = len(data)
+    if n < 126:
+        return bytes((0x81, n)) + data
+    if n < 1 << 16:
+        return b"\x81\x7e" + n.to_bytes(2, "big") + data
+    return b"\x81\x7f" + n.to_bytes(8, "big") + data
+
+
+def _resolve(fut: asyncio.Future[None]) -> None:
+    if not fut.done():
+        fut.set_result(None)
+
+
 class _Stream:
-    """Writes chunks with a deadline and waits for commits, heartbeats, timeout or shutdown."""
+    """One feed connection: writes chunks, and waits for commits, heartbeats, timeout or shutdown.
+
+    While it waits, the stream listens to its database (:meth:`Database.listen`): after a
+    commit, :meth:`notify` writes the new rows straight to the connection's transport,
+    framed as the feed's own task would frame them, and the task sleeps on. Feeds with the
+    same format and options share one encoded chunk per commit. So a commit costs each
+    caught-up subscriber one ``transport.write`` (no task wake-up, no per-feed encoding),
+    which is what makes fan-out to a thousand subscribers cheap. The task is woken instead
+    (and the pull path, with its send watchdog, takes over) when the client has not taken
+    the bytes already sent (more than ``PUSH_HIGH_WATER`` unsent), when the commit is
+    larger than one batch, for longpoll (it answers and ends), and with ``limit`` or
+    ``style=all_docs``.
+    """
 
     def __init__(self, request: web.Request, resp: web.StreamResponse, feed: Feed, state: Any) -> None:
         self.request = request
@@ -226,32 +280,112 @@ class _Stream:
         self.state = state
         loop = asyncio.get_running_loop()
         self.loop = loop
-        self.idle_deadline = None if feed.opts.timeout is None else loop.time() + feed.opts.timeout
+        opts = feed.opts
+        self.idle_deadline = None if opts.timeout is None else loop.time() + opts.timeout
+        self.last_sent = loop.time()
+        self.websocket = isinstance(resp, web.WebSocketResponse)
+        self.interrupted = False
+        self._wakeup: asyncio.Future[None] | None = None
+        framing = {"eventsource": _http_chunk, "continuous": _http_chunk, "websocket": _ws_text}
+        self._frame = framing.get(opts.feed) if opts.limit is None and opts.style == "main_only" else None
+        # Feeds whose chunk depends only on these share it within one notification round.
+        self._share = (opts.feed, opts.include_docs) if opts.accept is None else None
 
     async def write(self, data: bytes) -> None:
-        await self.state.watchdog.send(self.request, self.resp.write(data))
+        if self.websocket:
+            assert isinstance(self.resp, web.WebSocketResponse)
+            write = self.resp.send_frame(data, WSMsgType.TEXT)
+        else:
+            write = self.resp.write(data)
+        await self.state.watchdog.send(self.request, write)
+        self.last_sent = self.loop.time()
 
     def sent_rows(self) -> None:
         if self.feed.opts.timeout is not None:
             self.idle_deadline = self.loop.time() + self.feed.opts.timeout
 
     async def wait(self) -> str:
-        """Wait for a commit: returns ``"change"``, ``"heartbeat"``, ``"timeout"`` or ``"closing"``."""
-        heartbeat = self.feed.opts.heartbeat
-        now = self.loop.time()
-        waits = [d for d in (heartbeat, None if self.idle_deadline is None else self.idle_deadline - now)
-                 if d is not None]
-        delay = max(min(waits), 0) if waits else None
-        fut = self.feed.db.changed()
-        if delay is None or delay > 0:
-            await asyncio.wait((fut,), timeout=delay)
-        if self.state.closing or self.feed.db.closed:
-            return "closing"
-        if fut.done():
-            return "change"
-        if self.idle_deadline is not None and self.loop.time() >= self.idle_deadline:
-            return "timeout"
-        return "heartbeat"
+        """Wait for a commit: returns ``"change"``, ``"heartbeat"``, ``"timeout"`` or ``"closing"``.
+
+        A heartbeat is due ``heartbeat`` seconds after the last write (pushed or not)."""
+        feed, db, loop = self.feed, self.feed.db, self.loop
+        heartbeat = feed.opts.heartbeat
+        while True:
+            if self.state.closing or db.closed or self.interrupted:
+                return "closing"
+            if feed.since < db.update_seq:
+                return "change"
+            now = loop.time()
+            due = None if heartbeat is None else self.last_sent + heartbeat
+            idle = self.idle_deadline
+            if idle is not None and (due is None or idle < due):
+                due = idle
+            if due is not None and due <= now:
+                return "timeout" if idle is not None and now >= idle else "heartbeat"
+            fut = self._wakeup = loop.create_future()
+            timer = None if due is None else loop.call_at(due, _resolve, fut)
+            db.listen(self)
+            try:
+                await fut
+            finally:
+                self._wakeup = None
+                db.unlisten(self)
+                if timer is not None:
+                    timer.cancel()
+
+    def wake(self) -> None:
+        """Wake the waiting task (it then looks at the database and the connection again)."""
+        if self._wakeup is not None:
+            _resolve(self._wakeup)
+
+    def interrupt(self) -> None:
+        """End the feed: the client went away."""
+        self.interrupted = True
+        self.wake()
+
+    def notify(self, shared: dict[Any, Any]) -> bool:
+        """After a commit, while waiting: push the new rows and keep listening (true), or
+        wake the task to deal with them (false). See the class docstring."""
+        fut = self._wakeup
+        if fut is None or fut.done():
+            return False
+        feed = self.feed
+        since = feed.since
+        if since >= feed.db.update_seq:
+            return True
+        frame = self._frame
+        transport = self.request.transport
+        if (frame is None or transport is None or transport.is_closing()
+                or transport.get_write_buffer_size() > PUSH_HIGH_WATER
+                or (self.websocket and self.resp.closed)):  # type: ignore[attr-defined]
+            fut.set_result(None)
+            return False
+        try:
+            key = None if self._share is None else (since, self._share)
+            hit = shared.get(key) if key is not None else None
+            if hit is None:
+                rows = shared.get(since)
+                if rows is None:
+                    rows = shared[since] = feed.db.changes(since, BATCH)
+                if not rows or len(rows) >= BATCH:
+                    fut.set_result(None)
+                    return False
+                last = rows[-1][0]
+                accept = feed.opts.accept
+                if accept is not None:
+                    rows = [r for r in rows if accept(r)]
+                hit = (b"".join(map(frame, feed.messages(rows))) if rows else b"", last)
+                if key is not None:
+                    shared[key] = hit
+        except Exception:  # e.g. a selector failing on a document: the task raises it properly
+            fut.set_result(None)
+            return False
+        wire, feed.since = hit
+        if wire:
+            transport.write(wire)
+            self.last_sent = self.loop.time()
+            self.sent_rows()
+        return True
 
 
 async def serve_changes(request: web.Request, db: Database, opts: FeedOptions, state: Any) -> web.StreamResponse:
@@ -320,13 +454,8 @@ async def _line_feed(stream: _Stream, eventsource: bool) -> None:
     while True:
         rows = feed.next_rows()
         if rows:
-            if eventsource:
-                chunk = b"".join(
-                    b"data: " + feed.encode(r) + b"\nid: " + encode_seq(r[0]).encode() + b"\n\n" for r in rows
-                )
-            else:
-                chunk = b"\n".join(map(feed.encode, rows)) + b"\n"
-            await stream.write(chunk)
+            for message in feed.messages(rows):
+                await stream.write(message)
             stream.sent_rows()
             continue
         if feed.done:
@@ -369,9 +498,10 @@ async def serve_websocket(request: web.Request, db: Database, state: Any) -> web
     except CouchError as exc:
         await ws.close(code=1008, message=exc.reason.encode()[:120])
         return ws
-    reader = asyncio.ensure_future(_drain_incoming(ws, db))
+    stream = _Stream(request, ws, Feed(db, opts), state)
+    reader = asyncio.ensure_future(_drain_incoming(ws, stream))
     try:
-        await _ws_feed(request, ws, Feed(db, opts), state)
+        await _ws_feed(ws, stream)
     except (ConnectionError, TimeoutError):
         _reset(request)
     finally:
@@ -379,37 +509,33 @@ async def serve_websocket(request: web.Request, db: Database, state: Any) -> web
     return ws
 
 
-async def _drain_incoming(ws: web.WebSocketResponse, db: Database) -> None:
-    # Reading is what notices the client's close frame; wake the feed when it does.
+async def _drain_incoming(ws: web.WebSocketResponse, stream: _Stream) -> None:
+    # Reading is what notices the client's close frame; end the feed when it does.
     async for _ in ws:
         pass
-    db.wake()
+    stream.interrupt()
 
 
-async def _ws_feed(request: web.Request, ws: web.WebSocketResponse, feed: Feed, state: Any) -> None:
-    stream = _Stream(request, ws, feed, state)
+async def _ws_feed(ws: web.WebSocketResponse, stream: _Stream) -> None:
+    feed, state = stream.feed, stream.state
     caught_up = False
-
-    async def send(data: bytes) -> None:
-        await state.watchdog.send(request, ws.send_frame(data, WSMsgType.TEXT))
-
     while not ws.closed:
         rows = feed.next_rows()
         if rows:
-            for i in range(0, len(rows), WS_BATCH):
-                await send(b"[" + b",".join(map(feed.encode, rows[i:i + WS_BATCH])) + b"]")
+            for message in feed.messages(rows):
+                await stream.write(message)
             stream.sent_rows()
             continue
         if feed.done:
             break
         if not caught_up:
             caught_up = True
-            await send(b"[]")
+            await stream.write(b"[]")
         event = await stream.wait()
         if ws.closed:
             return
         if event == "heartbeat":
-            await send(b'""')
+            await stream.write(b'""')
         elif event != "change":
             break
     if not ws.closed:

@@ -32,14 +32,14 @@ import uuid
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 from urllib.parse import quote, unquote
 
 from .._json import dumps, loads
 from . import mango
 from .errors import CouchError, bad_request
 
-__all__ = ["Database", "Storage", "Row", "decode_seq", "encode_seq", "valid_db_name"]
+__all__ = ["Database", "Listener", "Storage", "Row", "decode_seq", "encode_seq", "valid_db_name"]
 
 T = TypeVar("T")
 
@@ -160,6 +160,16 @@ def split_fields(doc: dict[str, Any]) -> dict[str, Any]:
         elif key not in ("_id", "_rev", "_deleted", "_revisions") and key not in _IGNORED_SPECIALS:
             raise RowError("doc_validation", f"Bad special document member: {key}")
     return fields
+
+
+class Listener(Protocol):
+    """What :meth:`Database.listen` calls: a feed waiting for commits."""
+
+    def notify(self, shared: dict[Any, Any]) -> bool:
+        """New changes were committed: handle them; return false to stop listening."""
+
+    def wake(self) -> None:
+        """Stop waiting (the database is closing); called after the listener was removed."""
 
 
 class _Leaf:
@@ -349,7 +359,9 @@ class Database:
         self._ring_seqs: list[int] = []
         self._ring_base = self.update_seq
         self._latest: dict[str, int] = {}
-        self._waiter: asyncio.Future[None] | None = None
+        # Feeds waiting for the next commit, in the order they started waiting (see listen()).
+        self._listeners: dict[Listener, None] = {}
+        self._notify_scheduled = False
         self._queue: list[tuple[Callable[[Tx], Any], asyncio.Future[Any]]] = []
         self._draining = False
         self._indexes: list[mango.Index] | None = None
@@ -403,6 +415,11 @@ class Database:
                         fut.set_result(value)
                     else:
                         fut.set_exception(value)
+                if tx.rows and self._listeners and not self._notify_scheduled:
+                    # Scheduled after the writers' answers (resolved just above): writers
+                    # never wait for feeds, and a commit costs them no more with a thousand.
+                    self._notify_scheduled = True
+                    loop.call_soon(self._notify)
             for _, fut in self._queue:
                 fut.set_exception(CouchError(404, "not_found", "Database does not exist."))
             self._queue.clear()
@@ -440,7 +457,7 @@ class Database:
         return outcomes, tx
 
     def _apply(self, tx: Tx) -> None:
-        """Publish a committed transaction: counters, ring, index cache, wake feeds."""
+        """Publish a committed transaction: counters, ring, index cache (feeds are notified by _drain)."""
         self.doc_count += tx.doc_delta
         self.del_count += tx.del_delta
         if tx.design_changed:
@@ -460,19 +477,29 @@ class Database:
             del ring[:RING_SIZE]
             del seqs[:RING_SIZE]
             self._ring_base = seqs[0] - 1
-        self.wake()
+
+    def _notify(self) -> None:
+        self._notify_scheduled = False
+        listeners = self._listeners
+        shared: dict[Any, Any] = {}
+        for listener in list(listeners):
+            if not listener.notify(shared):
+                listeners.pop(listener, None)
+
+    def listen(self, listener: Listener) -> None:
+        """Call ``listener.notify(shared)`` after every commit until it returns false (or
+        :meth:`unlisten`, or :meth:`wake`). ``shared`` is a dict that lives for one round of
+        notifications, for listeners to share work (rows read, rows encoded) with each other."""
+        self._listeners[listener] = None
+
+    def unlisten(self, listener: Listener) -> None:
+        self._listeners.pop(listener, None)
 
     def wake(self) -> None:
-        """Wake every feed waiting on this database."""
-        waiter, self._waiter = self._waiter, None
-        if waiter is not None and not waiter.done():
-            waiter.set_result(None)
-
-    def changed(self) -> asyncio.Future[None]:
-        """A future resolved at the next commit (or when the database goes away)."""
-        if self._waiter is None:
-            self._waiter = asyncio.get_running_loop().create_future()
-        return self._waiter
+        """Wake every feed waiting on this database (shutdown, database deleted)."""
+        listeners, self._listeners = self._listeners, {}
+        for listener in listeners:
+            listener.wake()
 
     # -- reading -------------------------------------------------------------------
 
