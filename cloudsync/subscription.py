@@ -96,7 +96,7 @@ class SubscriptionStats:
     bytes_received: int = 0
 
 
-_CHANGE, _MARK, _ERROR = "change", "mark", "error"
+_BATCH, _ERROR = "batch", "error"
 _TIMEOUT = object()
 
 
@@ -185,7 +185,17 @@ class Subscription:
         self._cond = threading.Condition()
         self._closed = threading.Event()
         self._state = State.IDLE
+        # Between the reader and the consumer: (generation, _BATCH, [items]) or
+        # (generation, _ERROR, exception). Items move in the batches the transport read
+        # them in (one lock round and at most one wake-up per batch, not per change);
+        # ``_queued`` counts the items, which ``queue_size`` bounds.
         self._queue: collections.deque[tuple[int, str, Any]] = collections.deque()
+        self._queued = 0
+        self._consumers_waiting = 0
+        # The consumer's current batch, delivered one item per pull without the lock.
+        self._batch: list[Any] = []
+        self._batch_pos = 0
+        self._batch_gen = 0
         self._gen = 0  # generation of the current connection
         self._min_gen = 0  # queued items of older generations are dropped
         self._stalled_gen = -1
@@ -194,15 +204,22 @@ class Subscription:
         self._resolved = False
         self._position: Any = None  # seq of the last delivered change (or consumed marker)
         self._read_pos: Any = None  # seq of the last queued item: where a clean end resumes
-        self._pending: collections.deque[list[Any]] = collections.deque()  # [seq, acked, change]
+        # manual_ack: [seq, acked, change] per delivered change or consumed marker.
+        self._pending: collections.deque[list[Any]] = collections.deque()
+        # Automatic acks: changes delivered and not yet acknowledged (all of them are
+        # acknowledged together, when the application asks for more).
+        self._outstanding = 0
+        self._last_handed: Change | None = None
         self._committed: Any = None
         self._saved: Any = None
         self._unsaved = 0
         self._save_lock = threading.Lock()
-        self._seen: collections.OrderedDict[tuple[str, str], None] = collections.OrderedDict()
+        # (id, rev) pairs seen, in two generations of dedupe_window each: at least the
+        # last dedupe_window are remembered, at most twice that (no per-change eviction).
+        self._seen: dict[tuple[str, str], None] = {}
+        self._seen_old: dict[tuple[str, str], None] = {}
         self._dedupe_window = dedupe_window
         self._stats = SubscriptionStats()
-        self._handed: list[Change] = []  # delivered in auto mode, acked on the next pull
         self._threads: list[threading.Thread] = []
         self._started = False
         # Resolve the start now, not when iteration begins: "now" means when subscribe()
@@ -242,13 +259,13 @@ class Subscription:
         return self
 
     def __next__(self) -> Change:
-        self._ensure_started()
-        self._auto_ack()
+        if not self._started:
+            self._ensure_started()
+        if self._outstanding:
+            self._ack_outstanding()
         change = self._take(None)
         if change is None or change is _TIMEOUT:
             raise StopIteration
-        if not self.manual_ack:
-            self._handed.append(change)
         return change
 
     def batches(self, max_size: int = 100, max_wait: float = 0.5) -> Iterator[list[Change]]:
@@ -259,7 +276,8 @@ class Subscription:
             raise ValueError("max_size must be at least 1")
         self._ensure_started()
         while True:
-            self._auto_ack()
+            if self._outstanding:
+                self._ack_outstanding()
             first = self._take(None)
             if first is None or first is _TIMEOUT:
                 return
@@ -273,8 +291,6 @@ class Subscription:
                 if change is None or change is _TIMEOUT:
                     break
                 batch.append(change)
-            if not self.manual_ack:
-                self._handed.extend(batch)
             yield batch
 
     def start(
@@ -294,8 +310,8 @@ class Subscription:
                     if change is None or change is _TIMEOUT:
                         return
                     on_change(change)
-                    if not self.manual_ack:
-                        self.ack(change)
+                    if self._outstanding:
+                        self._ack_outstanding()
             except BaseException as exc:
                 if on_error is not None:
                     try:
@@ -310,7 +326,14 @@ class Subscription:
         return self
 
     def ack(self, change: Change) -> None:
-        """Mark ``change`` handled. The checkpoint advances over every leading handled change."""
+        """Mark ``change`` handled. The checkpoint advances over every leading handled change.
+
+        Without ``manual_ack`` changes are acknowledged automatically; acknowledging the
+        last change handed out acknowledges it early, anything else is ignored."""
+        if not self.manual_ack:
+            if self._outstanding and change is self._last_handed:
+                self._ack_outstanding()
+            return
         to_save = None
         with self._cond:
             for entry in self._pending:
@@ -344,59 +367,117 @@ class Subscription:
     # -- delivery ---------------------------------------------------------------------------------
     def _take(self, timeout: float | None) -> Any:
         """The next change, ``None`` when closed, ``_TIMEOUT`` after ``timeout`` seconds.
-        Raises a terminal error (after closing)."""
-        deadline = None if timeout is None else time.monotonic() + timeout
+        Raises a terminal error (after closing).
+
+        Only the consumer calls this. Items of the current batch are delivered without
+        taking the lock (except with ``manual_ack``, whose bookkeeping ``ack`` shares);
+        the lock is taken once per batch, to fetch the next one."""
+        deadline = None
         while True:
-            to_save = None
-            result: Any = None
+            batch = self._batch
+            pos = self._batch_pos
+            if pos < len(batch):
+                item = batch[pos]
+                self._batch_pos = pos + 1
+                if self._batch_gen < self._min_gen:  # from an abandoned connection
+                    self._stats.dropped += 1
+                    continue
+                if item.__class__ is LastSeq:
+                    self._marker(item.seq)
+                    continue
+                if self._deliver(item):
+                    return item
+                continue
+            # The batch is done: fetch the next one.
+            self._batch = _EMPTY
+            self._batch_pos = 0
             error: BaseException | None = None
             with self._cond:
-                if self._queue:
-                    gen, kind, payload = self._queue.popleft()
-                    self._cond.notify_all()
-                    if kind == _ERROR:
-                        error = payload
-                    elif gen < self._min_gen:
-                        self._stats.dropped += 1
-                        continue
-                    elif kind == _MARK:
-                        self._advance_locked(payload.seq)
-                        to_save = self._commit_locked()
+                while not self._queue:
+                    if self._closed.is_set():
+                        return None
+                    if timeout is not None:
+                        if deadline is None:
+                            deadline = time.monotonic() + timeout
+                        remaining = deadline - time.monotonic()
+                        if remaining <= 0:
+                            return _TIMEOUT
                     else:
-                        result = self._deliver_locked(payload)
-                        to_save = self._commit_locked()
-                elif self._closed.is_set():
-                    return None
+                        remaining = 1.0
+                    self._consumers_waiting += 1
+                    try:
+                        self._cond.wait(remaining)
+                    finally:
+                        self._consumers_waiting -= 1
+                gen, kind, payload = self._queue.popleft()
+                if kind == _ERROR:
+                    error = payload
                 else:
-                    remaining = None if deadline is None else deadline - time.monotonic()
-                    if remaining is not None and remaining <= 0:
-                        return _TIMEOUT
-                    self._cond.wait(remaining if remaining is not None else 1.0)
-                    continue
+                    self._queued -= len(payload)
+                    if self._reader_blocked:
+                        self._cond.notify_all()
+                    self._batch, self._batch_gen = payload, gen
             if error is not None:
                 self.close()
                 raise error
-            self._save(to_save)
-            if isinstance(result, Change):
-                return result
 
-    def _deliver_locked(self, change: Change) -> Any:
-        if change.rev is not None:
-            key = (change.id, change.rev)
-            if key in self._seen:
-                self._seen.move_to_end(key)
+    def _deliver(self, change: Change) -> bool:
+        """Hand ``change`` over unless it is a duplicate; keep the books. Consumer only."""
+        rev = change.rev
+        if rev is not None:
+            key = (change.id, rev)
+            seen = self._seen
+            if key in seen or key in self._seen_old:
                 self._stats.duplicates += 1
-                log.debug("dropped duplicate %s %s", change.id, change.rev)
-                self._advance_locked(change.seq)
-                return _CONTINUE
-            self._seen[key] = None
-            if len(self._seen) > self._dedupe_window:
-                self._seen.popitem(last=False)
-        if change.seq is not None:
-            self._position = change.seq
-        self._pending.append([change.seq, False, change])
+                log.debug("dropped duplicate %s %s", change.id, rev)
+                self._marker(change.seq)
+                return False
+            seen[key] = None
+            if len(seen) >= self._dedupe_window:
+                self._seen_old, self._seen = seen, {}
+        seq = change.seq
+        if self.manual_ack:
+            with self._cond:
+                if seq is not None:
+                    self._position = seq
+                self._pending.append([seq, False, change])
+        else:
+            if seq is not None:
+                self._position = seq
+            self._outstanding += 1
+            self._last_handed = change
         self._stats.changes += 1
-        return change
+        return True
+
+    def _marker(self, seq: Any) -> None:
+        """A position with nothing to hand over (a marker or a duplicate). Consumer only."""
+        if seq is None:
+            return
+        if self.manual_ack:
+            with self._cond:
+                self._advance_locked(seq)
+                to_save = self._commit_locked()
+            self._save(to_save)
+            return
+        self._position = seq
+        if not self._outstanding:  # nothing handed out is waiting: acknowledged at once
+            self._commit(seq, 1)
+
+    def _ack_outstanding(self) -> None:
+        """Acknowledge every change handed out (automatic acks). Consumer only."""
+        count, self._outstanding = self._outstanding, 0
+        self._last_handed = None
+        self._commit(self._position, count)
+
+    def _commit(self, seq: Any, count: int) -> None:
+        if seq is None or seq == self._committed:
+            return
+        self._committed = seq
+        self._unsaved += count
+        if self.checkpoint is None or self._unsaved < self.checkpoint_every:
+            return
+        self._unsaved = 0
+        self._save(seq)
 
     def _advance_locked(self, seq: Any) -> None:
         """A position with nothing to hand over (a marker or a duplicate): already acked."""
@@ -420,12 +501,6 @@ class Subscription:
             return None
         self._unsaved = 0
         return committed
-
-    def _auto_ack(self) -> None:
-        if self._handed:
-            handed, self._handed = self._handed, []
-            for change in handed:
-                self.ack(change)
 
     def _save(self, seq: Any) -> None:
         if seq is None or self.checkpoint is None:
@@ -499,8 +574,10 @@ class Subscription:
                 if failures:
                     self._stats.reconnects += 1
                 log.debug("connecting (%s, generation %d) since=%r", self.transport.name, gen, since)
-                for item in self.transport.stream(replace(self._template, since=since)):
-                    if not self._enqueue(gen, epoch, item):
+                for batch in self._stream(replace(self._template, since=since)):
+                    if not batch:
+                        continue
+                    if not self._enqueue(gen, epoch, batch):
                         break
                     progressed = True
                 else:
@@ -553,26 +630,37 @@ class Subscription:
             else:
                 self._closed.wait(delay)
 
-    def _enqueue(self, gen: int, epoch: int, item: Any) -> bool:
+    def _stream(self, request: ChangesRequest) -> Iterator[list[Any]]:
+        """The transport's items in batches: its own when it reads in batches
+        (:meth:`Transport.stream_batches`), else one list per item of ``stream()``."""
+        transport = self.transport
+        if getattr(type(transport).stream, "reads_batches", False):
+            yield from transport.stream_batches(request)
+            return
+        for item in transport.stream(request):
+            if not isinstance(item, (Change, LastSeq)):
+                raise TypeError(f"a transport yielded {type(item).__name__}, not Change or LastSeq")
+            yield [item]
+
+    def _enqueue(self, gen: int, epoch: int, items: list[Any]) -> bool:
+        """Queue one batch of items; waits while ``queue_size`` items are queued."""
         with self._cond:
             while True:
                 if self._closed.is_set() or epoch != self._epoch or gen == self._stalled_gen:
                     return False
-                if len(self._queue) < self.queue_size:
+                if self._queued < self.queue_size:
                     break
                 self._reader_blocked = True
                 self._cond.wait(1.0)
             self._reader_blocked = False
-            if isinstance(item, LastSeq):
-                entry = (gen, _MARK, item)
-            elif isinstance(item, Change):
-                entry = (gen, _CHANGE, item)
-            else:
-                raise TypeError(f"a transport yielded {type(item).__name__}, not Change or LastSeq")
-            if item.seq is not None:
-                self._read_pos = item.seq
-            self._queue.append(entry)
-            self._cond.notify_all()
+            for item in reversed(items):
+                if item.seq is not None:
+                    self._read_pos = item.seq
+                    break
+            self._queue.append((gen, _BATCH, items))
+            self._queued += len(items)
+            if self._consumers_waiting:
+                self._cond.notify_all()
         if self._state is not State.STREAMING:
             self._set_state(State.STREAMING)
         return True
@@ -634,4 +722,4 @@ class Subscription:
                 log.exception("on_state_change raised")
 
 
-_CONTINUE = object()
+_EMPTY: list[Any] = []

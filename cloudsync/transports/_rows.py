@@ -1,11 +1,17 @@
-"""Turning feed JSON into items."""
+"""Turning feed JSON into items.
+
+The feeds call :func:`rows_to_items` / :func:`lines_to_items` once per batch they read
+(a network chunk, a long-poll page, a WebSocket message), so the per-row work is one
+JSON parse and one :class:`Change`; everything unusual goes through :func:`row_item`.
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
+from .. import _json
 from ..errors import InvalidResponse, StreamError
-from ..models import Change
+from ..models import Change, _change_from_row
 from .base import Item, LastSeq
 
 
@@ -24,3 +30,57 @@ def row_item(obj: Any, what: str) -> Item | None:
         # CouchDB reports a failure after the 200 status as an error row.
         raise StreamError(f"{what}: server error in feed: {obj.get('error')}: {obj.get('reason')}")
     return None
+
+
+def rows_to_items(rows: list[Any], what: str, out: list[Item] | None = None) -> list[Item]:
+    """``row_item`` for each row, skipping ``None``: appended to ``out`` (a new list by default)."""
+    items: list[Item] = [] if out is None else out
+    append = items.append
+    for row in rows:
+        if row.__class__ is dict and "id" in row:
+            try:
+                append(_change_from_row(row))
+                continue
+            except (KeyError, TypeError, AttributeError):
+                pass  # row_item raises the proper error
+        item = row_item(row, what)
+        if item is not None:
+            append(item)
+    return items
+
+
+def parse_line(line: bytes, what: str) -> Any:
+    try:
+        return _json.loads(line)
+    except _json.JSONDecodeError as exc:
+        raise InvalidResponse(f"{what}: malformed JSON line {line[:80]!r}") from exc
+
+
+def lines_to_items(lines: list[bytes], what: str) -> tuple[list[Item], bool]:
+    """Items of complete continuous-feed lines (blank lines are heartbeats).
+
+    Returns ``(items, ended)``: ``ended`` when a ``last_seq`` line closed the feed; the
+    items stop there."""
+    loads = _json.loads
+    items: list[Item] = []
+    append = items.append
+    for line in lines:
+        try:
+            row = loads(line)
+        except _json.JSONDecodeError:
+            if not line.strip():
+                continue  # heartbeat
+            raise InvalidResponse(f"{what}: malformed JSON line {line[:80]!r}") from None
+        if row.__class__ is dict and "id" in row:
+            try:
+                append(_change_from_row(row))
+                continue
+            except (KeyError, TypeError, AttributeError):
+                pass
+        item = row_item(row, what)
+        if item is None:
+            continue
+        append(item)
+        if item.__class__ is LastSeq:
+            return items, True
+    return items, False

@@ -128,6 +128,24 @@ class Transport:
     def stream(self, request: ChangesRequest) -> Iterator[Item]:
         raise NotImplementedError
 
+    def stream_batches(self, request: ChangesRequest) -> Iterator[list[Item]]:
+        """The items of :meth:`stream`, in lists: the subscription moves a list through
+        its queue at the cost of one item. The default wraps each item of ``stream()``.
+
+        A transport that reads many items at once (a chunk, a page, a message)
+        overrides this and sets ``stream = Transport.batched_stream``; the subscription
+        then reads its batches. Override only ``stream`` in a subclass and the
+        subscription uses that instead."""
+        for item in self.stream(request):
+            yield [item]
+
+    def batched_stream(self, request: ChangesRequest) -> Iterator[Item]:
+        """``stream()`` for transports that implement :meth:`stream_batches`."""
+        for batch in self.stream_batches(request):
+            yield from batch
+
+    batched_stream.reads_batches = True  # type: ignore[attr-defined]
+
     def close(self) -> None:
         """Abort the connection that is open or being opened (from any thread)."""
         with self._abort_lock:

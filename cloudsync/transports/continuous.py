@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from ._httpfeed import FeedSession, SelectorForm, open_feed, parse_json_line, read_chunks
-from ._rows import row_item
-from .base import ChangesRequest, Item, LastSeq, Transport
+from ._httpfeed import FeedSession, SelectorForm, open_feed, read_chunks
+from ._rows import lines_to_items
+from .base import ChangesRequest, Item, Transport
 
 __all__ = ["ContinuousTransport"]
 
@@ -15,7 +15,8 @@ class ContinuousTransport(Transport):
     """A continuous feed: rows separated by ``\\n``, empty lines are heartbeats.
 
     A ``{"last_seq": ...}`` line ends the feed cleanly (at the server's ``timeout``). A
-    partial last line (a truncated chunked body) is dropped, never parsed.
+    partial last line (a truncated chunked body) is dropped, never parsed. Reads the
+    body in large chunks and yields the complete lines of each chunk as one batch.
     """
 
     name = "continuous"
@@ -25,23 +26,24 @@ class ContinuousTransport(Transport):
         self._session = FeedSession()
         self._form = SelectorForm(selector_in)
 
-    def stream(self, request: ChangesRequest) -> Iterator[Item]:
+    stream = Transport.batched_stream
+
+    def stream_batches(self, request: ChangesRequest) -> Iterator[list[Item]]:
         token = self._begin()
         response = open_feed(self, self._session, self._form, token, request, "continuous", {"Accept": "application/json"})
         self._opened()
         what = "continuous feed"
-        buffer = b""
+        rest = b""
         for chunk in read_chunks(self, token, response, what):
-            buffer += chunk
-            *lines, buffer = buffer.split(b"\n")
-            for line in lines:
-                line = line.strip()
-                if not line:
-                    continue  # heartbeat
-                item = row_item(parse_json_line(line, what), what)
-                if item is None:
-                    continue
-                yield item
-                if isinstance(item, LastSeq):
-                    response.close()
-                    return
+            if rest:
+                chunk = rest + chunk
+            lines = chunk.split(b"\n")
+            rest = lines.pop()
+            if not lines:
+                continue
+            items, ended = lines_to_items(lines, what)
+            if items:
+                yield items
+            if ended:
+                response.close()
+                return

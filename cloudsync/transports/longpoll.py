@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import replace
 
 from .. import _json
 from ..errors import InvalidResponse
 from ._httpfeed import FeedSession, SelectorForm, open_feed, read_chunks
-from ._rows import row_item
+from ._rows import lines_to_items, rows_to_items
 from .base import ChangesRequest, Item, LastSeq, Transport
 
 __all__ = ["LongPollTransport"]
+
+_HEAD = b'{"results":['
 
 
 class LongPollTransport(Transport):
@@ -20,35 +23,106 @@ class LongPollTransport(Transport):
     so filtered feeds advance their checkpoint. ``selector_in``: ``"auto"`` (try the POST
     body, fall back to query parameters once), ``"body"`` (CouchDB 3) or ``"query"``
     (pouchdb-server).
+
+    ``page_size`` (default 10,000; ``None`` for no limit) is sent as ``limit``: a backlog
+    arrives in pages of that many rows, one request each (the subscription asks for the
+    next page at once), so memory stays bounded however long the backlog is.
+
+    CouchDB and the embedded server write one row per line
+    (``{"results":[\\n{row},\\n{row}\\n],\\n"last_seq":...}``): such an answer is parsed
+    line by line while it arrives, and its rows are delivered while the rest of the page
+    is still being sent. Any other layout (pouchdb-server writes one line) is parsed as
+    one document when complete.
     """
 
     name = "longpoll"
     feed = "longpoll"
 
-    def __init__(self, *, selector_in: str = "auto") -> None:
+    def __init__(self, *, selector_in: str = "auto", page_size: int | None = 10_000) -> None:
         super().__init__()
+        if page_size is not None and page_size < 1:
+            raise ValueError("page_size must be at least 1 (or None)")
         self._session = FeedSession()
         self._form = SelectorForm(selector_in)
+        self.page_size = page_size
 
-    def stream(self, request: ChangesRequest) -> Iterator[Item]:
+    stream = Transport.batched_stream
+
+    def stream_batches(self, request: ChangesRequest) -> Iterator[list[Item]]:
         token = self._begin()
+        if self.page_size is not None and (request.limit is None or request.limit > self.page_size):
+            request = replace(request, limit=self.page_size)
         response = open_feed(self, self._session, self._form, token, request, self.feed, {"Accept": "application/json"})
         self._opened()
         what = f"{self.feed} feed"
         # Heartbeat newlines arrive while the server waits: read incrementally for liveness.
-        body = b"".join(read_chunks(self, token, response, what))
+        chunks: list[bytes] = []  # everything read: the fallback parses it whole
+        rest = b""
+        mode = "start"  # start -> rows -> tail, or whole
+        delivered = 0  # rows yielded in line mode
+        tail: list[bytes] = []
+        for chunk in read_chunks(self, token, response, what):
+            chunks.append(chunk)
+            if mode == "whole" or mode == "tail":
+                if mode == "tail":
+                    tail.append(chunk)
+                continue
+            lines = (rest + chunk).split(b"\n") if rest else chunk.split(b"\n")
+            rest = lines.pop()
+            if mode == "start":
+                while lines and not lines[0].strip():
+                    del lines[0]  # leading heartbeats
+                if not lines:
+                    continue
+                if lines[0].strip() != _HEAD:
+                    mode = "whole"
+                    continue
+                del lines[0]
+                mode = "rows"
+            rows: list[bytes] = []
+            for index, line in enumerate(lines):
+                line = line.strip()
+                if not line:
+                    continue
+                if line.startswith(b"]"):
+                    mode = "tail"
+                    tail = [line[1:].lstrip(b",")] + [b"\n" + x for x in lines[index + 1 :]] + [b"\n" + rest]
+                    rest = b""
+                    break
+                rows.append(line[:-1] if line.endswith(b",") else line)
+            if not rows:
+                continue
+            try:
+                items, _ = lines_to_items(rows, what)
+            except InvalidResponse:
+                mode = "whole"  # not one row per line after all: parse the answer whole
+                continue
+            delivered += len(rows)
+            yield items
+        if mode == "tail":
+            try:
+                answer = _json.loads(b"{" + b"".join(tail).strip())
+            except _json.JSONDecodeError:
+                answer = None
+            if isinstance(answer, dict):
+                if "last_seq" in answer:
+                    yield [LastSeq(answer["last_seq"])]
+                return
+        body = b"".join(chunks)
         try:
             answer = _json.loads(body)
         except _json.JSONDecodeError as exc:
             raise InvalidResponse(f"{what}: body is not JSON ({len(body)} bytes)") from exc
         if not isinstance(answer, dict) or not isinstance(answer.get("results"), list):
             raise InvalidResponse(f"{what}: expected {{'results': [...]}}, got {body[:80]!r}")
-        for row in answer["results"]:
-            item = row_item(row, what)
-            if item is not None:
-                yield item
+        results = answer["results"]
+        if delivered:
+            results = results[delivered:]  # already yielded line by line
+        items = rows_to_items(results, what)
         if "last_seq" in answer:
-            yield LastSeq(answer["last_seq"])
+            items.append(LastSeq(answer["last_seq"]))
+        if items:
+            yield items
 
     def close(self) -> None:
         super().close()

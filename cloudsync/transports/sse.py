@@ -7,7 +7,7 @@ from collections.abc import Iterator
 from .. import _json
 from .._sse import SSEParser
 from ..errors import InvalidResponse
-from ..models import Change
+from ..models import Change, _change_from_row
 from ._httpfeed import FeedSession, SelectorForm, open_feed, read_chunks
 from ._rows import row_item
 from .base import ChangesRequest, Item, LastSeq, Transport
@@ -34,7 +34,9 @@ class SSETransport(Transport):
         #: The server's reconnection time in seconds (``retry:``), or ``None``.
         self.retry: float | None = None
 
-    def stream(self, request: ChangesRequest) -> Iterator[Item]:
+    stream = Transport.batched_stream
+
+    def stream_batches(self, request: ChangesRequest) -> Iterator[list[Item]]:
         token = self._begin()
         headers = {"Accept": "text/event-stream", "Cache-Control": "no-cache"}
         if request.since is not None:
@@ -44,22 +46,38 @@ class SSETransport(Transport):
         self._opened()
         what = "eventsource feed"
         parser = SSEParser()
+        loads, decode_error = _json.loads, _json.JSONDecodeError
         for chunk in read_chunks(self, token, response, what):
-            events = parser.feed(chunk)
+            events = parser.feed_fields(chunk)
             if parser.retry is not None:
                 self.retry = parser.retry / 1000.0
-            for event in events:
-                if event.type == "heartbeat" or not event.data.strip():
+            if not events:
+                continue
+            items: list[Item] = []
+            for event_type, data, event_id in events:
+                if event_type == "heartbeat" or not data or data.isspace():
                     continue
-                if event.type == "last_seq":
-                    yield LastSeq(_seq(event.data))
+                if event_type == "last_seq":
+                    items.append(LastSeq(_seq(data)))
                     continue
-                item = row_item(_decode(event.data, what), what)
+                try:
+                    row = loads(data)
+                except decode_error as exc:
+                    raise InvalidResponse(f"{what}: event data is not JSON: {data[:80]!r}") from exc
+                if row.__class__ is dict and "id" in row and row.get("seq") is not None:
+                    try:
+                        items.append(_change_from_row(row))
+                        continue
+                    except (KeyError, TypeError, AttributeError):
+                        pass
+                item = row_item(row, what)
                 if item is None:
                     continue
-                if isinstance(item, Change) and item.seq is None and event.id:
-                    item = Change(event.id, item.id, item.rev, item.deleted, item.doc, item.revs)
-                yield item
+                if isinstance(item, Change) and item.seq is None and event_id:
+                    item = Change(event_id, item.id, item.rev, item.deleted, item.doc, item.revs)
+                items.append(item)
+            if items:
+                yield items
 
 
 def _decode(data: str, what: str) -> object:

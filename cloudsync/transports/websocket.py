@@ -11,7 +11,7 @@ import websocket  # websocket-client
 
 from .. import _json
 from ..errors import InvalidResponse, NetworkError, RequestTimeout, StreamError, error_for_status
-from ._rows import row_item
+from ._rows import row_item, rows_to_items
 from .base import ChangesRequest, Item, LastSeq, Transport
 
 __all__ = ["WebSocketTransport"]
@@ -70,7 +70,9 @@ class WebSocketTransport(Transport):
             options.setdefault(key, value)
         return options
 
-    def stream(self, request: ChangesRequest) -> Iterator[Item]:
+    stream = Transport.batched_stream
+
+    def stream_batches(self, request: ChangesRequest) -> Iterator[list[Item]]:
         token = self._begin()
         what = "websocket feed"
         http = self.http
@@ -130,13 +132,16 @@ class WebSocketTransport(Transport):
                     message = _json.loads(data)
                 except _json.JSONDecodeError as exc:
                     raise InvalidResponse(f"{what}: message is not JSON: {data[:80]!r}") from exc
-                rows = message if isinstance(message, list) else [message]
-                for row in rows:
-                    item = row_item(row, what)
-                    if item is not None:
-                        yield item
-                        if isinstance(item, LastSeq) and not isinstance(message, list):
-                            return
+                if message.__class__ is list:
+                    items = rows_to_items(message, what)
+                    if items:
+                        yield items
+                    continue
+                item = row_item(message, what)
+                if item is not None:
+                    yield [item]
+                    if isinstance(item, LastSeq):
+                        return
         finally:
             self._end(token)
             try:
