@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import hashlib
 import json
 import os
@@ -267,10 +268,8 @@ async def main(config: dict[str, Any]) -> None:
             run.target, run.count = target, 0
             run.done = loop.create_future()
             say({"armed": True})
-            try:
+            with contextlib.suppress(asyncio.TimeoutError):
                 await asyncio.wait_for(asyncio.shield(run.done), cmd.get("timeout", 10))
-            except asyncio.TimeoutError:
-                pass
             run.target = None
             say({"times": [s.hit for s in subs], "lost": sum(s.lost for s in subs)})
         elif "verify" in cmd:

@@ -17,6 +17,7 @@ between the servers; docs/s of the best round, ratio embedded/pouchdb.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import http.client
 import json
 import os
@@ -226,10 +227,8 @@ def ingest_rows(urls: dict[str, str], docs: int, batch: int, rounds: int) -> lis
     finally:
         for name, client in clients.items():
             for db in made[name]:
-                try:
+                with contextlib.suppress(OSError):
                     client.send("DELETE", f"/{db}")
-                except OSError:
-                    pass
             client.close()
     measure = f"_bulk_docs ingest ({docs:,} docs, batches of {batch:,})"
     rows = [Row("pouchdb", measure, "pouchdb-server", rates["pouchdb"], "docs/s")] if "pouchdb" in rates else []

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import logging
 import os
+import resource
 import signal
 import sys
 from collections.abc import Sequence
@@ -56,6 +58,15 @@ def config_from_args(args: argparse.Namespace) -> ServerConfig:
     )
 
 
+def raise_open_files_limit() -> None:
+    """Raise this process's soft limit on open files to the hard limit: every feed
+    subscriber holds a socket, and the usual soft limit of 1024 caps a server near 1,000."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft != resource.RLIM_INFINITY and (hard == resource.RLIM_INFINITY or soft < hard):
+        with contextlib.suppress(ValueError, OSError):  # e.g. an infinite hard limit refused
+            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+
+
 def main(argv: Sequence[str] | None = None, prog: str = "python -m cloudsync.server") -> int:
     """Parse ``argv``, serve until SIGTERM/SIGINT, return the exit status."""
     parser = build_parser(prog)
@@ -65,6 +76,7 @@ def main(argv: Sequence[str] | None = None, prog: str = "python -m cloudsync.ser
     except ValueError as exc:
         parser.error(str(exc))
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    raise_open_files_limit()
 
     def ready(host: str, port: int) -> None:
         shown = f"[{host}]" if ":" in host else host

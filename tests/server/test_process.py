@@ -11,6 +11,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+import pytest
 import requests
 
 from cloudsync.server.testing import serve
@@ -169,3 +170,32 @@ def test_stalled_reader_is_dropped_and_writers_keep_going():
         sock.close()
         assert events, "the stalled subscriber was not disconnected"
         assert http.get(server.url + "/slow").json()["doc_count"] == 800
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/self/limits"), reason="reads /proc/<pid>/limits")
+def test_server_raises_its_open_files_limit_to_the_hard_limit(tmp_path):
+    """Started with a low soft limit on open files, the server raises it (one socket per subscriber)."""
+    import resource
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    low = min(256, soft)
+    if hard != resource.RLIM_INFINITY and hard <= low:
+        pytest.skip("the hard limit is already that low")
+
+    def lower() -> None:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (low, hard))
+
+    env = {**os.environ, "PYTHONPATH": ROOT}
+    proc = subprocess.Popen([sys.executable, "-m", "cloudsync.server", "--port", "0", "--memory"],
+                            stdout=subprocess.PIPE, text=True, env=env, preexec_fn=lower)
+    try:
+        assert proc.stdout.readline().startswith("cloudsync server listening on")
+        limits = Path(f"/proc/{proc.pid}/limits").read_text().splitlines()
+        line = next(x for x in limits if x.startswith("Max open files"))
+        limit_soft = line.split()[3]
+        expected = "unlimited" if hard == resource.RLIM_INFINITY else str(hard)
+        assert limit_soft == expected, line
+    finally:
+        proc.terminate()
+        proc.wait(10)
+        proc.stdout.close()
