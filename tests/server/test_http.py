@@ -190,3 +190,18 @@ def test_oversize_body_is_413():
         r = http.post(small.url + "/db/_bulk_docs", json={"docs": [{"x": "y" * 2000}]})
         assert r.status_code == 413 and r.json()["error"] == "too_large"
         assert http.post(small.url + "/db/_bulk_docs", json={"docs": [{"x": 1}]}).status_code == 201
+
+
+def test_json_depth_limit_is_exact(db, http):
+    """A body nested exactly --max-json-depth (64) levels is accepted; one level more is 400."""
+    def nested(levels: int) -> bytes:  # the outer object is level 1; lists count as levels too
+        inner = b"1"
+        for i in range(levels - 1):
+            inner = b'{"a":' + inner + b"}" if i % 2 else b"[" + inner + b"]"
+        return b'{"docs":[{"_id":"x' + str(levels).encode() + b'","v":' + inner + b"}]}"
+
+    hdr = {"Content-Type": "application/json"}
+    # {"docs": [ {doc} ]} already takes three levels.
+    assert http.post(db + "/_bulk_docs", data=nested(64 - 2), headers=hdr).status_code == 201
+    r = http.post(db + "/_bulk_docs", data=nested(64 - 1), headers=hdr)
+    assert r.status_code == 400 and r.json()["error"] == "bad_request"
