@@ -30,6 +30,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from ._http import _caused_by
 from ._retry import full_jitter
 from .checkpoint import CheckpointStore
 from .errors import CloudSyncError, RateLimited, RequestTimeout
@@ -63,6 +64,14 @@ class ReconnectPolicy:
 
     ``sleep`` and ``random`` are injectable for tests; the default sleep is an
     interruptible wait that :meth:`Subscription.close` cuts short.
+
+    ``probe_interval``: when a connection was *refused* (nothing listening: the server is
+    restarting), the wait is spent probing the server's port with a bare TCP connect
+    about every ``probe_interval`` seconds (jittered ±50%), and ends as soon as the port
+    accepts: a restarted server is followed within a fraction of a second instead of
+    after a backoff grown during the outage. Any other failure (timeouts, resets, 5xx,
+    an accepting load balancer) waits the full delay. ``None`` turns probing off; so
+    does an injected ``sleep``.
     """
 
     initial: float = 0.5
@@ -71,6 +80,7 @@ class ReconnectPolicy:
     max_error_time: float | None = None
     sleep: Callable[[float], Any] | None = field(default=None, repr=False, compare=False)
     random: Callable[[], float] = field(default=_random.random, repr=False, compare=False)
+    probe_interval: float | None = 0.2
 
     def delay(self, failures: int) -> float:
         """Seconds to wait after ``failures`` consecutive failures (1 for the first)."""
@@ -628,7 +638,30 @@ class Subscription:
             if self.reconnect.sleep is not None:
                 self.reconnect.sleep(delay)
             else:
-                self._closed.wait(delay)
+                self._backoff_wait(delay, error)
+
+    def _backoff_wait(self, delay: float, error: BaseException) -> None:
+        """Wait ``delay`` seconds (``close()`` interrupts); after a refused connection,
+        probe the server meanwhile and stop waiting once it accepts connections."""
+        interval = self.reconnect.probe_interval
+        if interval is None or not _caused_by(error, ConnectionRefusedError):
+            self._closed.wait(delay)
+            return
+        deadline = time.monotonic() + delay
+        while True:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return
+            step = interval * (0.5 + self.reconnect.random())
+            if self._closed.wait(min(step, remaining)):
+                return
+            reachable = self.transport.reachable(timeout=min(0.25, interval))
+            if reachable is None:  # this transport cannot tell: wait the rest
+                self._closed.wait(max(0.0, deadline - time.monotonic()))
+                return
+            if reachable:
+                log.debug("server accepts connections again: reconnecting before the backoff ends")
+                return
 
     def _stream(self, request: ChangesRequest) -> Iterator[list[Any]]:
         """The transport's items in batches: its own when it reads in batches

@@ -8,7 +8,9 @@ backoff, resume, dedupe, checkpoints.
 
 from __future__ import annotations
 
+import socket
 import threading
+import urllib.parse
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Union
@@ -145,6 +147,26 @@ class Transport:
             yield from batch
 
     batched_stream.reads_batches = True  # type: ignore[attr-defined]
+
+    def reachable(self, timeout: float = 0.25) -> bool | None:
+        """Whether the server accepts TCP connections now (a bare connect, closed at
+        once), or ``None`` when this transport cannot tell (no HTTP base URL). The
+        subscription asks this while backing off after a refused connection."""
+        base = getattr(self.http, "base_url", None)
+        if not isinstance(base, str) or "://" not in base:
+            return None
+        parts = urllib.parse.urlsplit(base)
+        try:
+            port = parts.port or (443 if parts.scheme in ("https", "wss") else 80)
+        except ValueError:
+            return None
+        if not parts.hostname:
+            return None
+        try:
+            socket.create_connection((parts.hostname, port), timeout=timeout).close()
+        except OSError:
+            return False
+        return True
 
     def close(self) -> None:
         """Abort the connection that is open or being opened (from any thread)."""

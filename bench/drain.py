@@ -1,0 +1,94 @@
+"""Benchmark 1, backlog drain: time to receive every change of a database from seq 0.
+
+A database of N small documents (changes only), and one of N ~1 KB documents read with
+``include_docs``; the same seeded databases serve every contender in the run:
+
+- ``requests normal``: one ``feed=normal`` GET + ``json.loads`` (on pouchdb-server, about
+  what the server itself can give);
+- ``requests continuous``: ``feed=continuous`` streamed, ``json.loads`` per line (the floor
+  for a client that builds nothing);
+- ``ibmcloudant``: ``ChangesFollower.start_one_off()``; ``python-cloudant``: ``Feed``
+  (continuous);
+- ``cloudsync <transport>``: ``db.subscribe(transport, since=0)`` iterated.
+
+Contenders run in turn in every round (``interleaved``); the table reports each one's
+BEST round in changes/s. Ratios: against the best peer SDK (embedded server: target
+>= 1.25x for every cloudsync transport) and, on pouchdb-server, against the single raw
+request (target >= 0.95x, and no slower than any peer).
+
+Run: python -m bench.drain [--quick] [--servers embedded,pouchdb] [--changes N]
+"""
+
+from __future__ import annotations
+
+import argparse
+
+from bench import _feeds
+from bench._harness import SERVERS, Row, interleaved, print_table
+
+PEERS = ("ibmcloudant", "python-cloudant")
+
+
+def contenders(server: str, url: str, db: str, count: int, include_docs: bool) -> dict:
+    runs = {
+        "requests normal": _feeds.raw_normal(url, db, count, include_docs),
+        "requests continuous": _feeds.raw_continuous(url, db, count, include_docs),
+        "ibmcloudant": _feeds.ibm_one_off(url, db, count, include_docs),
+        "python-cloudant": _feeds.cloudant_feed(url, db, count, include_docs),
+    }
+    for transport in _feeds.transports_for(server):
+        runs[f"cloudsync {transport}"] = _feeds.cloudsync_drain(url, db, count, include_docs, transport)
+    return runs
+
+
+def measure(server: str, url: str, count: int, rounds: int) -> list[Row]:
+    rows: list[Row] = []
+    for include_docs, db, doc_bytes in ((False, "drain-small", 0), (True, "drain-1k", 1024)):
+        seconds = _feeds.seed(url, db, count, doc_bytes)
+        print(f"{server}: seeded {db} with {count:,} docs in {seconds:.1f}s", flush=True)
+        runs = contenders(server, url, db, count, include_docs)
+        # Check every contender really receives `count` changes before timing it.
+        for name, run in runs.items():
+            got = run()
+            if got != count:
+                raise RuntimeError(f"{name} received {got:,} of {count:,} changes on {server}")
+        rates = interleaved(runs, rounds)
+        measure_name = f"drain {count:,}" + (" include_docs 1KB" if include_docs else "")
+        best_peer = max(rates[p] for p in PEERS)
+        floor = rates["requests normal"]
+        for name, rate in rates.items():
+            row = Row(server, measure_name, name, rate, "changes/s")
+            if name.startswith("cloudsync"):
+                if server == "pouchdb":
+                    row.ratio, row.baseline = rate / floor, "requests normal"
+                    row.target = ">=0.95x, >= every peer"
+                    row.met = row.ratio >= 0.95 and rate >= best_peer
+                else:
+                    row.ratio, row.baseline = rate / best_peer, "best peer"
+                    row.target = ">=1.25x"
+                    row.met = row.ratio >= 1.25
+            else:
+                row.ratio, row.baseline = rate / best_peer, "best peer"
+            rows.append(row)
+    return rows
+
+
+def main(argv: list[str] | None = None) -> list[Row]:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help="2,000 changes, one round: checks that it runs")
+    parser.add_argument("--servers", default=",".join(SERVERS))
+    parser.add_argument("--changes", type=int, default=None, help="changes per database (default 100,000)")
+    parser.add_argument("--rounds", type=int, default=None, help="rounds of every contender (default 3)")
+    args = parser.parse_args(argv)
+    count = args.changes or (2_000 if args.quick else 100_000)
+    rounds = args.rounds or (1 if args.quick else 3)
+    rows: list[Row] = []
+    for name in args.servers.split(","):
+        with SERVERS[name]() as url:
+            rows += measure(name, url, count, rounds)
+    print_table(f"Backlog drain (best of {rounds} interleaved rounds)", rows)
+    return rows
+
+
+if __name__ == "__main__":
+    main()

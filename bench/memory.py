@@ -1,0 +1,107 @@
+"""Benchmark 5, memory: peak RSS of a process draining 100,000 and 1,000,000 small changes.
+
+One database of 1,000,000 small documents on the embedded server; for each transport and
+size a fresh subprocess subscribes from seq 0, iterates until it has that many changes
+and reports its own peak RSS (``getrusage(RUSAGE_SELF).ru_maxrss``), so every peak
+belongs to one run. A third size, 0, is the process with cloudsync imported and a
+subscription opened (the fixed cost). Target: the peak grows by < 10 MB from 100k to 1M
+(flat, not proportional to the backlog).
+
+pouchdb-server is not in the default run: seeding a million documents into it takes
+minutes (``--servers pouchdb`` runs it anyway, longpoll and continuous only).
+
+Run: python -m bench.memory [--quick] [--servers embedded] [--changes 1000000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+
+from bench import _feeds
+from bench._harness import ROOT, SERVERS, Row, print_table
+
+TARGET_MB = 10.0
+
+
+def child(url: str, db: str, transport: str, count: int) -> None:
+    """Runs in the subprocess: drain ``count`` changes, print peak RSS and the time taken."""
+    import resource
+
+    import cloudsync
+
+    database = cloudsync.Client(url).database(db)
+    started = time.perf_counter()
+    n = 0
+    with database.subscribe(transport, since=0, **_feeds.cloudsync_options(transport)) as sub:
+        if count:
+            for _ in sub:
+                n += 1
+                if n == count:
+                    break
+    seconds = time.perf_counter() - started
+    peak_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    print(json.dumps({"count": n, "peak_kb": peak_kb, "seconds": seconds}))
+
+
+def run_child(url: str, db: str, transport: str, count: int) -> dict:
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in (str(ROOT), os.environ.get("PYTHONPATH")) if p))
+    out = subprocess.run(
+        [sys.executable, "-m", "bench.memory", "--child", url, db, transport, str(count)],
+        capture_output=True, text=True, timeout=600, env=env, cwd=str(ROOT),
+    )
+    if out.returncode != 0:
+        raise RuntimeError(f"memory child failed ({transport}, {count}):\n{out.stderr[-2000:]}")
+    result = json.loads(out.stdout.strip().splitlines()[-1])
+    if result["count"] != count:
+        raise RuntimeError(f"{transport} drained {result['count']:,} of {count:,}")
+    return result
+
+
+def measure(server: str, url: str, large: int) -> list[Row]:
+    small = large // 10
+    db = "bench-memory"
+    seconds = _feeds.seed(url, db, large, 0, batch=5_000)
+    print(f"{server}: seeded {db} with {large:,} docs in {seconds:.1f}s", flush=True)
+    rows: list[Row] = []
+    for transport in _feeds.transports_for(server):
+        peaks = {}
+        for count in (0, small, large):
+            result = run_child(url, db, transport, count)
+            peaks[count] = result["peak_kb"] / 1024
+            rate = f", {count / result['seconds']:,.0f} changes/s" if count else ""
+            print(f"{server} {transport} {count:,}: peak {peaks[count]:.1f} MB{rate}", flush=True)
+            rows.append(Row(server, f"peak RSS draining {count:,}", f"cloudsync {transport}", peaks[count], "MB"))
+        growth = peaks[large] - peaks[small]
+        rows.append(Row(server, f"peak RSS growth {small:,} -> {large:,}", f"cloudsync {transport}", growth, "MB",
+                        target=f"<{TARGET_MB:g} MB", met=growth < TARGET_MB))
+    return rows
+
+
+def main(argv: list[str] | None = None) -> list[Row]:
+    if argv is None:
+        argv = sys.argv[1:]
+    if argv and argv[0] == "--child":
+        url, db, transport, count = argv[1:5]
+        child(url, db, transport, int(count))
+        return []
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help="2,000 and 20,000 changes: checks that it runs")
+    parser.add_argument("--servers", default="embedded")
+    parser.add_argument("--changes", type=int, default=None, help="the large size (default 1,000,000)")
+    args = parser.parse_args(argv)
+    large = args.changes or (20_000 if args.quick else 1_000_000)
+    rows: list[Row] = []
+    for name in args.servers.split(","):
+        with SERVERS[name]() as url:
+            rows += measure(name, url, large)
+    print_table("Peak RSS while draining (fresh process per run)", rows)
+    return rows
+
+
+if __name__ == "__main__":
+    main()
