@@ -67,18 +67,21 @@ class LongPollTransport(Transport):
                 if mode == "tail":
                     tail.append(chunk)
                 continue
+            if mode == "start":
+                # Decide the layout from the first bytes: `{"results":[` then a newline.
+                head = (rest + chunk).lstrip()
+                after = head[len(_HEAD) :].lstrip(b" \t\r")
+                if not head.startswith(_HEAD[: len(head)]) or (after and not after.startswith(b"\n")):
+                    mode = "whole"  # e.g. pouchdb-server's one-line answer
+                    rest = b""
+                    continue
+                if not after:
+                    rest = head  # not enough yet to tell
+                    continue
+                mode = "rows"
+                chunk, rest = after[1:], b""
             lines = (rest + chunk).split(b"\n") if rest else chunk.split(b"\n")
             rest = lines.pop()
-            if mode == "start":
-                while lines and not lines[0].strip():
-                    del lines[0]  # leading heartbeats
-                if not lines:
-                    continue
-                if lines[0].strip() != _HEAD:
-                    mode = "whole"
-                    continue
-                del lines[0]
-                mode = "rows"
             rows: list[bytes] = []
             for index, line in enumerate(lines):
                 line = line.strip()
