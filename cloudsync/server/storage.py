@@ -39,7 +39,7 @@ from .._json import dumps, loads
 from . import mango
 from .errors import CouchError, bad_request
 
-__all__ = ["Database", "Listener", "Storage", "Row", "decode_seq", "encode_seq", "valid_db_name"]
+__all__ = ["Database", "Listener", "Storage", "Row", "decode_seq", "encode_seq", "seq_bytes", "valid_db_name"]
 
 T = TypeVar("T")
 
@@ -82,12 +82,39 @@ def valid_db_name(name: str) -> bool:
     return len(name) <= 238 and _DB_NAME.match(name) is not None
 
 
-def encode_seq(n: int) -> str:
-    """An opaque CouchDB-3-shaped seq string for sequence number ``n``."""
+def _seq_piece(tag: bytes, i: int) -> bytes:
+    return base64.urlsafe_b64encode(hashlib.md5(tag + i.to_bytes(8, "big")).digest())[:11]
+
+
+class _SeqHigh(dict):  # type: ignore[type-arg]
+    """``n >> 12`` -> the second half of seq ``n``'s suffix, made on first use."""
+
+    def __missing__(self, key: int) -> bytes:
+        if len(self) >= 65_536:
+            self.clear()
+        value = self[key] = _seq_piece(b"h", key)
+        return value
+
+
+#: The two halves of a seq's opaque suffix: one by the low 12 bits of the number, one by
+#: the rest. An md5 per row cost more than framing the row (about 1.7 us of 3 us);
+#: these tables make a seq one formatting operation, as deterministic as before.
+_SEQ_LOW: tuple[bytes, ...] = tuple(_seq_piece(b"l", i) for i in range(4096))
+_SEQ_HIGH = _SeqHigh()
+
+
+def seq_bytes(n: int) -> bytes:
+    """:func:`encode_seq` as bytes."""
     if n == 0:
-        return "0"
-    digest = hashlib.md5(n.to_bytes(8, "big")).digest()
-    return f"{n}-g1AAAA{base64.urlsafe_b64encode(digest).rstrip(b'=').decode()}"
+        return b"0"
+    return b"%d-g1AAAA%b%b" % (n, _SEQ_LOW[n & 4095], _SEQ_HIGH[n >> 12])
+
+
+def encode_seq(n: int) -> str:
+    """An opaque CouchDB-3-shaped seq string for sequence number ``n``: ``N-g1AAAA`` and 22
+    URL-safe base64 characters that depend only on ``n`` (the same after a restart; only
+    the number is read back, see :func:`decode_seq`)."""
+    return seq_bytes(n).decode()
 
 
 def decode_seq(value: Any) -> int:
@@ -576,8 +603,9 @@ class Database:
             f"SELECT count(*) FROM docs WHERE deleted = 0 AND id {op} ?", (doc_id,)
         ).fetchone()[0]
 
-    def changes(self, since: int, limit: int, *, descending: bool = False) -> list[Row]:
-        """Up to ``limit`` changes after ``since``, one per document at its latest seq."""
+    def changes(self, since: int, limit: int, *, descending: bool = False, bodies: bool = True) -> list[Row]:
+        """Up to ``limit`` changes after ``since``, one per document at its latest seq.
+        ``bodies=False``: rows read from SQLite may carry ``None`` for the body (not read)."""
         if self.closed:
             return []
         if not descending and since >= self._ring_base:
@@ -592,8 +620,9 @@ class Database:
                         break
             return out
         order = "DESC" if descending else "ASC"
+        body = "CAST(body AS BLOB)" if bodies else "NULL"
         rows = self._reader.execute(
-            f"SELECT seq, id, rev, deleted, CAST(body AS BLOB) FROM docs WHERE seq > ? ORDER BY seq {order} LIMIT ?",
+            f"SELECT seq, id, rev, deleted, {body} FROM docs WHERE seq > ? ORDER BY seq {order} LIMIT ?",
             (since, limit),
         ).fetchall()
         return rows
