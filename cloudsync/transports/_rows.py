@@ -62,6 +62,18 @@ def lines_to_items(lines: list[bytes], what: str) -> tuple[list[Item], bool]:
     Returns ``(items, ended)``: ``ended`` when a ``last_seq`` line closed the feed; the
     items stop there."""
     loads = _json.loads
+    if len(lines) > 1:
+        # Usually every line is a row: parse them as one JSON array (one call, not one per
+        # line). Anything else (a heartbeat's blank line, a last_seq line, a malformed
+        # line, lines that only parse joined) goes line by line below.
+        joined = b",".join(lines)
+        if b'"last_seq"' not in joined:
+            try:
+                rows = loads(b"[" + joined + b"]")
+            except _json.JSONDecodeError:
+                rows = None
+            if rows is not None and len(rows) == len(lines):
+                return rows_to_items(rows, what), False
     items: list[Item] = []
     append = items.append
     for line in lines:

@@ -80,7 +80,24 @@ class LongPollTransport(Transport):
                     continue
                 mode = "rows"
                 chunk, rest = after[1:], b""
-            lines = (rest + chunk).split(b"\n") if rest else chunk.split(b"\n")
+            data = rest + chunk if rest else chunk
+            cut = data.rfind(b"\n")
+            if cut > 0 and b"\n]" not in data and not data.lstrip().startswith(b"]"):
+                # Only rows (`row,\nrow,\n...`) up to the last newline: one JSON array
+                # parse for all of them instead of a parse per line.
+                part = data[:cut].strip().rstrip(b",")
+                try:
+                    parsed = _json.loads(b"[" + part + b"]") if part else []
+                    items = rows_to_items(parsed, what)
+                except (_json.JSONDecodeError, InvalidResponse):
+                    parsed = None
+                if parsed is not None:
+                    rest = data[cut + 1 :]
+                    delivered += len(parsed)
+                    if items:
+                        yield items
+                    continue
+            lines = data.split(b"\n")
             rest = lines.pop()
             rows: list[bytes] = []
             for index, line in enumerate(lines):
