@@ -247,17 +247,25 @@ class HTTP:
                     response.status_code,
                     (time.perf_counter() - started) * 1000,
                 )
-            if response.status_code == 401 and use_auth and self.auth is not None and not renewed:
-                response.close()
-                renewed = self.auth.renew(self)
-                if renewed:
-                    continue
-            if response.status_code >= 400:
-                try:
-                    raise error_from_response(response, method, url)
-                finally:
-                    response.close()
+            if self.resend_after(response, method, url, may_renew=use_auth and not renewed):
+                renewed = True
+                continue
             return response
+
+    def resend_after(self, response: requests.Response, method: str, url: str, *, may_renew: bool) -> bool:
+        """Judge a response: ``True`` when a 401 renewed the credentials and the request
+        should be sent once more; raises the typed error for any other 4xx/5xx (closing
+        the response); ``False`` for a success."""
+        if response.status_code == 401 and may_renew and self.auth is not None:
+            response.close()
+            if self.auth.renew(self):
+                return True
+        if response.status_code >= 400:
+            try:
+                raise error_from_response(response, method, url)
+            finally:
+                response.close()
+        return False
 
     # -- public to the package ---------------------------------------------------------
     def request(

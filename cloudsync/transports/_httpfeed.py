@@ -21,7 +21,7 @@ import urllib3.connectionpool
 from requests.adapters import HTTPAdapter
 
 from .. import _json
-from .._http import error_from_response, translate
+from .._http import translate
 from ..errors import CloudSyncError
 
 if TYPE_CHECKING:
@@ -138,16 +138,9 @@ class FeedSession:
                 raise translate(exc, f"{method} {path}") from exc
             finally:
                 _tls.sink = None
-            if response.status_code == 401 and http.auth is not None and not renewed:
-                response.close()
-                renewed = http.auth.renew(http)
-                if renewed:
-                    continue
-            if response.status_code >= 400:
-                try:
-                    raise error_from_response(response, method, url)
-                finally:
-                    response.close()
+            if http.resend_after(response, method, url, may_renew=not renewed):
+                renewed = True
+                continue
             return response
 
     def close(self) -> None:

@@ -237,3 +237,23 @@ def test_sse_last_seq_event() -> None:
     """An 'event: last_seq' event becomes a LastSeq marker."""
     responses.get(URL, body=b"event: last_seq\ndata: 12\n\n")
     assert list(bound(SSETransport()).stream(ChangesRequest())) == [LastSeq(12)]
+
+
+@responses.activate
+def test_feed_renews_a_cookie_session_after_a_401() -> None:
+    """A feed answered 401 (session expired) logs in again and reopens once, with the new cookie."""
+    from responses import matchers
+
+    from cloudsync.auth import CookieAuth
+
+    for cookie in ("old", "new"):
+        responses.post("http://couch.test/_session", json={"ok": True},
+                       headers={"Set-Cookie": f"AuthSession={cookie}; Path=/"})
+    responses.get(URL, status=401, json={"error": "unauthorized"},
+                  match=[matchers.header_matcher({"Cookie": "AuthSession=old"})])
+    responses.get(URL, json={"results": [row(1, "a")], "last_seq": 1},
+                  match=[matchers.header_matcher({"Cookie": "AuthSession=new"})])
+    transport = bound(LongPollTransport())
+    transport.http.auth = CookieAuth("alice", "pw")
+    items = list(transport.stream(ChangesRequest(since=0)))
+    assert [item.id for item in items if isinstance(item, Change)] == ["a"]
