@@ -44,16 +44,6 @@ SERVERS: dict[str, Callable[[], contextlib.AbstractContextManager[str]]] = {
 }
 
 
-def best_rate(run: Callable[[], int], rounds: int) -> float:
-    """Items per second of the fastest of ``rounds`` runs; ``run()`` returns items done."""
-    rates = []
-    for _ in range(rounds):
-        started = time.perf_counter()
-        items = run()
-        rates.append(items / (time.perf_counter() - started))
-    return max(rates)
-
-
 def interleaved(runs: dict[str, Callable[[], int]], rounds: int) -> dict[str, float]:
     """Best items/s per contender, running the contenders in turn each round so that
     drift in machine load affects them alike."""

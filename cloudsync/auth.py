@@ -12,6 +12,8 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Union
 
+from .errors import InvalidResponse
+
 if TYPE_CHECKING:
     from ._http import HTTP
 
@@ -85,8 +87,6 @@ class CookieAuth(Auth):
         )
         cookie = response.cookies.get("AuthSession")
         if not cookie:
-            from .errors import InvalidResponse
-
             raise InvalidResponse("POST /_session answered without an AuthSession cookie")
         self._cookie = cookie
         self._obtained_at = self._clock()

@@ -144,3 +144,12 @@ def test_credentials_never_appear_in_repr_errors_or_logs(caplog):
              repr(cloudsync.CookieAuth("alice", "topsecret")), repr(cloudsync.BearerTokenAuth(lambda: "topsecret"))]
     assert caplog.text  # a line was logged
     assert all("topsecret" not in text for text in texts)
+
+
+@responses.activate
+def test_login_without_a_session_cookie_is_invalid_response():
+    """A /_session answer with no AuthSession cookie is an InvalidResponse, not a crash."""
+    responses.post(f"{URL}/_session", json={"ok": True})
+    client = cloudsync.Client(URL, auth=cloudsync.CookieAuth("alice", "pw"))
+    with pytest.raises(cloudsync.InvalidResponse, match="AuthSession"):
+        client.database("db").info()
