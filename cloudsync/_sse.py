@@ -42,6 +42,11 @@ class SSEParser:
         #: The server's ``retry:`` reconnection time in milliseconds, if it sent one.
         self.retry: int | None = None
 
+    @property
+    def idle(self) -> bool:
+        """Between events: started, no partial line, no pending data, type or CR."""
+        return self._started and not (self._partial or self._data or self._type or self._skip_lf)
+
     def feed(self, chunk: bytes | str) -> list[Event]:
         return [Event(data, type, id) for type, data, id in self.feed_fields(chunk)]
 

@@ -206,6 +206,7 @@ class Subscription:
         self._batch: list[Any] = []
         self._batch_pos = 0
         self._batch_gen = 0
+        self._delivered = 0  # changes handed out (stats.changes)
         self._gen = 0  # generation of the current connection
         self._min_gen = 0  # queued items of older generations are dropped
         self._stalled_gen = -1
@@ -226,9 +227,13 @@ class Subscription:
         self._save_lock = threading.Lock()
         # (id, rev) pairs seen, in two generations of dedupe_window each: at least the
         # last dedupe_window are remembered, at most twice that (no per-change eviction).
-        self._seen: dict[tuple[str, str], None] = {}
-        self._seen_old: dict[tuple[str, str], None] = {}
+        # Kept as id -> rev (or a tuple of revs when a document has several in the
+        # window): no key object to build per change. ``_seen_room`` is how many more
+        # pairs the young generation takes.
+        self._seen: dict[str, Any] = {}
+        self._seen_old: dict[str, Any] = {}
         self._dedupe_window = dedupe_window
+        self._seen_room = dedupe_window
         self._stats = SubscriptionStats()
         self._threads: list[threading.Thread] = []
         self._started = False
@@ -253,7 +258,7 @@ class Subscription:
 
     @property
     def stats(self) -> SubscriptionStats:
-        return replace(self._stats, bytes_received=self.transport.bytes_received)
+        return replace(self._stats, changes=self._delivered, bytes_received=self.transport.bytes_received)
 
     @property
     def closed(self) -> bool:
@@ -269,36 +274,36 @@ class Subscription:
         return self
 
     def __next__(self) -> Change:
-        # The per-change path of a drain, inlined (it was five calls a change): acknowledge
-        # what was handed out, then hand out the next change of the current batch unless
-        # anything needs a look (manual acks, a retired generation, a marker, a duplicate,
-        # no rev, an empty batch), which _take does.
-        count = self._outstanding
-        if count:
+        # The per-change path of a drain, inlined: acknowledge what was handed out, then
+        # hand out the next change of the current batch if it is a change of a document
+        # not in the dedupe window. Anything else (manual acks, a retired generation, a
+        # marker, a document already in the window, an empty batch) goes through _take.
+        if self._outstanding:
             if self.checkpoint is None:
                 self._outstanding = 0
                 self._last_handed = None
-                if self._position is not None:
-                    self._committed = self._position
+                self._committed = self._position
             else:
                 self._ack_outstanding()
         batch = self._batch
         pos = self._batch_pos
         if pos < len(batch) and not self.manual_ack and self._batch_gen >= self._min_gen:
             item = batch[pos]
-            if item.__class__ is Change and item.rev is not None:
-                key = (item.id, item.rev)
+            if item.__class__ is Change:
+                rev = item.rev
+                doc_id = item.id
                 seen = self._seen
-                if key not in seen and key not in self._seen_old:
+                if rev is not None and doc_id not in seen and doc_id not in self._seen_old:
                     self._batch_pos = pos + 1
-                    seen[key] = None
-                    if len(seen) >= self._dedupe_window:
-                        self._seen_old, self._seen = seen, {}
-                    if item.seq is not None:
-                        self._position = item.seq
-                    self._outstanding += 1
+                    seen[doc_id] = rev
+                    if len(seen) >= self._seen_room:
+                        self._rotate_seen()
+                    seq = item.seq
+                    if seq is not None:
+                        self._position = seq
+                    self._outstanding = 1
                     self._last_handed = item
-                    self._stats.changes += 1
+                    self._delivered += 1
                     return item
         if not self._started:
             self._ensure_started()
@@ -464,16 +469,37 @@ class Subscription:
         """Hand ``change`` over unless it is a duplicate; keep the books. Consumer only."""
         rev = change.rev
         if rev is not None:
-            key = (change.id, rev)
-            seen = self._seen
-            if key in seen or key in self._seen_old:
-                self._stats.duplicates += 1
-                log.debug("dropped duplicate %s %s", change.id, rev)
-                self._marker(change.seq)
-                return False
-            seen[key] = None
-            if len(seen) >= self._dedupe_window:
-                self._seen_old, self._seen = seen, {}
+            doc_id = change.id
+            for generation in (self._seen, self._seen_old):
+                known = generation.get(doc_id)
+                if known is not None and (known == rev if known.__class__ is str else rev in known):
+                    self._stats.duplicates += 1
+                    log.debug("dropped duplicate %s %s", doc_id, rev)
+                    self._marker(change.seq)
+                    return False
+            self._remember(doc_id, rev)
+        self._hand(change)
+        return True
+
+    def _remember(self, doc_id: str, rev: str) -> None:
+        seen = self._seen
+        known = seen.get(doc_id)
+        if known is None:
+            seen[doc_id] = rev
+        else:
+            seen[doc_id] = (known, rev) if known.__class__ is str else (*known, rev)
+            self._seen_room -= 1  # one more pair without one more key
+        if len(seen) >= self._seen_room:
+            self._rotate_seen()
+
+    def _rotate_seen(self) -> None:
+        """The young generation is full: it becomes the old one. At least the last
+        ``dedupe_window`` pairs stay remembered, at most twice that."""
+        self._seen_old, self._seen = self._seen, {}
+        self._seen_room = self._dedupe_window
+
+    def _hand(self, change: Change) -> None:
+        """Keep the books of a change handed to the application. Consumer only."""
         seq = change.seq
         if self.manual_ack:
             with self._cond:
@@ -485,8 +511,7 @@ class Subscription:
                 self._position = seq
             self._outstanding += 1
             self._last_handed = change
-        self._stats.changes += 1
-        return True
+        self._delivered += 1
 
     def _marker(self, seq: Any) -> None:
         """A position with nothing to hand over (a marker or a duplicate). Consumer only."""

@@ -218,7 +218,8 @@ class Feed:
         fmt = self.opts.feed
         if fmt == "websocket":
             encoded = self.encode_rows(rows)
-            return [b"[" + b",".join(encoded[i:i + WS_BATCH]) + b"]" for i in range(0, len(encoded), WS_BATCH)]
+            # A row per line (as CouchDB writes long-poll answers): clients can parse row by row.
+            return [b"[" + b",\n".join(encoded[i:i + WS_BATCH]) + b"]" for i in range(0, len(encoded), WS_BATCH)]
         if fmt == "eventsource":
             return [b"".join(self.encode_rows(rows, eventsource=True))]
         encoded = self.encode_rows(rows)

@@ -65,6 +65,9 @@ CREATE TABLE IF NOT EXISTS docs (
     revs TEXT NOT NULL,
     body TEXT NOT NULL
 );
+-- _changes reads (seq, id, rev, deleted) in seq order from this index alone, without
+-- visiting the table rows (which hold the bodies).
+CREATE INDEX IF NOT EXISTS docs_by_seq ON docs (seq, id, rev, deleted);
 CREATE TABLE IF NOT EXISTS conflicts (
     id TEXT NOT NULL,
     rev TEXT NOT NULL,
@@ -75,6 +78,16 @@ CREATE TABLE IF NOT EXISTS conflicts (
 );
 CREATE TABLE IF NOT EXISTS local (id TEXT PRIMARY KEY, rev TEXT NOT NULL, body TEXT NOT NULL);
 """
+
+
+#: The backlog query of ``_changes``, by (bodies, descending). Without bodies it is
+#: answered from the ``docs_by_seq`` index alone.
+CHANGES_SQL = {
+    (bodies, descending): f"SELECT seq, id, rev, deleted, {'CAST(body AS BLOB)' if bodies else 'NULL'} "
+    f"FROM docs WHERE seq > ? ORDER BY seq {'DESC' if descending else 'ASC'} LIMIT ?"
+    for bodies in (True, False)
+    for descending in (True, False)
+}
 
 
 def valid_db_name(name: str) -> bool:
@@ -619,13 +632,8 @@ class Database:
                     if len(out) >= limit:
                         break
             return out
-        order = "DESC" if descending else "ASC"
-        body = "CAST(body AS BLOB)" if bodies else "NULL"
-        rows = self._reader.execute(
-            f"SELECT seq, id, rev, deleted, {body} FROM docs WHERE seq > ? ORDER BY seq {order} LIMIT ?",
-            (since, limit),
-        ).fetchall()
-        return rows
+        sql = CHANGES_SQL[bodies, descending]
+        return self._reader.execute(sql, (since, limit)).fetchall()
 
     def pending(self, after: int) -> int:
         """Changes after ``after`` (CouchDB's ``pending``)."""

@@ -24,15 +24,18 @@ class LongPollTransport(Transport):
     body, fall back to query parameters once), ``"body"`` (CouchDB 3) or ``"query"``
     (pouchdb-server).
 
-    ``page_size`` (default 10,000; ``None`` for no limit) is sent as ``limit``: a backlog
-    arrives in pages of that many rows, one request each (the subscription asks for the
-    next page at once), so memory stays bounded however long the backlog is.
-
     CouchDB and the embedded server write one row per line
     (``{"results":[\\n{row},\\n{row}\\n],\\n"last_seq":...}``): such an answer is parsed
-    line by line while it arrives, and its rows are delivered while the rest of the page
-    is still being sent. Any other layout (pouchdb-server writes one line) is parsed as
-    one document when complete.
+    line by line while it arrives, and its rows are delivered while the rest is still
+    being sent. Any other layout (pouchdb-server writes one line) has to be held and
+    parsed whole when complete.
+
+    ``page_size`` (default 10,000; ``None`` for no limit) is sent as ``limit`` until the
+    server is seen to write a row per line: a backlog then arrives in pages of that many
+    rows, one request each (the subscription asks for the next page at once), so the
+    answers held whole stay bounded. Once answers are known to stream, the next requests
+    ask for everything: memory no longer depends on the answer's length, and every page
+    boundary would stall the feed for a request's round trip and the server's first batch.
     """
 
     name = "longpoll"
@@ -45,24 +48,29 @@ class LongPollTransport(Transport):
         self._session = FeedSession()
         self._form = SelectorForm(selector_in)
         self.page_size = page_size
+        #: The server writes a row per line (learned from the first answer).
+        self.streams_rows = False
 
     stream = Transport.batched_stream
 
     def stream_batches(self, request: ChangesRequest) -> Iterator[list[Item]]:
         token = self._begin()
-        if self.page_size is not None and (request.limit is None or request.limit > self.page_size):
+        if not self.streams_rows and self.page_size is not None and (request.limit is None or request.limit > self.page_size):
             request = replace(request, limit=self.page_size)
         response = open_feed(self, self._session, self._form, token, request, self.feed, {"Accept": "application/json"})
         self._opened()
         what = f"{self.feed} feed"
         # Heartbeat newlines arrive while the server waits: read incrementally for liveness.
-        chunks: list[bytes] = []  # everything read: the fallback parses it whole
+        # Everything read, while the answer may still have to be parsed whole (until a
+        # row was delivered line by line).
+        chunks: list[bytes] | None = []
         rest = b""
         mode = "start"  # start -> rows -> tail, or whole
         delivered = 0  # rows yielded in line mode
         tail: list[bytes] = []
         for chunk in read_chunks(self, token, response, what):
-            chunks.append(chunk)
+            if chunks is not None:
+                chunks.append(chunk)
             if mode == "whole" or mode == "tail":
                 if mode == "tail":
                     tail.append(chunk)
@@ -83,17 +91,20 @@ class LongPollTransport(Transport):
             data = rest + chunk if rest else chunk
             cut = data.rfind(b"\n")
             if cut > 0 and b"\n]" not in data and not data.lstrip().startswith(b"]"):
-                # Only rows (`row,\nrow,\n...`) up to the last newline: one JSON array
-                # parse for all of them instead of a parse per line.
+                # Only rows (`row,\nrow,\n...`) up to the last newline: split at the
+                # row separators, no per-line stripping.
                 part = data[:cut].strip().rstrip(b",")
+                parsed = part.split(b",\n") if part else []
                 try:
-                    parsed = _json.loads(b"[" + part + b"]") if part else []
-                    items = rows_to_items(parsed, what)
-                except (_json.JSONDecodeError, InvalidResponse):
+                    items, _ = lines_to_items(parsed, what)
+                except InvalidResponse:
                     parsed = None
-                if parsed is not None:
+                if parsed is not None and len(items) == len(parsed):
                     rest = data[cut + 1 :]
                     delivered += len(parsed)
+                    if delivered:
+                        chunks = None
+                        self.streams_rows = True
                     if items:
                         yield items
                     continue
@@ -115,9 +126,18 @@ class LongPollTransport(Transport):
             try:
                 items, _ = lines_to_items(rows, what)
             except InvalidResponse:
+                if chunks is None:
+                    # Rows were delivered already and the answer was not kept; the next
+                    # request (from the last delivered row) gets this row first and
+                    # falls back to parsing it whole.
+                    self.streams_rows = False
+                    raise
                 mode = "whole"  # not one row per line after all: parse the answer whole
                 continue
             delivered += len(rows)
+            if delivered:
+                chunks = None
+                self.streams_rows = True
             yield items
         if mode == "tail":
             try:
@@ -128,6 +148,8 @@ class LongPollTransport(Transport):
                 if "last_seq" in answer:
                     yield [LastSeq(answer["last_seq"])]
                 return
+        if chunks is None:
+            raise InvalidResponse(f"{what}: the answer ended inside its results")
         body = b"".join(chunks)
         try:
             answer = _json.loads(body)

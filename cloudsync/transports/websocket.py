@@ -11,7 +11,7 @@ import websocket  # websocket-client
 
 from .. import _json
 from ..errors import InvalidResponse, NetworkError, RequestTimeout, StreamError, error_for_status
-from ._rows import row_item, rows_to_items
+from ._rows import lines_to_items, row_item, rows_to_items
 from .base import ChangesRequest, Item, LastSeq, Transport
 
 __all__ = ["WebSocketTransport"]
@@ -128,6 +128,11 @@ class WebSocketTransport(Transport):
                     continue
                 if not data.strip() or data.strip() in (b'""', b"[]"):
                     continue  # heartbeat, or "caught up"
+                items = _row_per_line(data, what)
+                if items is not None:
+                    if items:
+                        yield items
+                    continue
                 try:
                     message = _json.loads(data)
                 except _json.JSONDecodeError as exc:
@@ -148,6 +153,31 @@ class WebSocketTransport(Transport):
                 ws.shutdown()  # closes the socket; a clean close handshake is not worth waiting for
             except Exception:
                 pass
+
+def _row_per_line(data: bytes, what: str) -> list[Item] | None:
+    """The items of an array message written a row per line (``[row,\\nrow,\\n...]``,
+    as the embedded server sends), parsed row by row; ``None`` for any other message,
+    which is parsed whole.
+
+    Row by row, each row's dicts are freed as soon as its change is built; a whole
+    array keeps them all alive and the garbage collector promotes them. A split at
+    ``,\\n`` can only make every piece valid JSON when the line ends are between the
+    array's own elements (a raw newline never occurs inside a JSON string), so anything
+    else fails to parse and falls back to the whole message."""
+    if b"\n" not in data:
+        return None
+    body = data.strip()
+    if body[:1] != b"[" or body[-1:] != b"]":
+        return None
+    pieces = body[1:-1].split(b",\n")
+    try:
+        items, ended = lines_to_items(pieces, what)
+    except InvalidResponse:
+        return None
+    if ended and len(items) < len(pieces):
+        return None  # a last_seq object amid the rows: parsed whole, it does not end the feed
+    return items
+
 
 def _translate(exc: BaseException, what: str, sent: bool = True) -> Exception:
     if isinstance(exc, (websocket.WebSocketTimeoutException, socket.timeout, TimeoutError)):

@@ -177,3 +177,25 @@ def test_collate_orders_types_like_couchdb():
     for i, a in enumerate(values):
         for j, b in enumerate(values):
             assert mango.collate(a, b) == (i > j) - (i < j), (a, b)
+
+
+def test_changes_backlog_read_from_the_seq_index_alone(tmp_path):
+    """At the storage layer: _changes without bodies reads (seq, id, rev, deleted) from
+    the covering index, in seq order, without visiting the table rows; with bodies it
+    still walks the seq index."""
+    from cloudsync.server.storage import CHANGES_SQL
+
+    class FakeStorage:
+        durable = False
+
+    db = Database(FakeStorage(), "x", tmp_path / "x.sqlite")  # type: ignore[arg-type]
+    try:
+        for descending in (False, True):
+            plan = [row[3] for row in db.reader.execute("EXPLAIN QUERY PLAN " + CHANGES_SQL[False, descending], (0, 10))]
+            assert any("USING COVERING INDEX docs_by_seq" in line for line in plan), plan
+            assert not any("TEMP B-TREE" in line for line in plan), plan
+        plan = [row[3] for row in db.reader.execute("EXPLAIN QUERY PLAN " + CHANGES_SQL[True, False], (0, 10))]
+        assert len(plan) == 1 and plan[0].startswith("SEARCH docs USING INDEX") and "(seq>?)" in plan[0], plan
+    finally:
+        db._reader.close()
+        db._writer.close()

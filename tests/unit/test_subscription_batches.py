@@ -128,6 +128,26 @@ def test_dedupe_remembers_at_least_the_window() -> None:
         assert [x.id for x in got][-1] == "new" and sub.stats.duplicates == 4
 
 
+def test_dedupe_tells_revisions_of_one_document_apart() -> None:
+    """Replayed revisions of a document are dropped, its new revisions delivered."""
+    first = [c(1, "a", "1-a"), c(2, "a", "2-a"), c(3, "b", "1-b")]
+    replay = [c(1, "a", "1-a"), c(2, "a", "2-a"), c(4, "a", "3-a")]
+    with Subscription(FakeDB(), Batches([first], [replay]), since=0) as sub:
+        got = take(sub, 4)
+        assert [(x.id, x.rev) for x in got] == [("a", "1-a"), ("a", "2-a"), ("b", "1-b"), ("a", "3-a")]
+        assert sub.stats.duplicates == 2
+
+
+def test_dedupe_window_bounded_for_a_document_updated_often() -> None:
+    """Revisions of one document count against the window like any pair: after two
+    windows' worth of newer revisions the oldest is forgotten, the newest remembered."""
+    revs = [c(i, "hot", f"{i}-h") for i in range(1, 11)]
+    replay = [c(1, "hot", "1-h"), c(10, "hot", "10-h"), c(11, "other")]
+    with Subscription(FakeDB(), Batches([revs], [replay]), since=0, dedupe_window=4) as sub:
+        got = take(sub, 12)
+        assert [x.rev for x in got][-2:] == ["1-h", "1-x"] and sub.stats.duplicates == 1
+
+
 class Refused(Transport):
     """Connections fail as if nothing listened; reachable() answers from a script."""
 

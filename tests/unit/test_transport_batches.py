@@ -6,43 +6,21 @@ from __future__ import annotations
 import json
 import socket
 import threading
-from urllib.parse import parse_qs, urlsplit
 
 import pytest
 import responses
 
-from cloudsync._http import HTTP
-from cloudsync._retry import RetryPolicy
 from cloudsync._sse import SSEParser
 from cloudsync.models import Change
-from cloudsync.transports import ChangesRequest, ContinuousTransport, LastSeq, LongPollTransport, MockTransport
+from cloudsync.transports import (
+    ChangesRequest,
+    ContinuousTransport,
+    LastSeq,
+    LongPollTransport,
+    MockTransport,
+)
 
-URL = "http://couch.test/db/_changes"
-
-
-class _DB:
-    path = "/db"
-    name = "db"
-
-    def __init__(self, base: str = "http://couch.test") -> None:
-        self._http = HTTP(base, retry=RetryPolicy.never())
-
-
-def bound(transport, base: str = "http://couch.test"):
-    transport.bind(_DB(base))
-    return transport
-
-
-def row(seq, doc_id, rev="1-a", **extra) -> dict:
-    return {"seq": seq, "id": doc_id, "changes": [{"rev": rev}], **extra}
-
-
-def line(obj) -> bytes:
-    return json.dumps(obj).encode()
-
-
-def query(call) -> dict[str, str]:
-    return {k: v[0] for k, v in parse_qs(urlsplit(call.request.url).query).items()}
+from ._feed_helpers import URL, bound, line, query, row
 
 
 @responses.activate
@@ -144,6 +122,7 @@ def test_from_row_builds_an_ordinary_frozen_change() -> None:
     fast = Change.from_row(row(1, "a", "1-x", deleted=True, doc={"_id": "a"}))
     slow = Change(1, "a", "1-x", True, {"_id": "a"}, ("1-x",))
     assert fast == slow and hash(Change.from_row(row(1, "a"))) == hash(Change(1, "a", "1-a", False, None, ("1-a",)))
+    assert type(fast) is Change and repr(fast) == repr(slow)
     with pytest.raises(AttributeError):
         fast.id = "b"  # type: ignore[misc]
     assert Change.from_row({"id": "x", "doc": {"_rev": "2-a"}}) == Change(None, "x", "2-a", False, {"_rev": "2-a"}, ())

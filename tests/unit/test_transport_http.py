@@ -3,13 +3,10 @@
 from __future__ import annotations
 
 import json
-from urllib.parse import parse_qs, urlsplit
 
 import pytest
 import responses
 
-from cloudsync._http import HTTP
-from cloudsync._retry import RetryPolicy
 from cloudsync.errors import BadRequest, InvalidResponse, NotFound, ServerError, StreamError
 from cloudsync.models import Change
 from cloudsync.transports import (
@@ -20,28 +17,7 @@ from cloudsync.transports import (
     SSETransport,
 )
 
-URL = "http://couch.test/db/_changes"
-
-
-class _DB:
-    path = "/db"
-    name = "db"
-
-    def __init__(self) -> None:
-        self._http = HTTP("http://couch.test", retry=RetryPolicy.never())
-
-
-def bound(transport):
-    transport.bind(_DB())
-    return transport
-
-
-def row(seq, doc_id, rev="1-a", **extra):
-    return {"seq": seq, "id": doc_id, "changes": [{"rev": rev}], **extra}
-
-
-def query(call) -> dict[str, str]:
-    return {k: v[0] for k, v in parse_qs(urlsplit(call.request.url).query).items()}
+from ._feed_helpers import URL, bound, query, row
 
 
 # -- long poll ----------------------------------------------------------------------------------
