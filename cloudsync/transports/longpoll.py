@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from dataclasses import replace
+
+import requests
 
 from .. import _json
 from ..errors import InvalidResponse
@@ -32,10 +35,15 @@ class LongPollTransport(Transport):
 
     ``page_size`` (default 10,000; ``None`` for no limit) is sent as ``limit`` until the
     server is seen to write a row per line: a backlog then arrives in pages of that many
-    rows, one request each (the subscription asks for the next page at once), so the
-    answers held whole stay bounded. Once answers are known to stream, the next requests
-    ask for everything: memory no longer depends on the answer's length, and every page
-    boundary would stall the feed for a request's round trip and the server's first batch.
+    rows, one request each, so the answers held whole stay bounded. Once answers are known
+    to stream, the next requests ask for everything: memory no longer depends on the
+    answer's length, and every page boundary would stall the feed for a request's round
+    trip and the server's first batch.
+
+    After a full page held whole, the next page is asked for (from its ``last_seq``, on
+    a helper thread that only opens the request) before this one's changes are built and
+    delivered: the server computes the next page meanwhile. The next :meth:`stream` call
+    for that ``since`` takes the opened response; any other call discards it.
     """
 
     name = "longpoll"
@@ -50,14 +58,22 @@ class LongPollTransport(Transport):
         self.page_size = page_size
         #: The server writes a row per line (learned from the first answer).
         self.streams_rows = False
+        self._next: _NextPage | None = None
 
     stream = Transport.batched_stream
 
     def stream_batches(self, request: ChangesRequest) -> Iterator[list[Item]]:
-        token = self._begin()
         if not self.streams_rows and self.page_size is not None and (request.limit is None or request.limit > self.page_size):
             request = replace(request, limit=self.page_size)
-        response = open_feed(self, self._session, self._form, token, request, self.feed, {"Accept": "application/json"})
+        following, self._next = self._next, None
+        if following is not None and following.request == request and not self._closed_since(following.token):
+            token = following.token  # its connection's abort is registered under this token
+            response = following.result()
+        else:
+            if following is not None:
+                following.discard()
+            token = self._begin()
+            response = open_feed(self, self._session, self._form, token, request, self.feed, _HEADERS)
         self._opened()
         what = f"{self.feed} feed"
         # Heartbeat newlines arrive while the server waits: read incrementally for liveness.
@@ -158,6 +174,9 @@ class LongPollTransport(Transport):
         if not isinstance(answer, dict) or not isinstance(answer.get("results"), list):
             raise InvalidResponse(f"{what}: expected {{'results': [...]}}, got {body[:80]!r}")
         results = answer["results"]
+        if request.limit is not None and len(results) >= request.limit and "last_seq" in answer and not delivered:
+            # A full page: more is waiting. Have the server work on it meanwhile.
+            self._next = _NextPage(self, token, replace(request, since=answer["last_seq"]))
         if delivered:
             results = results[delivered:]  # already yielded line by line
         items = rows_to_items(results, what)
@@ -167,4 +186,61 @@ class LongPollTransport(Transport):
             yield items
 
     def close(self) -> None:
-        super().close()
+        super().close()  # aborts an opening next page too (its abort is the registered one)
+        following, self._next = self._next, None
+        if following is not None:
+            following.discard()
+
+
+_HEADERS = {"Accept": "application/json"}
+
+
+class _NextPage:
+    """A long-poll request opened on a helper thread while the page before it is parsed.
+
+    Opening is all the thread does (send, wait for the status line and headers); the
+    body is read by the next :meth:`LongPollTransport.stream_batches` call that takes it.
+    Its socket's abort is registered under the token of the page before it, so
+    ``close()`` reaches it."""
+
+    def __init__(self, transport: LongPollTransport, token: int, request: ChangesRequest) -> None:
+        self.request = request
+        self.token = token
+        self._response: requests.Response | None = None
+        self._error: BaseException | None = None
+        self._discarded = False
+        self._lock = threading.Lock()
+        self._done = threading.Event()
+
+        def open_next() -> None:
+            try:
+                response = open_feed(transport, transport._session, transport._form, token, request, transport.feed, _HEADERS)
+            except BaseException as exc:  # handed to the taker
+                self._error = exc
+            else:
+                with self._lock:
+                    if self._discarded:
+                        response.close()
+                    else:
+                        self._response = response
+            finally:
+                self._done.set()
+
+        threading.Thread(target=open_next, name="cloudsync-next-page", daemon=True).start()
+
+    def result(self) -> requests.Response:
+        """The opened response, or the error opening it raised. Waits for the opening,
+        which open_feed bounds by the request's connect and stall timeouts (and close()
+        cuts short)."""
+        self._done.wait()
+        if self._error is not None:
+            raise self._error
+        assert self._response is not None
+        return self._response
+
+    def discard(self) -> None:
+        with self._lock:
+            self._discarded = True
+            response, self._response = self._response, None
+        if response is not None:
+            response.close()

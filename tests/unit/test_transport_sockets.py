@@ -168,10 +168,12 @@ def test_silence_beyond_stall_timeout_is_request_timeout(serve) -> None:
 def test_close_unblocks_read_from_another_thread(serve, cls, headers_first) -> None:
     """close() from another thread ends a blocked read at once (before or after headers)."""
     hold = threading.Event()
+    answered = threading.Event()
 
     def script(conn, _):
         if headers_first:
             conn.sendall(CHUNKED + chunk(b"\n"))
+        answered.set()
         hold.wait(5)
 
     transport = bound(cls(), serve(script))
@@ -186,7 +188,7 @@ def test_close_unblocks_read_from_another_thread(serve, cls, headers_first) -> N
         done.set()
 
     threading.Thread(target=read, daemon=True).start()
-    time.sleep(0.2)  # let the read block (a blocked read is what we are testing)
+    assert answered.wait(5)  # the request was sent: the reader waits on the socket now
     started = time.monotonic()
     transport.close()
     assert done.wait(1.0), "close() did not unblock the read"
@@ -326,19 +328,22 @@ def test_websocket_bad_status_is_typed_error(serve) -> None:
 def test_websocket_close_unblocks_and_stall_times_out(serve) -> None:
     """close() unblocks a silent websocket at once; silence alone gives RequestTimeout."""
     hold = threading.Event()
+    options_read = threading.Semaphore(0)
 
     def script(conn, request):
         ws_handshake(conn, request)
         ws_read(conn)
+        options_read.release()
         hold.wait(5)
 
     server = serve(script)
     transport = bound(WebSocketTransport(), server)
     with pytest.raises(RequestTimeout):
         list(transport.stream(ChangesRequest(stall_timeout=0.3)))
+    assert options_read.acquire(timeout=5)  # the first connection's
     done = threading.Event()
     threading.Thread(target=lambda: (pytest.raises(Exception, lambda: list(transport.stream(ChangesRequest(stall_timeout=30)))), done.set()), daemon=True).start()
-    time.sleep(0.2)  # let the read block
+    assert options_read.acquire(timeout=5)  # connected and sent: the client is reading now
     transport.close()
     assert done.wait(1.0)
     hold.set()
@@ -349,3 +354,93 @@ def test_websocket_heartbeat_clamped() -> None:
     assert WebSocketTransport().effective_heartbeat(10) == 25
     assert WebSocketTransport(min_heartbeat=0).effective_heartbeat(10) == 10
     assert LongPollTransport().effective_heartbeat(120) == 60
+
+
+# -- long-poll: the next page asked for while a full page is delivered ----------------------------------
+def page(rows: list[bytes], last_seq: int) -> bytes:
+    body = b'{"results":[' + b",".join(rows) + b'],"last_seq":%d}' % last_seq  # one line, like pouchdb-server
+    return b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n" % len(body) + body
+
+
+def since_of(request: bytes) -> str:
+    target = request.split(b" ", 2)[1].decode()
+    return dict(p.split("=", 1) for p in target.split("?", 1)[1].split("&")).get("since", "")
+
+
+def test_longpoll_asks_for_the_next_page_before_delivering_a_full_one(serve) -> None:
+    """After a full page held whole, the request for the next page is on its way before
+    the page's changes are handed out, and the next stream() takes its answer."""
+    second_asked = threading.Event()
+
+    def script(conn, request):
+        if since_of(request) in ("", "0"):
+            conn.sendall(page([row(1, "a"), row(2, "b")], 2))
+        else:
+            second_asked.set()
+            conn.sendall(page([row(3, "c")], 3))
+        conn.close()
+
+    server = serve(script)
+    transport = bound(LongPollTransport(page_size=2), server)
+    batches = transport.stream_batches(ChangesRequest(since=0))
+    first = next(batches)
+    assert [getattr(i, "id", i) for i in first] == ["a", "b", LastSeq(2)]
+    assert second_asked.wait(5)  # while the first page is still in our hands
+    assert list(batches) == []
+    items = list(transport.stream(ChangesRequest(since=2)))
+    assert [getattr(i, "id", i) for i in items] == ["c", LastSeq(3)]
+    assert [since_of(r) for r in server.requests] == ["0", "2"]  # no request twice
+
+
+def test_longpoll_partial_page_asks_for_nothing_ahead(serve) -> None:
+    """A page with fewer rows than the limit is the end of the backlog: no request ahead."""
+
+    def script(conn, request):
+        conn.sendall(page([row(1, "a")], 1))
+        conn.close()
+
+    server = serve(script)
+    transport = bound(LongPollTransport(page_size=2), server)
+    assert [getattr(i, "id", i) for i in transport.stream(ChangesRequest(since=0))] == ["a", LastSeq(1)]
+    assert transport._next is None and len(server.requests) == 1
+
+
+def test_longpoll_next_page_for_another_since_is_discarded(serve) -> None:
+    """A stream() from another position does not take the page asked for ahead."""
+
+    def script(conn, request):
+        conn.sendall(page([row(1, "a"), row(2, "b")], 2) if since_of(request) != "2" else page([row(3, "c")], 3))
+        conn.close()
+
+    server = serve(script)
+    transport = bound(LongPollTransport(page_size=2), server)
+    list(transport.stream(ChangesRequest(since=0)))
+    items = list(transport.stream(ChangesRequest(since=1)))  # e.g. a resume after a failure
+    assert [getattr(i, "id", i) for i in items][:2] == ["a", "b"]
+    assert since_of(server.requests[-1]) in ("1", "2")
+
+
+def test_close_aborts_a_next_page_still_opening(serve) -> None:
+    """close() while the request ahead waits for its answer ends that request at once."""
+    hold = threading.Event()
+    second_asked = threading.Event()
+
+    def script(conn, request):
+        if since_of(request) == "0":
+            conn.sendall(page([row(1, "a"), row(2, "b")], 2))
+            conn.close()
+        else:
+            second_asked.set()
+            hold.wait(10)  # never answers in time
+
+    server = serve(script)
+    transport = bound(LongPollTransport(page_size=2), server)
+    list(transport.stream(ChangesRequest(since=0, stall_timeout=30)))
+    assert second_asked.wait(5)
+    following = transport._next
+    transport.close()
+    assert following is not None and following._done.wait(2)
+    with pytest.raises(NetworkError):
+        following.result()
+    assert transport._next is None
+    hold.set()
