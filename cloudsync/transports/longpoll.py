@@ -58,11 +58,14 @@ class LongPollTransport(Transport):
         self.page_size = page_size
         #: The server writes a row per line (learned from the first answer).
         self.streams_rows = False
+        #: The last answer had as many rows as its request's limit: more may be waiting.
+        self.last_page_full = False
         self._next: _NextPage | None = None
 
     stream = Transport.batched_stream
 
     def stream_batches(self, request: ChangesRequest) -> Iterator[list[Item]]:
+        self.last_page_full = False
         if not self.streams_rows and self.page_size is not None and (request.limit is None or request.limit > self.page_size):
             request = replace(request, limit=self.page_size)
         following, self._next = self._next, None
@@ -156,6 +159,7 @@ class LongPollTransport(Transport):
                 self.streams_rows = True
             yield items
         if mode == "tail":
+            self.last_page_full = request.limit is not None and delivered >= request.limit
             try:
                 answer = _json.loads(b"{" + b"".join(tail).strip())
             except _json.JSONDecodeError:
@@ -176,6 +180,7 @@ class LongPollTransport(Transport):
         results = answer["results"]
         if request.limit is not None and len(results) >= request.limit and "last_seq" in answer and not delivered:
             # A full page: more is waiting. Have the server work on it meanwhile.
+            self.last_page_full = True
             self._next = _NextPage(self, token, replace(request, since=answer["last_seq"]))
         if delivered:
             results = results[delivered:]  # already yielded line by line

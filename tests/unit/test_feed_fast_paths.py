@@ -1,6 +1,7 @@
 """The feeds' fast paths give exactly what the general parsers give: SSE events of plain
 ``data``/``id`` lines, WebSocket messages written a row per line, long-poll answers that
-stream a row per line (and then are no longer paged)."""
+stream a row per line (and then are no longer paged), continuous feeds that catch up
+with normal requests first."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from cloudsync import _json
 from cloudsync._sse import SSEParser
 from cloudsync.errors import InvalidResponse
 from cloudsync.models import Change
-from cloudsync.transports import ChangesRequest, LastSeq, LongPollTransport, SSETransport
+from cloudsync.transports import ChangesRequest, ContinuousTransport, LastSeq, LongPollTransport, SSETransport
 from cloudsync.transports import sse as sse_module
 from cloudsync.transports.websocket import _row_per_line
 
@@ -195,3 +196,53 @@ def test_longpoll_row_spanning_lines_after_delivery_fails_and_pages_again(monkey
         for item in transport.stream(ChangesRequest()):
             got.append(item)
     assert [c.id for c in got] == ["a"] and not transport.streams_rows
+
+
+# -- continuous: catching up with normal requests first ---------------------------------------------
+def _feed_is(feed: str):
+    return responses.matchers.query_param_matcher({"feed": feed}, strict_match=False)
+
+
+def one_line_answer(rows: list, last_seq) -> bytes:
+    return json.dumps({"results": rows, "last_seq": last_seq}).encode()
+
+
+@responses.activate
+def test_continuous_catches_up_with_a_normal_request_then_streams() -> None:
+    """A connection reads what is there with feed=normal, then opens the continuous feed
+    from that answer's last_seq."""
+    normal = one_line_answer([row(1, "a"), row(2, "b")], 2)
+    continuous = line(row(3, "c")) + b"\n" + line({"last_seq": 3}) + b"\n"
+    responses.get(URL, body=normal, match=[_feed_is("normal")])
+    responses.get(URL, body=continuous, match=[_feed_is("continuous")])
+    transport = ContinuousTransport()
+    transport.bind(FakeDB())
+    items = list(transport.stream(ChangesRequest(since=0)))
+    assert [getattr(i, "id", i) for i in items] == ["a", "b", LastSeq(2), "c", LastSeq(3)]
+    assert [(query(c)["feed"], query(c)["since"]) for c in responses.calls] == [("normal", "0"), ("continuous", "2")]
+    assert transport.bytes_received == len(normal) + len(continuous)  # the watchdog sees both
+
+
+@responses.activate
+def test_continuous_full_catch_up_page_ends_the_connection() -> None:
+    """A full page ends the connection cleanly (the subscription reconnects from it at
+    once); no continuous request is made behind it."""
+    responses.get(URL, body=one_line_answer([row(1, "a"), row(2, "b")], 2), match=[_feed_is("normal")])
+    transport = ContinuousTransport(page_size=2)
+    transport.bind(FakeDB())
+    items = list(transport.stream(ChangesRequest(since=0)))
+    transport.close()  # the next page, asked for ahead, is not needed here
+    assert [getattr(i, "id", i) for i in items] == ["a", "b", LastSeq(2)]
+    assert query(responses.calls[0])["feed"] == "normal" and query(responses.calls[0])["limit"] == "2"
+    assert not any(query(c)["feed"] == "continuous" for c in responses.calls)
+
+
+@responses.activate
+@pytest.mark.parametrize("options, request_", [({"catch_up": False}, ChangesRequest()), ({}, ChangesRequest(limit=5))])
+def test_continuous_without_catch_up(options, request_) -> None:
+    """catch_up=False, or a limit in the request, reads only the continuous feed."""
+    responses.get(URL, body=line(row(1, "a")) + b"\n" + line({"last_seq": 1}) + b"\n", match=[_feed_is("continuous")])
+    transport = ContinuousTransport(**options)
+    transport.bind(FakeDB())
+    assert [getattr(i, "id", i) for i in transport.stream(request_)] == ["a", LastSeq(1)]
+    assert [query(c)["feed"] for c in responses.calls] == ["continuous"]

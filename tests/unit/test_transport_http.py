@@ -156,7 +156,7 @@ def test_continuous_lines_heartbeats_and_last_seq() -> None:
     """One row per line, empty lines skipped, a last_seq line ends the feed cleanly."""
     lines = [json.dumps(row(1, "a")), "", "", json.dumps(row(2, "b")), json.dumps({"last_seq": 2})]
     responses.get(URL, body=("\n".join(lines) + "\n").encode())
-    items = list(bound(ContinuousTransport()).stream(ChangesRequest()))
+    items = list(bound(ContinuousTransport(catch_up=False)).stream(ChangesRequest()))
     assert [getattr(i, "id", None) for i in items] == ["a", "b", None]
     assert items[-1] == LastSeq(2)
     assert query(responses.calls[0])["feed"] == "continuous"
@@ -166,7 +166,7 @@ def test_continuous_lines_heartbeats_and_last_seq() -> None:
 def test_continuous_partial_last_line_dropped() -> None:
     """A line without its newline at the end (truncated body) is never parsed."""
     responses.get(URL, body=(json.dumps(row(1, "a")) + "\n" + '{"seq":2,"id":"b","chan').encode())
-    items = list(bound(ContinuousTransport()).stream(ChangesRequest()))
+    items = list(bound(ContinuousTransport(catch_up=False)).stream(ChangesRequest()))
     assert [i.id for i in items] == ["a"]
 
 
@@ -175,7 +175,7 @@ def test_continuous_error_row_is_stream_error() -> None:
     """An error object after the 200 (CouchDB) raises StreamError."""
     responses.get(URL, body=b'{"error":"badarg","reason":"x"}\n')
     with pytest.raises(StreamError):
-        list(bound(ContinuousTransport()).stream(ChangesRequest()))
+        list(bound(ContinuousTransport(catch_up=False)).stream(ChangesRequest()))
 
 
 # -- SSE ----------------------------------------------------------------------------------------------
