@@ -134,7 +134,7 @@ def main(argv: list[str] | None = None) -> list[Row]:
     parser.add_argument("--quick", action="store_true", help="a few ops only: checks that it runs")
     parser.add_argument("--servers", default=",".join(SERVERS))
     args = parser.parse_args(argv)
-    ops, rounds, query_docs = (20, 1, 500) if args.quick else (500, 5, 10_000)
+    ops, rounds, query_docs = (20, 1, 500) if args.quick else (300, 5, 10_000)
     rows: list[Row] = []
     for name in args.servers.split(","):
         with SERVERS[name]() as url:
