@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import collections
 import enum
+import functools
 import logging
 import random as _random
 import threading
@@ -792,7 +793,7 @@ class Subscription:
                 self._read_pos = self._position
                 new_epoch = self._epoch
             log.debug("reader of generation %d did not return; abandoning it", gen)
-            self._spawn(lambda epoch=new_epoch: self._read(epoch), "cloudsync-reader")
+            self._spawn(functools.partial(self._read, new_epoch), "cloudsync-reader")
 
     def _set_state(self, new: State) -> None:
         with self._cond:

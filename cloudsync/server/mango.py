@@ -16,6 +16,7 @@ text), so such values may be missing from an indexed range query's results.
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 import math
 import re
@@ -132,6 +133,19 @@ def compile_selector(selector: Any) -> Pred:
     return _compile(selector, ())
 
 
+
+def _all_of(preds: list[Callable[[Any], bool]], doc: Any) -> bool:
+    return all(p(doc) for p in preds)
+
+
+def _any_of(preds: list[Callable[[Any], bool]], doc: Any) -> bool:
+    return any(p(doc) for p in preds)
+
+
+def _none_of(preds: list[Callable[[Any], bool]], doc: Any) -> bool:
+    return not any(p(doc) for p in preds)
+
+
 def _compile(sel: Any, path: tuple[str, ...]) -> Pred:
     if not isinstance(sel, dict):
         raise bad_request(f"Invalid selector: {dumps(sel).decode()}")
@@ -141,15 +155,10 @@ def _compile(sel: Any, path: tuple[str, ...]) -> Pred:
             if not isinstance(arg, list):
                 raise bad_request(f"{key} requires an array argument")
             subs = [_compile(s, path) for s in arg]
-            if key == "$and":
-                preds.append(lambda d, subs=subs: all(p(d) for p in subs))
-            elif key == "$or":
-                preds.append(lambda d, subs=subs: any(p(d) for p in subs))
-            else:
-                preds.append(lambda d, subs=subs: not any(p(d) for p in subs))
+            combine = {"$and": _all_of, "$or": _any_of}.get(key, _none_of)
+            preds.append(functools.partial(combine, subs))
         elif key == "$not":
-            sub = _compile(arg, path)
-            preds.append(lambda d, sub=sub: not sub(d))
+            preds.append(functools.partial(_none_of, [_compile(arg, path)]))
         elif key.startswith("$"):
             if not path:
                 raise bad_request(f"Invalid operator: {key}")
@@ -455,9 +464,10 @@ class Query:
     def __init__(self, body: Any, indexes: list[Index]) -> None:
         if not isinstance(body, dict):
             raise bad_request("Request body must be a JSON object")
-        self.selector = body.get("selector")
-        if not isinstance(self.selector, dict):
+        selector = body.get("selector")
+        if not isinstance(selector, dict):
             raise bad_request("selector must be a JSON object")
+        self.selector: dict[str, Any] = selector
         self.match = compile_selector(self.selector)
         self.limit = _nonneg(body.get("limit", DEFAULT_LIMIT), "limit")
         self.skip = _nonneg(body.get("skip", 0), "skip")

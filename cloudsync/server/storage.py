@@ -32,7 +32,7 @@ import uuid
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any, Protocol, TypeVar
+from typing import Any, Literal, Protocol, TypeVar, overload
 from urllib.parse import quote, unquote
 
 from .._json import dumps, loads
@@ -223,6 +223,15 @@ class _Leaf:
         return [f"{gen - i}-{h}" for i, h in enumerate(self.revs)]
 
 
+def _kept_body(leaf: _Leaf) -> bytes:
+    """The body of a leaf that stays stored. put_doc reads the current winner's body only
+    when it may stay a leaf (new_edits=false, or a conflicted document); otherwise that
+    winner is the parent of the new revision and is replaced."""
+    if leaf.body is None:
+        raise RuntimeError(f"internal error: the body of {leaf.rev} was not read")
+    return leaf.body
+
+
 class Tx:
     """The writer thread's view of one transaction (only used on the writer thread)."""
 
@@ -237,6 +246,12 @@ class Tx:
     def _next_seq(self) -> int:
         self.db._next_seq += 1
         return self.db._next_seq
+
+    @overload
+    def put_doc(self, doc: Any, *, new_edits: Literal[True] = ...) -> dict[str, Any]: ...
+
+    @overload
+    def put_doc(self, doc: Any, *, new_edits: bool) -> dict[str, Any] | None: ...
 
     def put_doc(self, doc: Any, *, new_edits: bool = True) -> dict[str, Any] | None:
         """Write one document; returns its result row (``None``: already known, new_edits=false)."""
@@ -288,7 +303,8 @@ class Tx:
                 history += leaves.pop(parent).revs[: REVS_LIMIT - 1]
         else:
             rev = doc.get("_rev")
-            _rev_gen(rev)
+            _rev_gen(rev)  # raises unless a str "N-..."
+            assert isinstance(rev, str)
             revisions = doc.get("_revisions")
             if isinstance(revisions, dict) and isinstance(revisions.get("ids"), list):
                 start = revisions.get("start")
@@ -310,6 +326,7 @@ class Tx:
             history = [r.partition("-")[2] for r in full]
         leaves[rev] = _Leaf(rev, deleted, history, _body(doc_id, rev, fields_json, deleted))
         winner = max(leaves.values(), key=lambda leaf: _winner_key(leaf.rev, leaf.deleted))
+        winner_body = _kept_body(winner)
         seq = self._next_seq()
         conflicted = len(leaves) > 1
         conn.execute(
@@ -318,20 +335,20 @@ class Tx:
             "rev = excluded.rev, deleted = excluded.deleted, conflicted = excluded.conflicted, "
             "revs = excluded.revs, body = excluded.body",
             (doc_id, seq, winner.rev, winner.deleted, doc_id.startswith("_design/"), conflicted,
-             dumps(winner.revs).decode(), winner.body.decode()),
+             dumps(winner.revs).decode(), winner_body.decode()),
         )
         if conflicted or (cur is not None and cur[3]):
             conn.execute("DELETE FROM conflicts WHERE id = ?", (doc_id,))
             conn.executemany(
                 "INSERT INTO conflicts (id, rev, deleted, revs, body) VALUES (?, ?, ?, ?, ?)",
-                [(doc_id, leaf.rev, leaf.deleted, dumps(leaf.revs).decode(), leaf.body.decode())
+                [(doc_id, leaf.rev, leaf.deleted, dumps(leaf.revs).decode(), _kept_body(leaf).decode())
                  for leaf in leaves.values() if leaf is not winner],
             )
         was_live = cur is not None and not cur[1]
         was_deleted = cur is not None and bool(cur[1])
         self.doc_delta += (not winner.deleted) - was_live
         self.del_delta += winner.deleted - was_deleted
-        self.rows.append((seq, doc_id, winner.rev, winner.deleted, winner.body))
+        self.rows.append((seq, doc_id, winner.rev, winner.deleted, winner_body))
         if doc_id.startswith("_design/"):
             self.design_changed = True
         return {"ok": True, "id": doc_id, "rev": rev}

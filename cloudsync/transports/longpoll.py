@@ -113,14 +113,15 @@ class LongPollTransport(Transport):
                 # Only rows (`row,\nrow,\n...`) up to the last newline: split at the
                 # row separators, no per-line stripping.
                 part = data[:cut].strip().rstrip(b",")
-                parsed = part.split(b",\n") if part else []
+                pieces = part.split(b",\n") if part else []
                 try:
-                    items, _ = lines_to_items(parsed, what)
+                    items, _ = lines_to_items(pieces, what)
+                    parsed = len(items) == len(pieces)
                 except InvalidResponse:
-                    parsed = None
-                if parsed is not None and len(items) == len(parsed):
+                    parsed = False
+                if parsed:
                     rest = data[cut + 1 :]
-                    delivered += len(parsed)
+                    delivered += len(pieces)
                     if delivered:
                         chunks = None
                         self.streams_rows = True
