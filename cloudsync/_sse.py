@@ -110,9 +110,8 @@ class SSEParser:
         elif field == "id":
             if "\0" not in value:
                 self.last_event_id = value
-        elif field == "retry":
-            if value and value.isascii() and value.isdigit():
-                self.retry = int(value)
+        elif field == "retry" and value and value.isascii() and value.isdigit():
+            self.retry = int(value)
         return None
 
     def _dispatch(self) -> Event | None:

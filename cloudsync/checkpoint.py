@@ -8,6 +8,7 @@ the last few changes again: delivery across a crash is at-least-once).
 
 from __future__ import annotations
 
+import contextlib
 import os
 import tempfile
 import threading
@@ -79,10 +80,8 @@ class FileCheckpoint(CheckpointStore):
                     os.fsync(handle.fileno())
             os.replace(tmp, self.path)
         except BaseException:
-            try:
+            with contextlib.suppress(OSError):
                 os.unlink(tmp)
-            except OSError:
-                pass
             raise
         if self.fsync:
             # Make the rename itself durable.

@@ -40,7 +40,7 @@ def _fields_from_row(row: dict[str, Any]) -> tuple[Any, str, str | None, bool, A
         revs = tuple(c["rev"] for c in changes or () if isinstance(c, dict) and "rev" in c)
     doc = row.get("doc")
     rev = revs[0] if revs else (doc.get("_rev") if isinstance(doc, dict) else None)
-    return row.get("seq"), row["id"], rev, True if row.get("deleted", False) else False, doc, revs
+    return row.get("seq"), row["id"], rev, True if row.get("deleted", False) else False, doc, revs  # noqa: SIM210
 
 
 # A frozen dataclass's __init__ sets each field through object.__setattr__, which costs
@@ -68,7 +68,8 @@ def _change_from_row(row: dict[str, Any], _builder: Any = _ChangeBuilder, _cls: 
     except (KeyError, TypeError, ValueError):
         change = _builder(*_fields_from_row(row))
     else:
-        change = _builder(row.get("seq"), row["id"], rev, True if row.get("deleted") else False, row.get("doc"), (rev,))
+        # `True if x else False`, not bool(x): no call, on the path of every row.
+        change = _builder(row.get("seq"), row["id"], rev, True if row.get("deleted") else False, row.get("doc"), (rev,))  # noqa: SIM210
     change.__class__ = _cls
     return change
 

@@ -10,6 +10,7 @@ can ``shutdown()`` it, which wakes the reader with an error at once. It also kee
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import threading
 from collections.abc import Callable, Iterator, Mapping
@@ -73,10 +74,8 @@ class _TrackingAdapter(HTTPAdapter):
 
 def shutdown(sock: socket.socket) -> None:
     """Wake any thread blocked on ``sock`` (close() alone does not)."""
-    try:
+    with contextlib.suppress(OSError):
         sock.shutdown(socket.SHUT_RDWR)
-    except OSError:
-        pass
 
 
 class FeedSession:

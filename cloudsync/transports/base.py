@@ -8,12 +8,13 @@ backoff, resume, dedupe, checkpoints.
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import threading
 import urllib.parse
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Union
+from typing import Any
 
 from .. import _json
 from ..models import Change
@@ -32,7 +33,7 @@ class LastSeq:
     seq: Any
 
 
-Item = Union[Change, LastSeq]
+Item = Change | LastSeq
 
 
 @dataclass(frozen=True)
@@ -174,10 +175,8 @@ class Transport:
             self._close_count += 1
             abort, self._abort = self._abort, None
         if abort is not None:
-            try:
+            with contextlib.suppress(Exception):  # best effort: the socket may be gone already
                 abort()
-            except Exception:  # aborting is best effort: the socket may be gone already
-                pass
 
     # -- for subclasses -----------------------------------------------------------------
     def _begin(self) -> int:
@@ -197,10 +196,8 @@ class Transport:
                 self._abort = abort
                 return True
         if abort is not None:
-            try:
+            with contextlib.suppress(Exception):
                 abort()
-            except Exception:
-                pass
         return False
 
     def _end(self, token: int) -> None:

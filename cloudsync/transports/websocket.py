@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import socket
 from collections.abc import Iterator
 from typing import Any
@@ -84,10 +85,8 @@ class WebSocketTransport(Transport):
         def abort() -> None:
             sock = ws.sock
             if sock is not None:
-                try:
+                with contextlib.suppress(OSError):
                     sock.shutdown(socket.SHUT_RDWR)
-                except OSError:
-                    pass
 
         if not self._set_abort(token, abort):
             raise NetworkError(f"{what}: closed before connecting", sent=False)
@@ -149,10 +148,8 @@ class WebSocketTransport(Transport):
                         return
         finally:
             self._end(token)
-            try:
+            with contextlib.suppress(Exception):
                 ws.shutdown()  # closes the socket; a clean close handshake is not worth waiting for
-            except Exception:
-                pass
 
 def _row_per_line(data: bytes, what: str) -> list[Item] | None:
     """The items of an array message written a row per line (``[row,\\nrow,\\n...]``,

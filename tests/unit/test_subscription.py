@@ -129,7 +129,8 @@ def test_drop_resumes_from_last_delivered_seq() -> None:
 
     transport = script(first(), second())
     policy = fast_policy(sleep=lambda d: gate.wait(5))
-    states = lambda old, new: backing_off.set() if new is State.BACKING_OFF else None
+    def states(old, new):
+        return backing_off.set() if new is State.BACKING_OFF else None
     with Subscription(FakeDB(), transport, since=0, reconnect=policy, on_state_change=states) as sub:
         it = iter(sub)
         assert next(it).seq == 1

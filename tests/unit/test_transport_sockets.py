@@ -229,10 +229,7 @@ def ws_handshake(conn: socket.socket, request: bytes, status: int = 101) -> None
 
 def ws_frame(payload: bytes, opcode: int = 1) -> bytes:
     n = len(payload)
-    if n < 126:
-        header = struct.pack("!BB", 0x80 | opcode, n)
-    else:
-        header = struct.pack("!BBH", 0x80 | opcode, 126, n)
+    header = struct.pack("!BB", 128 | opcode, n) if n < 126 else struct.pack("!BBH", 128 | opcode, 126, n)
     return header + payload
 
 
@@ -342,10 +339,20 @@ def test_websocket_close_unblocks_and_stall_times_out(serve) -> None:
         list(transport.stream(ChangesRequest(stall_timeout=0.3)))
     assert options_read.acquire(timeout=5)  # the first connection's
     done = threading.Event()
-    threading.Thread(target=lambda: (pytest.raises(Exception, lambda: list(transport.stream(ChangesRequest(stall_timeout=30)))), done.set()), daemon=True).start()
+    errors: list[BaseException] = []
+
+    def read() -> None:
+        try:
+            list(transport.stream(ChangesRequest(stall_timeout=30)))
+        except BaseException as exc:
+            errors.append(exc)
+        done.set()
+
+    threading.Thread(target=read, daemon=True).start()
     assert options_read.acquire(timeout=5)  # connected and sent: the client is reading now
     transport.close()
     assert done.wait(1.0)
+    assert errors and isinstance(errors[0], NetworkError), errors
     hold.set()
 
 
