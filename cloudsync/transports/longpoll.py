@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections.abc import Iterator
 from dataclasses import replace
@@ -9,12 +10,14 @@ from dataclasses import replace
 import requests
 
 from .. import _json
-from ..errors import InvalidResponse
+from ..errors import CloudSyncError, InvalidResponse
 from ._httpfeed import FeedSession, SelectorForm, open_feed, read_chunks
 from ._rows import lines_to_items, rows_to_items
 from .base import ChangesRequest, Item, LastSeq, Transport
 
 __all__ = ["LongPollTransport"]
+
+log = logging.getLogger("cloudsync.transports")
 
 _HEAD = b'{"results":['
 
@@ -69,12 +72,18 @@ class LongPollTransport(Transport):
         if not self.streams_rows and self.page_size is not None and (request.limit is None or request.limit > self.page_size):
             request = replace(request, limit=self.page_size)
         following, self._next = self._next, None
+        response = None
         if following is not None and following.request == request and not self._closed_since(following.token):
             token = following.token  # its connection's abort is registered under this token
-            response = following.result()
-        else:
-            if following is not None:
-                following.discard()
+            try:
+                response = following.result()
+            except CloudSyncError as exc:
+                # It was asked for ahead of need: its failure (a kept-alive connection the
+                # server had closed, say) costs a fresh request, not an error.
+                log.debug("next page asked ahead failed (%s): asking again", exc)
+        elif following is not None:
+            following.discard()
+        if response is None:
             token = self._begin()
             response = open_feed(self, self._session, self._form, token, request, self.feed, _HEADERS)
         self._opened()

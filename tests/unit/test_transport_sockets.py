@@ -452,3 +452,26 @@ def test_close_aborts_a_next_page_still_opening(serve) -> None:
         following.result()
     assert transport._next is None
     hold.set()
+
+
+def test_longpoll_failed_request_ahead_is_asked_again(serve) -> None:
+    """When the request asked ahead fails (here the server drops it unanswered), the next
+    stream() asks afresh instead of reporting an error."""
+    asked: list[str] = []
+
+    def script(conn, request):
+        asked.append(since_of(request))
+        if asked.count("2") == 1 and since_of(request) == "2":
+            conn.close()  # the page asked ahead: dropped without an answer
+            return
+        conn.sendall(page([row(1, "a"), row(2, "b")], 2) if since_of(request) == "0" else page([row(3, "c")], 3))
+        conn.close()
+
+    server = serve(script)
+    transport = bound(LongPollTransport(page_size=2), server)
+    list(transport.stream(ChangesRequest(since=0)))
+    following = transport._next
+    assert following is not None and following._done.wait(5)
+    items = list(transport.stream(ChangesRequest(since=2)))
+    assert [getattr(i, "id", i) for i in items] == ["c", LastSeq(3)]
+    assert asked == ["0", "2", "2"]
