@@ -488,7 +488,14 @@ class Subscription:
         if known is None:
             seen[doc_id] = rev
         else:
-            seen[doc_id] = (known, rev) if known.__class__ is str else (*known, rev)
+            # A rev, a few revs in a tuple, a set beyond that: a document updated all the
+            # time costs a hash lookup per change, not a scan of its history.
+            if known.__class__ is str:
+                seen[doc_id] = (known, rev)
+            elif known.__class__ is tuple:
+                seen[doc_id] = (*known, rev) if len(known) < 8 else {*known, rev}
+            else:
+                known.add(rev)
             self._seen_room -= 1  # one more pair without one more key
         if len(seen) >= self._seen_room:
             self._rotate_seen()

@@ -148,6 +148,16 @@ def test_dedupe_window_bounded_for_a_document_updated_often() -> None:
         assert [x.rev for x in got][-2:] == ["1-h", "1-x"] and sub.stats.duplicates == 1
 
 
+def test_dedupe_remembers_every_revision_of_a_busy_document() -> None:
+    """Hundreds of revisions of one document within the window: a replay of the first
+    and of the last is dropped, a new revision delivered."""
+    revs = [c(i, "busy", f"{i}-b") for i in range(1, 301)]
+    replay = [c(1, "busy", "1-b"), c(300, "busy", "300-b"), c(301, "busy", "301-b")]
+    with Subscription(FakeDB(), Batches([revs], [replay]), since=0) as sub:
+        got = take(sub, 301)
+        assert got[-1].rev == "301-b" and sub.stats.duplicates == 2
+
+
 class Refused(Transport):
     """Connections fail as if nothing listened; reachable() answers from a script."""
 
