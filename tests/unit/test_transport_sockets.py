@@ -98,6 +98,22 @@ def bound(transport, server):
 CHUNKED = b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n"
 
 
+def read_in_thread(transport) -> tuple[threading.Event, list[BaseException]]:
+    """Read a stream to its end on a daemon thread: (set when it ended, what it raised)."""
+    done = threading.Event()
+    errors: list[BaseException] = []
+
+    def read() -> None:
+        try:
+            list(transport.stream(ChangesRequest(stall_timeout=30)))
+        except BaseException as exc:
+            errors.append(exc)
+        done.set()
+
+    threading.Thread(target=read, daemon=True).start()
+    return done, errors
+
+
 def chunk(data: bytes) -> bytes:
     return b"%x\r\n%s\r\n" % (len(data), data)
 
@@ -177,17 +193,7 @@ def test_close_unblocks_read_from_another_thread(serve, cls, headers_first) -> N
         hold.wait(5)
 
     transport = bound(cls(), serve(script))
-    errors: list[BaseException] = []
-    done = threading.Event()
-
-    def read():
-        try:
-            list(transport.stream(ChangesRequest(stall_timeout=30)))
-        except BaseException as exc:
-            errors.append(exc)
-        done.set()
-
-    threading.Thread(target=read, daemon=True).start()
+    done, errors = read_in_thread(transport)
     assert answered.wait(5)  # the request was sent: the reader waits on the socket now
     started = time.monotonic()
     transport.close()
@@ -338,17 +344,7 @@ def test_websocket_close_unblocks_and_stall_times_out(serve) -> None:
     with pytest.raises(RequestTimeout):
         list(transport.stream(ChangesRequest(stall_timeout=0.3)))
     assert options_read.acquire(timeout=5)  # the first connection's
-    done = threading.Event()
-    errors: list[BaseException] = []
-
-    def read() -> None:
-        try:
-            list(transport.stream(ChangesRequest(stall_timeout=30)))
-        except BaseException as exc:
-            errors.append(exc)
-        done.set()
-
-    threading.Thread(target=read, daemon=True).start()
+    done, errors = read_in_thread(transport)
     assert options_read.acquire(timeout=5)  # connected and sent: the client is reading now
     transport.close()
     assert done.wait(1.0)
