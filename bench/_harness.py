@@ -44,9 +44,13 @@ SERVERS: dict[str, Callable[[], contextlib.AbstractContextManager[str]]] = {
 }
 
 
-def interleaved(runs: dict[str, Callable[[], int]], rounds: int) -> dict[str, float]:
+def interleaved(runs: dict[str, Callable[[], int]], rounds: int, warmup: int = 0) -> dict[str, float]:
     """Best items/s per contender, running the contenders in turn each round so that
-    drift in machine load affects them alike."""
+    drift in machine load affects them alike. ``warmup`` rounds run first, untimed (a
+    server whose JIT warms up, like pouchdb-server, is slower in its first rounds)."""
+    for _ in range(warmup):
+        for run in runs.values():
+            run()
     rates: dict[str, list[float]] = {name: [] for name in runs}
     for _ in range(rounds):
         for name, run in runs.items():
