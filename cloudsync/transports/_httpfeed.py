@@ -37,6 +37,23 @@ def _track(sock: Any) -> None:
         sink(sock)
 
 
+def _sent() -> None:
+    on_sent = getattr(_tls, "on_sent", None)
+    if on_sent is not None:
+        on_sent()
+
+
+@contextlib.contextmanager
+def on_request_sent(callback: Callable[[], None]) -> Iterator[None]:
+    """Call ``callback`` each time a feed request made on this thread has been written to
+    its socket (before its answer is awaited)."""
+    _tls.on_sent = callback
+    try:
+        yield
+    finally:
+        _tls.on_sent = None
+
+
 class _TrackedHTTPConnection(urllib3.connection.HTTPConnection):
     def connect(self) -> None:
         super().connect()
@@ -45,6 +62,7 @@ class _TrackedHTTPConnection(urllib3.connection.HTTPConnection):
     def request(self, *args: Any, **kwargs: Any) -> None:  # type: ignore[override]
         _track(self.sock)  # a kept-alive connection: connect() is not called again
         super().request(*args, **kwargs)
+        _sent()
 
 
 class _TrackedHTTPSConnection(urllib3.connection.HTTPSConnection):
@@ -55,6 +73,7 @@ class _TrackedHTTPSConnection(urllib3.connection.HTTPSConnection):
     def request(self, *args: Any, **kwargs: Any) -> None:  # type: ignore[override]
         _track(self.sock)
         super().request(*args, **kwargs)
+        _sent()
 
 
 class _TrackedHTTPPool(urllib3.connectionpool.HTTPConnectionPool):

@@ -11,7 +11,7 @@ import requests
 
 from .. import _json
 from ..errors import CloudSyncError, InvalidResponse
-from ._httpfeed import FeedSession, SelectorForm, open_feed, read_chunks
+from ._httpfeed import FeedSession, SelectorForm, on_request_sent, open_feed, read_chunks
 from ._rows import lines_to_items, rows_to_items
 from .base import ChangesRequest, Item, LastSeq, Transport
 
@@ -215,8 +215,10 @@ class _NextPage:
 
     Opening is all the thread does (send, wait for the status line and headers); the
     body is read by the next :meth:`LongPollTransport.stream_batches` call that takes it.
-    Its socket's abort is registered under the token of the page before it, so
-    ``close()`` reaches it."""
+    The constructor returns once the request is written: the reader's next CPU-bound
+    work (building this page's changes) holds the GIL, and a request still waiting for
+    the GIL to be sent would leave the server idle meanwhile. Its socket's abort is
+    registered under the token of the page before it, so ``close()`` reaches it."""
 
     def __init__(self, transport: LongPollTransport, token: int, request: ChangesRequest) -> None:
         self.request = request
@@ -226,10 +228,12 @@ class _NextPage:
         self._discarded = False
         self._lock = threading.Lock()
         self._done = threading.Event()
+        sent = threading.Event()
 
         def open_next() -> None:
             try:
-                response = open_feed(transport, transport._session, transport._form, token, request, transport.feed, _HEADERS)
+                with on_request_sent(sent.set):
+                    response = open_feed(transport, transport._session, transport._form, token, request, transport.feed, _HEADERS)
             except BaseException as exc:  # handed to the taker
                 self._error = exc
             else:
@@ -239,9 +243,11 @@ class _NextPage:
                     else:
                         self._response = response
             finally:
+                sent.set()
                 self._done.set()
 
         threading.Thread(target=open_next, name="cloudsync-next-page", daemon=True).start()
+        sent.wait(request.connect_timeout)  # bounded: the thread sets it on any outcome
 
     def result(self) -> requests.Response:
         """The opened response, or the error opening it raised. Waits for the opening,
