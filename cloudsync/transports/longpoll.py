@@ -6,6 +6,7 @@ import logging
 import threading
 from collections.abc import Iterator
 from dataclasses import replace
+from typing import Any
 
 import requests
 
@@ -181,6 +182,14 @@ class LongPollTransport(Transport):
         if chunks is None:
             raise InvalidResponse(f"{what}: the answer ended inside its results")
         body = b"".join(chunks)
+        early = None
+        if request.limit is not None and not delivered:
+            # Ask for the next page before parsing this one when its end already tells:
+            # enough rows (each has one "changes" key; a document's own key only adds to
+            # the count, and the parse below corrects that) and the last_seq.
+            next_since = _tail_last_seq(body)
+            if next_since is not _MISSING and next_since != request.since and body.count(b'"changes":') >= request.limit:
+                early = self._next = _NextPage(self, token, replace(request, since=next_since))
         try:
             answer = _json.loads(body)
         except _json.JSONDecodeError as exc:
@@ -188,10 +197,16 @@ class LongPollTransport(Transport):
         if not isinstance(answer, dict) or not isinstance(answer.get("results"), list):
             raise InvalidResponse(f"{what}: expected {{'results': [...]}}, got {body[:80]!r}")
         results = answer["results"]
-        if request.limit is not None and len(results) >= request.limit and "last_seq" in answer and not delivered:
-            # A full page: more is waiting. Have the server work on it meanwhile.
+        full = request.limit is not None and len(results) >= request.limit and "last_seq" in answer and not delivered
+        if early is not None and not (full and early.request.since == answer["last_seq"]):
+            self._next = None
+            early.discard()  # the end was read wrong after all
+            early = None
+        if full:
+            # More is waiting: have the server work on it while this page is delivered.
             self.last_page_full = True
-            self._next = _NextPage(self, token, replace(request, since=answer["last_seq"]))
+            if early is None:
+                self._next = _NextPage(self, token, replace(request, since=answer["last_seq"]))
         if delivered:
             results = results[delivered:]  # already yielded line by line
         items = rows_to_items(results, what)
@@ -208,6 +223,20 @@ class LongPollTransport(Transport):
 
 
 _HEADERS = {"Accept": "application/json"}
+_MISSING = object()
+
+
+def _tail_last_seq(body: bytes) -> Any:
+    """``last_seq`` read from the end of an answer (``..."last_seq":X}``, maybe followed
+    by ``"pending":N``) without parsing the rows; ``_MISSING`` for any other end."""
+    at = body.rfind(b'"last_seq"')
+    if at < 0:
+        return _MISSING
+    try:
+        tail = _json.loads(b"{" + body[at:].strip())
+    except _json.JSONDecodeError:
+        return _MISSING
+    return tail.get("last_seq", _MISSING) if isinstance(tail, dict) else _MISSING
 
 
 class _NextPage:

@@ -471,3 +471,33 @@ def test_longpoll_failed_request_ahead_is_asked_again(serve) -> None:
     items = list(transport.stream(ChangesRequest(since=2)))
     assert [getattr(i, "id", i) for i in items] == ["c", LastSeq(3)]
     assert asked == ["0", "2", "2"]
+
+
+def test_longpoll_next_page_asked_on_a_miscount_is_dropped(serve) -> None:
+    """Documents with a "changes" key of their own make a partial page look full before
+    it is parsed; the request asked ahead on that count is dropped once the parse shows
+    the page was not full."""
+
+    def doc_row(seq: int, doc_id: str) -> bytes:
+        return json.dumps({"seq": seq, "id": doc_id, "changes": [{"rev": "1-x"}],
+                           "doc": {"_id": doc_id, "changes": 2}}).encode()
+
+    def script(conn, request):
+        conn.sendall(page([doc_row(1, "a"), doc_row(2, "b")], 2) if since_of(request) == "0" else page([], 2))
+        conn.close()
+
+    server = serve(script)
+    transport = bound(LongPollTransport(page_size=3), server)
+    items = list(transport.stream(ChangesRequest(since=0)))
+    assert [getattr(i, "id", i) for i in items] == ["a", "b", LastSeq(2)]
+    assert transport._next is None and not transport.last_page_full
+
+
+def test_tail_last_seq_reads_the_end_of_an_answer() -> None:
+    """last_seq is read from an answer's end, with or without pending; other ends are unknown."""
+    from cloudsync.transports.longpoll import _MISSING, _tail_last_seq
+
+    assert _tail_last_seq(b'{"results":[],"last_seq":5}\n') == 5
+    assert _tail_last_seq(b'{"results":[{"last_seq":1}],"last_seq":"7-g1","pending":0}') == "7-g1"
+    assert _tail_last_seq(b'{"results":[],"last_seq":5') is _MISSING
+    assert _tail_last_seq(b'{"results":[]}') is _MISSING
