@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import statistics
 import sys
@@ -20,11 +21,8 @@ def pouchdb() -> Iterator[str]:
     """A fresh in-memory pouchdb-server 4.2.0; yields its URL."""
     from tests._servers.pouchdb import PouchDBServer
 
-    server = PouchDBServer()
-    try:
+    with PouchDBServer() as server:
         yield server.url
-    finally:
-        server.stop()
 
 
 @contextlib.contextmanager
@@ -42,6 +40,23 @@ SERVERS: dict[str, Callable[[], contextlib.AbstractContextManager[str]]] = {
     "embedded": embedded,
     "pouchdb": pouchdb,
 }
+
+
+def arguments(doc: str | None, quick: str, servers: str = ",".join(SERVERS)) -> argparse.ArgumentParser:
+    """A benchmark's command line: ``--quick`` (what it does says ``quick``) and
+    ``--servers`` (comma-separated names of ``SERVERS``)."""
+    parser = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help=quick)
+    parser.add_argument("--servers", default=servers, help=f"comma-separated, of {', '.join(SERVERS)}")
+    return parser
+
+
+def each_server(names: str) -> Iterator[tuple[str, str]]:
+    """``(name, url)`` for each comma-separated server name, each started fresh and
+    stopped before the next."""
+    for name in names.split(","):
+        with SERVERS[name]() as url:
+            yield name, url
 
 
 def interleaved(runs: dict[str, Callable[[], int]], rounds: int, warmup: int = 0) -> dict[str, float]:

@@ -4,12 +4,11 @@ keep-alive everywhere. Run: python -m bench.crud [--quick]"""
 
 from __future__ import annotations
 
-import argparse
 import json
 
 import requests
 
-from bench._harness import SERVERS, Row, interleaved, print_table
+from bench._harness import Row, arguments, each_server, interleaved, print_table
 
 
 def _ibm(url: str):
@@ -130,15 +129,12 @@ def measure(server: str, url: str, ops: int, rounds: int, query_docs: int) -> li
 
 
 def main(argv: list[str] | None = None) -> list[Row]:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--quick", action="store_true", help="a few ops only: checks that it runs")
-    parser.add_argument("--servers", default=",".join(SERVERS))
+    parser = arguments(__doc__, "a few ops only: checks that it runs")
     args = parser.parse_args(argv)
     ops, rounds, query_docs = (20, 1, 500) if args.quick else (300, 5, 10_000)
     rows: list[Row] = []
-    for name in args.servers.split(","):
-        with SERVERS[name]() as url:
-            rows += measure(name, url, ops, rounds, query_docs)
+    for name, url in each_server(args.servers):
+        rows += measure(name, url, ops, rounds, query_docs)
     print_table("CRUD overhead", rows)
     return rows
 

@@ -21,10 +21,8 @@ Run: python -m bench.drain [--quick] [--servers embedded,pouchdb] [--changes N]
 
 from __future__ import annotations
 
-import argparse
-
 from bench import _feeds
-from bench._harness import SERVERS, Row, interleaved, print_table
+from bench._harness import Row, arguments, each_server, interleaved, print_table
 
 PEERS = ("ibmcloudant", "python-cloudant")
 
@@ -82,22 +80,19 @@ def measure(server: str, url: str, count: int, rounds: int, warmup: int = 0) -> 
 
 
 def main(argv: list[str] | None = None) -> list[Row]:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--quick", action="store_true", help="2,000 changes, one round: checks that it runs")
-    parser.add_argument("--servers", default=",".join(SERVERS))
+    parser = arguments(__doc__, "2,000 changes, one round: checks that it runs")
     parser.add_argument("--changes", type=int, default=None, help="changes per database (default 100,000)")
     parser.add_argument("--rounds", type=int, default=None, help="rounds of every contender (default 5; pouchdb 4)")
     args = parser.parse_args(argv)
     count = args.changes or (2_000 if args.quick else 100_000)
     rows: list[Row] = []
-    for name in args.servers.split(","):
+    for name, url in each_server(args.servers):
         # Best of several rounds: this VM's speed swings by up to 1.5x between runs of the
         # same code. pouchdb-server drains 5-10x slower, so it gets fewer, after one
         # untimed round: its own rate swings 2x, lowest in its first rounds.
         rounds = args.rounds or (1 if args.quick else 4 if name == "pouchdb" else 5)
         warmup = 1 if name == "pouchdb" and not args.quick else 0
-        with SERVERS[name]() as url:
-            rows += measure(name, url, count, rounds, warmup)
+        rows += measure(name, url, count, rounds, warmup)
     print_table("Backlog drain (changes/s, best of interleaved rounds)", rows)
     return rows
 

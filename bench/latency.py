@@ -17,7 +17,6 @@ Run: python -m bench.latency [--quick] [--servers embedded,pouchdb] [--writes N]
 
 from __future__ import annotations
 
-import argparse
 import json
 import threading
 import time
@@ -25,7 +24,7 @@ from collections.abc import Callable
 from typing import Any
 
 from bench import _feeds
-from bench._harness import SERVERS, Row, percentile, print_table
+from bench._harness import Row, arguments, each_server, percentile, print_table
 
 STOP = "zz-stop"  # a document id that tells a raw listener to end
 
@@ -204,18 +203,15 @@ def measure(server: str, url: str, writes: int, rounds: int) -> list[Row]:
 
 
 def main(argv: list[str] | None = None) -> list[Row]:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--quick", action="store_true", help="a few writes per contender: checks that it runs")
-    parser.add_argument("--servers", default=",".join(SERVERS))
+    parser = arguments(__doc__, "a few writes per contender: checks that it runs")
     parser.add_argument("--writes", type=int, default=None, help="writes per contender (default 1,000)")
     parser.add_argument("--rounds", type=int, default=None, help="rounds (default 2)")
     args = parser.parse_args(argv)
     writes = args.writes or (20 if args.quick else 1_000)
     rounds = args.rounds or (1 if args.quick else 2)
     rows: list[Row] = []
-    for name in args.servers.split(","):
-        with SERVERS[name]() as url:
-            rows += measure(name, url, writes, rounds)
+    for name, url in each_server(args.servers):
+        rows += measure(name, url, writes, rounds)
     print_table(f"Write -> notify latency (ms, all samples of {rounds} interleaved rounds pooled)", rows)
     return rows
 

@@ -15,7 +15,6 @@ Run: python -m bench.memory [--quick] [--servers embedded] [--changes 1000000]
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import subprocess
@@ -23,7 +22,7 @@ import sys
 import time
 
 from bench import _feeds
-from bench._harness import ROOT, SERVERS, Row, print_table
+from bench._harness import ROOT, Row, arguments, each_server, print_table
 
 TARGET_MB = 10.0
 
@@ -102,16 +101,13 @@ def main(argv: list[str] | None = None) -> list[Row]:
         url, db, transport, count = argv[1:5]
         child(url, db, transport, int(count))
         return []
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--quick", action="store_true", help="2,000 and 20,000 changes: checks that it runs")
-    parser.add_argument("--servers", default="embedded")
+    parser = arguments(__doc__, "2,000 and 20,000 changes: checks that it runs", servers="embedded")
     parser.add_argument("--changes", type=int, default=None, help="the large size (default 1,000,000)")
     args = parser.parse_args(argv)
     large = args.changes or (20_000 if args.quick else 1_000_000)
     rows: list[Row] = []
-    for name in args.servers.split(","):
-        with SERVERS[name]() as url:
-            rows += measure(name, url, large)
+    for name, url in each_server(args.servers):
+        rows += measure(name, url, large)
     print_table("Peak RSS while draining (fresh process per run)", rows)
     return rows
 

@@ -18,11 +18,8 @@ _names = itertools.count()
 @pytest.fixture(scope="session")
 def pouchdb_url() -> Iterator[str]:
     """URL of a pouchdb-server 4.2.0 (in memory) for the whole session."""
-    server = PouchDBServer()
-    try:
+    with PouchDBServer() as server:
         yield server.url
-    finally:
-        server.stop()
 
 
 @pytest.fixture(scope="session")

@@ -256,14 +256,3 @@ def open_feed(
         return response
     raise AssertionError("unreachable")
 
-
-def parse_json_line(line: bytes, what: str) -> Any:
-    from ..errors import InvalidResponse
-
-    try:
-        return _json.loads(line)
-    except _json.JSONDecodeError as exc:
-        raise InvalidResponse(f"{what}: malformed JSON line {line[:80]!r}") from exc
-
-
-Callback = Callable[[], None]

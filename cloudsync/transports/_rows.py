@@ -11,7 +11,7 @@ from typing import Any
 
 from .. import _json
 from ..errors import InvalidResponse, StreamError
-from ..models import Change, _change_from_row
+from ..models import _change_from_row
 from .base import Item, LastSeq
 
 
@@ -21,8 +21,8 @@ def row_item(obj: Any, what: str) -> Item | None:
         raise InvalidResponse(f"{what}: expected a JSON object, got {type(obj).__name__}")
     if "id" in obj:
         try:
-            return Change.from_row(obj)
-        except (KeyError, TypeError) as exc:
+            return _change_from_row(obj)
+        except (KeyError, TypeError, AttributeError) as exc:
             raise InvalidResponse(f"{what}: malformed change row {obj!r:.200}") from exc
     if "last_seq" in obj:
         return LastSeq(obj["last_seq"])
@@ -32,28 +32,9 @@ def row_item(obj: Any, what: str) -> Item | None:
     return None
 
 
-def rows_to_items(rows: list[Any], what: str, out: list[Item] | None = None) -> list[Item]:
-    """``row_item`` for each row, skipping ``None``: appended to ``out`` (a new list by default)."""
-    items: list[Item] = [] if out is None else out
-    append = items.append
-    for row in rows:
-        if row.__class__ is dict and "id" in row:
-            try:
-                append(_change_from_row(row))
-                continue
-            except (KeyError, TypeError, AttributeError):
-                pass  # row_item raises the proper error
-        item = row_item(row, what)
-        if item is not None:
-            append(item)
-    return items
-
-
-def parse_line(line: bytes, what: str) -> Any:
-    try:
-        return _json.loads(line)
-    except _json.JSONDecodeError as exc:
-        raise InvalidResponse(f"{what}: malformed JSON line {line[:80]!r}") from exc
+def rows_to_items(rows: list[Any], what: str) -> list[Item]:
+    """``row_item`` for each row, skipping ``None``."""
+    return [item for row in rows if (item := row_item(row, what)) is not None]
 
 
 def lines_to_items(lines: list[bytes], what: str) -> tuple[list[Item], bool]:

@@ -8,7 +8,7 @@ from collections.abc import Iterator
 from .. import _json
 from .._sse import SSEParser
 from ..errors import InvalidResponse
-from ..models import Change, _change_from_row
+from ..models import Change
 from ._httpfeed import FeedSession, SelectorForm, open_feed, read_chunks
 from ._rows import lines_to_items, row_item
 from .base import ChangesRequest, Item, LastSeq, Transport
@@ -84,12 +84,6 @@ class SSETransport(Transport):
                     row = loads(data_text)
                 except decode_error as exc:
                     raise InvalidResponse(f"{what}: event data is not JSON: {data_text[:80]!r}") from exc
-                if row.__class__ is dict and "id" in row and row.get("seq") is not None:
-                    try:
-                        items.append(_change_from_row(row))
-                        continue
-                    except (KeyError, TypeError, AttributeError):
-                        pass
                 item = row_item(row, what)
                 if item is None:
                     continue
@@ -131,13 +125,6 @@ def _plain_events(block: bytes, parser: SSEParser, what: str) -> list[Item] | No
             return None  # the event id stands in for it: the full parser does that
     parser.last_event_id = id_lines[-1][len(_ID) :].decode("utf-8", "replace")
     return items
-
-
-def _decode(data: str, what: str) -> object:
-    try:
-        return _json.loads(data)
-    except _json.JSONDecodeError as exc:
-        raise InvalidResponse(f"{what}: event data is not JSON: {data[:80]!r}") from exc
 
 
 def _seq(data: str) -> object:

@@ -53,6 +53,12 @@ class PouchDBServer:
             raise RuntimeError("pouchdb-server did not start:\n" + "\n".join(self.output))
         self.url = f"http://127.0.0.1:{self.port}"
 
+    def __enter__(self) -> PouchDBServer:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
+
     def _drain(self) -> None:
         # Keep reading so the pipe never fills and blocks the server.
         assert self.process.stdout is not None

@@ -1,5 +1,6 @@
-"""What the transport unit tests share: a database stand-in bound to a fake URL, rows,
-lines and the query string of a recorded call."""
+"""What the transport and subscription unit tests share: a database stand-in bound to a
+fake URL, rows, lines, the query string of a recorded call, changes, and taking n
+changes from a subscription."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from urllib.parse import parse_qs, urlsplit
 
 from cloudsync._http import HTTP
 from cloudsync._retry import RetryPolicy
+from cloudsync.models import Change
 
 URL = "http://couch.test/db/_changes"
 
@@ -35,3 +37,16 @@ def line(obj) -> bytes:
 
 def query(call) -> dict[str, str]:
     return {k: v[0] for k, v in parse_qs(urlsplit(call.request.url).query).items()}
+
+
+def c(seq, doc_id=None, rev="1-x"):
+    return Change(seq, doc_id or f"d{seq}", rev)
+
+
+def take(sub, n):
+    out = []
+    for change in sub:
+        out.append(change)
+        if len(out) == n:
+            break
+    return out

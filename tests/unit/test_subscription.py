@@ -9,7 +9,6 @@ import pytest
 
 from cloudsync.checkpoint import MemoryCheckpoint
 from cloudsync.errors import NetworkError, NotFound, RateLimited, ServerError
-from cloudsync.models import Change
 from cloudsync.subscription import ReconnectPolicy, State, Subscription
 from cloudsync.transports import (
     LastSeq,
@@ -20,6 +19,8 @@ from cloudsync.transports import (
     create_transport,
     register_transport,
 )
+
+from ._feed_helpers import c, take
 
 
 class FakeDB:
@@ -34,10 +35,6 @@ class FakeDB:
     def info(self):
         self.info_calls += 1
         return {"update_seq": self.update_seq}
-
-
-def c(seq, doc_id=None, rev="1-x"):
-    return Change(seq, doc_id or f"d{seq}", rev)
 
 
 class Sleeps:
@@ -68,15 +65,6 @@ def script(*connections):
 
     transport = MockTransport(handler)
     return transport
-
-
-def take(sub, n):
-    out = []
-    for change in sub:
-        out.append(change)
-        if len(out) == n:
-            break
-    return out
 
 
 def test_iterates_changes_in_order() -> None:

@@ -7,9 +7,10 @@ import threading
 
 from cloudsync.checkpoint import MemoryCheckpoint
 from cloudsync.errors import NetworkError
-from cloudsync.models import Change
 from cloudsync.subscription import ReconnectPolicy, Subscription
 from cloudsync.transports import ContinuousTransport, LastSeq, Transport
+
+from ._feed_helpers import c, take
 
 
 class FakeDB:
@@ -19,10 +20,6 @@ class FakeDB:
 
     def info(self):
         return {"update_seq": 0}
-
-
-def c(seq, doc_id=None, rev="1-x"):
-    return Change(seq, doc_id or f"d{seq}", rev)
 
 
 class Batches(Transport):
@@ -44,15 +41,6 @@ class Batches(Transport):
             yield from self.connections.pop(0)
         else:
             self.closed.wait(5)
-
-
-def take(sub, n):
-    out = []
-    for change in sub:
-        out.append(change)
-        if len(out) == n:
-            break
-    return out
 
 
 def test_batches_from_transport_delivered_in_order() -> None:
