@@ -1,6 +1,6 @@
 """Run every benchmark and print its table of ratios; save the rows and draw the chart.
 
-    python -m bench                 # full run (under 10 minutes)
+    python -m bench                 # full run (about 10 minutes)
     python -m bench --quick         # tiny sizes: checks that every benchmark runs
     python -m bench --only crud,drain
 """

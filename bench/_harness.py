@@ -59,20 +59,35 @@ def each_server(names: str) -> Iterator[tuple[str, str]]:
             yield name, url
 
 
-def interleaved(runs: dict[str, Callable[[], int]], rounds: int, warmup: int = 0) -> dict[str, float]:
-    """Best items/s per contender, running the contenders in turn each round so that
-    drift in machine load affects them alike. ``warmup`` rounds run first, untimed (a
-    server whose JIT warms up, like pouchdb-server, is slower in its first rounds)."""
+def rounds(runs: dict[str, Callable[[], int]], count: int, warmup: int = 0) -> dict[str, list[float]]:
+    """Items/s of every contender in each of ``count`` rounds. The contenders run in turn,
+    in reverse order every other round, so that drift in machine load affects them alike
+    and neighbours stay neighbours. ``warmup`` rounds run first, untimed (a server whose
+    JIT warms up, like pouchdb-server, is slower in its first rounds)."""
     for _ in range(warmup):
         for run in runs.values():
             run()
     rates: dict[str, list[float]] = {name: [] for name in runs}
-    for _ in range(rounds):
-        for name, run in runs.items():
+    order = list(runs)
+    for _ in range(count):
+        for name in order:
             started = time.perf_counter()
-            items = run()
+            items = runs[name]()
             rates[name].append(items / (time.perf_counter() - started))
-    return {name: max(values) for name, values in rates.items()}
+        order.reverse()
+    return rates
+
+
+def interleaved(runs: dict[str, Callable[[], int]], count: int, warmup: int = 0) -> dict[str, float]:
+    """Best items/s per contender over ``rounds(runs, count, warmup)``."""
+    return {name: max(values) for name, values in rounds(runs, count, warmup).items()}
+
+
+def paired_ratio(rates: dict[str, list[float]], name: str, baselines: tuple[str, ...]) -> float:
+    """Median over rounds of ``name``'s rate divided by the best of ``baselines`` in the
+    same round: each ratio compares runs made seconds apart, so a server or VM that swings
+    between rounds (pouchdb-server's own rate moves 2x) moves both sides of it alike."""
+    return median([value / max(rates[b][i] for b in baselines) for i, value in enumerate(rates[name])])
 
 
 def percentile(values: list[float], p: float) -> float:
