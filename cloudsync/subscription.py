@@ -229,8 +229,8 @@ class Subscription:
         # (id, rev) pairs seen, in two generations of dedupe_window each: at least the
         # last dedupe_window are remembered, at most twice that (no per-change eviction).
         # Kept as id -> rev (or the revs in a tuple, a set past eight, when a document
-        # has several in the window): no key object to build per change. ``_seen_room`` is how many more
-        # pairs the young generation takes.
+        # has several in the window): no key object to build per change. ``_seen_room``
+        # is how many more pairs the young generation takes.
         self._seen: dict[str, Any] = {}
         self._seen_old: dict[str, Any] = {}
         self._dedupe_window = dedupe_window

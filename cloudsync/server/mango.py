@@ -133,7 +133,6 @@ def compile_selector(selector: Any) -> Pred:
     return _compile(selector, ())
 
 
-
 def _all_of(preds: list[Callable[[Any], bool]], doc: Any) -> bool:
     return all(p(doc) for p in preds)
 

@@ -151,6 +151,7 @@ class WebSocketTransport(Transport):
             with contextlib.suppress(Exception):
                 ws.shutdown()  # closes the socket; a clean close handshake is not worth waiting for
 
+
 def _row_per_line(data: bytes, what: str) -> list[Item] | None:
     """The items of an array message written a row per line (``[row,\\nrow,\\n...]``,
     as the embedded server sends), parsed row by row; ``None`` for any other message,
