@@ -70,8 +70,9 @@ def _caused_by(exc: BaseException, *types: type[BaseException]) -> bool:
         seen.add(id(current))
         if isinstance(current, types):
             return True
-        stack.extend(arg for arg in getattr(current, "args", ()) if isinstance(arg, BaseException))
-        stack.extend([current.__cause__, current.__context__, getattr(current, "reason", None)])
+        linked = (*getattr(current, "args", ()), current.__cause__, current.__context__, getattr(current, "reason", None))
+        # ``reason`` is an exception on urllib3's errors but a str on ours (HTTPError).
+        stack.extend(link for link in linked if isinstance(link, BaseException))
     return False
 
 
