@@ -32,6 +32,21 @@ class Change:
         return cls(*_fields_from_row(row))
 
 
+@dataclass(frozen=True, slots=True)
+class LastSeq:
+    """The server says the feed has been read up to ``seq`` (no change attached).
+
+    Yielded for an empty long-poll answer or a feed's final ``last_seq`` line, so a
+    sparse or filtered feed still advances the checkpoint.
+    """
+
+    seq: Any
+
+
+#: What a feed yields.
+Item = Change | LastSeq
+
+
 def _fields_from_row(row: dict[str, Any]) -> tuple[Any, str, str | None, bool, Any, tuple[str, ...]]:
     changes = row.get("changes")
     if changes.__class__ is list and len(changes) == 1 and changes[0].__class__ is dict and "rev" in changes[0]:

@@ -17,23 +17,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .. import _json
-from ..models import Change
+from ..models import Item, LastSeq
 
 __all__ = ["ChangesRequest", "Item", "LastSeq", "Transport"]
 
 
-@dataclass(frozen=True, slots=True)
-class LastSeq:
-    """The server says the feed has been read up to ``seq`` (no change attached).
-
-    Yielded for an empty long-poll answer or a feed's final ``last_seq`` line, so a
-    sparse or filtered feed still advances the checkpoint.
-    """
-
-    seq: Any
-
-
-Item = Change | LastSeq
 
 
 @dataclass(frozen=True)

@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import replace
 
+from ..wire.continuous import ContinuousParser
 from ._httpfeed import FeedSession, SelectorForm, open_feed, read_chunks
-from ._rows import lines_to_items
 from .base import ChangesRequest, Item, LastSeq, Transport
 from .longpoll import LongPollTransport
 
@@ -61,21 +61,15 @@ class ContinuousTransport(Transport):
         token = self._begin()
         response = open_feed(self, self._session, self._form, token, request, "continuous", {"Accept": "application/json"})
         self._opened()
-        what = "continuous feed"
-        rest = b""
-        for chunk in read_chunks(self, token, response, what):
-            if rest:
-                chunk = rest + chunk
-            lines = chunk.split(b"\n")
-            rest = lines.pop()
-            if not lines:
-                continue
-            items, ended = lines_to_items(lines, what)
+        parser = ContinuousParser()
+        for chunk in read_chunks(self, token, response, parser.what):
+            items = parser.feed(chunk)
             if items:
                 yield items
-            if ended:
+            if parser.ended:
                 response.close()
                 return
+        parser.finish()  # a partial last line (a truncated body) is dropped
 
     def close(self) -> None:
         super().close()

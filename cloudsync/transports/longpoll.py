@@ -6,21 +6,17 @@ import logging
 import threading
 from collections.abc import Iterator
 from dataclasses import replace
-from typing import Any
 
 import requests
 
-from .. import _json
-from ..errors import CloudSyncError, InvalidResponse
+from ..errors import CloudSyncError
+from ..wire.longpoll import MISSING, LongPollParser
 from ._httpfeed import FeedSession, SelectorForm, on_request_sent, open_feed, read_chunks
-from ._rows import lines_to_items, rows_to_items
-from .base import ChangesRequest, Item, LastSeq, Transport
+from .base import ChangesRequest, Item, Transport
 
 __all__ = ["LongPollTransport"]
 
 log = logging.getLogger("cloudsync.transports")
-
-_HEAD = b'{"results":['
 
 
 class LongPollTransport(Transport):
@@ -34,8 +30,9 @@ class LongPollTransport(Transport):
     CouchDB and the embedded server write one row per line
     (``{"results":[\\n{row},\\n{row}\\n],\\n"last_seq":...}``): such an answer is parsed
     line by line while it arrives, and its rows are delivered while the rest is still
-    being sent. Any other layout (pouchdb-server writes one line) has to be held and
-    parsed whole when complete.
+    being sent. Any other layout (pouchdb-server writes one line, a server may
+    pretty-print) has to be held and parsed whole when complete (see
+    :class:`~cloudsync.wire.longpoll.LongPollParser`).
 
     ``page_size`` (default 10,000; ``None`` for no limit) is sent as ``limit`` until the
     server is seen to write a row per line: a backlog then arrives in pages of that many
@@ -88,130 +85,34 @@ class LongPollTransport(Transport):
             token = self._begin()
             response = open_feed(self, self._session, self._form, token, request, self.feed, _HEADERS)
         self._opened()
-        what = f"{self.feed} feed"
+        parser = LongPollParser(f"{self.feed} feed")
         # Heartbeat newlines arrive while the server waits: read incrementally for liveness.
-        # Everything read, while the answer may still have to be parsed whole (until a
-        # row was delivered line by line).
-        chunks: list[bytes] | None = []
-        rest = b""
-        mode = "start"  # start -> rows -> tail, or whole
-        delivered = 0  # rows yielded in line mode
-        tail: list[bytes] = []
-        for chunk in read_chunks(self, token, response, what):
-            if chunks is not None:
-                chunks.append(chunk)
-            if mode == "whole" or mode == "tail":
-                if mode == "tail":
-                    tail.append(chunk)
-                continue
-            if mode == "start":
-                # Decide the layout from the first bytes: `{"results":[` then a newline.
-                head = (rest + chunk).lstrip()
-                after = head[len(_HEAD) :].lstrip(b" \t\r")
-                if not head.startswith(_HEAD[: len(head)]) or (after and not after.startswith(b"\n")):
-                    mode = "whole"  # e.g. pouchdb-server's one-line answer
-                    rest = b""
-                    continue
-                if not after:
-                    rest = head  # not enough yet to tell
-                    continue
-                mode = "rows"
-                chunk, rest = after[1:], b""
-            data = rest + chunk if rest else chunk
-            cut = data.rfind(b"\n")
-            if cut > 0 and b"\n]" not in data and not data.lstrip().startswith(b"]"):
-                # Only rows (`row,\nrow,\n...`) up to the last newline: split at the
-                # row separators, no per-line stripping.
-                part = data[:cut].strip().rstrip(b",")
-                pieces = part.split(b",\n") if part else []
-                try:
-                    items, _ = lines_to_items(pieces, what)
-                    parsed = len(items) == len(pieces)
-                except InvalidResponse:
-                    parsed = False
-                if parsed:
-                    rest = data[cut + 1 :]
-                    delivered += len(pieces)
-                    if delivered:
-                        chunks = None
-                        self.streams_rows = True
-                    if items:
-                        yield items
-                    continue
-            lines = data.split(b"\n")
-            rest = lines.pop()
-            rows: list[bytes] = []
-            for index, line in enumerate(lines):
-                line = line.strip()
-                if not line:
-                    continue
-                if line.startswith(b"]"):
-                    mode = "tail"
-                    tail = [line[1:].lstrip(b",")] + [b"\n" + x for x in lines[index + 1 :]] + [b"\n" + rest]
-                    rest = b""
-                    break
-                rows.append(line[:-1] if line.endswith(b",") else line)
-            if not rows:
-                continue
-            try:
-                items, _ = lines_to_items(rows, what)
-            except InvalidResponse:
-                if chunks is None:
-                    # Rows were delivered already and the answer was not kept; the next
-                    # request (from the last delivered row) gets this row first and
-                    # falls back to parsing it whole.
-                    self.streams_rows = False
-                    raise
-                mode = "whole"  # not one row per line after all: parse the answer whole
-                continue
-            delivered += len(rows)
-            if delivered:
-                chunks = None
-                self.streams_rows = True
-            yield items
-        if mode == "tail":
-            self.last_page_full = request.limit is not None and delivered >= request.limit
-            try:
-                answer = _json.loads(b"{" + b"".join(tail).strip())
-            except _json.JSONDecodeError:
-                answer = None
-            if isinstance(answer, dict):
-                if "last_seq" in answer:
-                    yield [LastSeq(answer["last_seq"])]
-                return
-        if chunks is None:
-            raise InvalidResponse(f"{what}: the answer ended inside its results")
-        body = b"".join(chunks)
+        for chunk in read_chunks(self, token, response, parser.what):
+            items = parser.feed(chunk)
+            if items:
+                yield items
         early = None
-        if request.limit is not None and not delivered:
-            # Ask for the next page before parsing this one when its end already tells:
-            # enough rows (each has one "changes" key; a document's own key only adds to
-            # the count, and the parse below corrects that) and the last_seq.
-            next_since = _tail_last_seq(body)
-            if next_since is not _MISSING and next_since != request.since and body.count(b'"changes":') >= request.limit:
+        if request.limit is not None:
+            # Ask for the next page before parsing a page held whole, when its end
+            # already tells: enough rows, and the last_seq.
+            most_rows, next_since = parser.end_hint()
+            if most_rows >= request.limit and next_since is not MISSING and next_since != request.since:
                 early = self._next = _NextPage(self, token, replace(request, since=next_since))
         try:
-            answer = _json.loads(body)
-        except _json.JSONDecodeError as exc:
-            raise InvalidResponse(f"{what}: body is not JSON ({len(body)} bytes)") from exc
-        if not isinstance(answer, dict) or not isinstance(answer.get("results"), list):
-            raise InvalidResponse(f"{what}: expected {{'results': [...]}}, got {body[:80]!r}")
-        results = answer["results"]
-        full = request.limit is not None and len(results) >= request.limit and "last_seq" in answer and not delivered
-        if early is not None and not (full and early.request.since == answer["last_seq"]):
+            items = parser.finish()
+        finally:
+            if parser.streamed is not None:  # learned: rows came a row per line, or not
+                self.streams_rows = parser.streamed
+        full = request.limit is not None and parser.rows >= request.limit and parser.last_seq is not MISSING
+        if early is not None and not (full and early.request.since == parser.last_seq):
             self._next = None
             early.discard()  # the end was read wrong after all
             early = None
         if full:
             # More is waiting: have the server work on it while this page is delivered.
             self.last_page_full = True
-            if early is None:
-                self._next = _NextPage(self, token, replace(request, since=answer["last_seq"]))
-        if delivered:
-            results = results[delivered:]  # already yielded line by line
-        items = rows_to_items(results, what)
-        if "last_seq" in answer:
-            items.append(LastSeq(answer["last_seq"]))
+            if early is None and not parser.streamed:
+                self._next = _NextPage(self, token, replace(request, since=parser.last_seq))
         if items:
             yield items
 
@@ -223,20 +124,6 @@ class LongPollTransport(Transport):
 
 
 _HEADERS = {"Accept": "application/json"}
-_MISSING = object()
-
-
-def _tail_last_seq(body: bytes) -> Any:
-    """``last_seq`` read from the end of an answer (``..."last_seq":X}``, maybe followed
-    by ``"pending":N``) without parsing the rows; ``_MISSING`` for any other end."""
-    at = body.rfind(b'"last_seq"')
-    if at < 0:
-        return _MISSING
-    try:
-        tail = _json.loads(b"{" + body[at:].strip())
-    except _json.JSONDecodeError:
-        return _MISSING
-    return tail.get("last_seq", _MISSING) if isinstance(tail, dict) else _MISSING
 
 
 class _NextPage:

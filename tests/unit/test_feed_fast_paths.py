@@ -11,12 +11,12 @@ import pytest
 import responses
 
 from cloudsync import _json
-from cloudsync._sse import SSEParser
 from cloudsync.errors import InvalidResponse
 from cloudsync.models import Change
 from cloudsync.transports import ChangesRequest, ContinuousTransport, LastSeq, LongPollTransport, SSETransport
 from cloudsync.transports import sse as sse_module
 from cloudsync.transports.websocket import _row_per_line
+from cloudsync.wire.sse import SSEParser
 
 from ._feed_helpers import URL, FakeDB, line, query, row
 
@@ -179,23 +179,36 @@ def test_longpoll_keeps_paging_answers_parsed_whole() -> None:
     assert [query(call)["limit"] for call in responses.calls] == ["50", "50"] and not transport.streams_rows
 
 
-def test_longpoll_row_spanning_lines_after_delivery_fails_and_pages_again(monkeypatch) -> None:
-    """A row spread over lines after rows were delivered (the answer was not kept) is an
-    InvalidResponse, and the next request is paged again so it can be parsed whole."""
+def test_longpoll_row_spanning_lines_after_delivery_parses_and_pages_again(monkeypatch) -> None:
+    """A row spread over lines after rows were delivered line by line (the answer was
+    not kept) is parsed from there on whole: every row once, then LastSeq; the next
+    request is paged again, as its answer may have to be held whole."""
     from cloudsync.transports import longpoll
 
     pretty = json.dumps(row(2, "b"), indent=1).encode()
-    chunks = [b'{"results":[\n' + line(row(1, "a")) + b",\n", pretty + b'\n],\n"last_seq":2}\n']
+    chunks = [b'{"results":[\n' + line(row(1, "a")) + b",\n", pretty + b",\n" + line(row(3, "c")) + b'\n],\n"last_seq":3}\n']
     monkeypatch.setattr(longpoll, "open_feed", lambda *args, **kwargs: None)
     monkeypatch.setattr(longpoll, "read_chunks", lambda *args: iter(chunks))
     transport = LongPollTransport(page_size=50)
     transport.bind(FakeDB())
     transport.streams_rows = True  # as after an earlier streamed answer
-    got = []
-    with pytest.raises(InvalidResponse):
-        for item in transport.stream(ChangesRequest()):
-            got.append(item)
-    assert [c.id for c in got] == ["a"] and not transport.streams_rows
+    items = list(transport.stream(ChangesRequest()))
+    assert [getattr(i, "id", i) for i in items] == ["a", "b", "c", LastSeq(3)] and not transport.streams_rows
+
+
+@pytest.mark.parametrize("indent", [1, 2, "\t"])
+def test_longpoll_pretty_printed_answer_parses(monkeypatch, indent) -> None:
+    """A valid pretty-printed answer, fed in small chunks, gives its rows and LastSeq."""
+    from cloudsync.transports import longpoll
+
+    rows = [row(1, "a"), row(2, "b", "2-b", deleted=True), row("3-x", "c\u00e9", doc={"_id": "c", "n": [1, {"x": None}]})]
+    body = json.dumps({"results": rows, "last_seq": "3-x", "pending": 0}, indent=indent).encode()
+    chunks = [body[i : i + 7] for i in range(0, len(body), 7)]
+    monkeypatch.setattr(longpoll, "open_feed", lambda *args, **kwargs: None)
+    monkeypatch.setattr(longpoll, "read_chunks", lambda *args: iter(chunks))
+    transport = LongPollTransport()
+    transport.bind(FakeDB())
+    assert list(transport.stream(ChangesRequest())) == [Change.from_row(r) for r in rows] + [LastSeq("3-x")]
 
 
 # -- continuous: catching up with normal requests first ---------------------------------------------

@@ -1,10 +1,10 @@
-"""The WHATWG event-stream parser (cloudsync._sse)."""
+"""The WHATWG event-stream parser (cloudsync.wire.sse)."""
 
 from __future__ import annotations
 
 import pytest
 
-from cloudsync._sse import Event, SSEParser
+from cloudsync.wire.sse import Event, SSEParser
 
 
 def feed_all(*chunks: bytes | str) -> tuple[list[Event], SSEParser]:

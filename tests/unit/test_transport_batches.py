@@ -10,7 +10,6 @@ import threading
 import pytest
 import responses
 
-from cloudsync._sse import SSEParser
 from cloudsync.models import Change
 from cloudsync.transports import (
     ChangesRequest,
@@ -19,6 +18,7 @@ from cloudsync.transports import (
     LongPollTransport,
     MockTransport,
 )
+from cloudsync.wire.sse import SSEParser
 
 from ._feed_helpers import URL, bound, line, query, row
 

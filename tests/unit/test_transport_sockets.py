@@ -495,7 +495,8 @@ def test_longpoll_next_page_asked_on_a_miscount_is_dropped(serve) -> None:
 
 def test_tail_last_seq_reads_the_end_of_an_answer() -> None:
     """last_seq is read from an answer's end, with or without pending; other ends are unknown."""
-    from cloudsync.transports.longpoll import _MISSING, _tail_last_seq
+    from cloudsync.wire.longpoll import MISSING as _MISSING
+    from cloudsync.wire.longpoll import _tail_last_seq
 
     assert _tail_last_seq(b'{"results":[],"last_seq":5}\n') == 5
     assert _tail_last_seq(b'{"results":[{"last_seq":1}],"last_seq":"7-g1","pending":0}') == "7-g1"

@@ -1,0 +1,120 @@
+"""Result rows into items: the one place a feed's JSON becomes a :class:`Change` or a
+:class:`LastSeq`, and the one "row per line" fast path every parser uses.
+
+Every failure is a cloudsync error: :class:`InvalidResponse` for JSON that does not
+parse (deep nesting and numbers too large for a double included) or a row of the wrong
+shape, :class:`StreamError` for a CouchDB error row. A :class:`Change` made here always
+has a ``str`` id, a ``str`` (or no) rev, a ``dict`` (or no) doc and ``str`` revs; the
+seq is kept as received (opaque).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .. import _json
+from ..errors import InvalidResponse, StreamError
+from ..models import Change, Item, LastSeq, _ChangeBuilder, _fields_from_row
+
+__all__ = ["DECODE_ERRORS", "lines_to_items", "loads", "row_item", "rows_to_items"]
+
+
+#: What parsing malformed JSON raises: the stdlib parser raises RecursionError for deep
+#: nesting (orjson a JSONDecodeError), and ValueError for an integer of over 4,300 digits.
+DECODE_ERRORS: tuple[type[BaseException], ...] = (*_json.JSONDecodeError, RecursionError)
+
+
+def loads(data: bytes | str, what: str, kind: str = "body") -> Any:
+    """``data`` parsed as JSON, or :class:`InvalidResponse`."""
+    try:
+        return _json.loads(data)
+    except DECODE_ERRORS as exc:
+        raise InvalidResponse(f"{what}: {kind} is not JSON: {data[:80]!r}") from exc
+
+
+def _preview(obj: Any) -> str:
+    try:
+        return repr(obj)[:200]
+    except RecursionError:  # a deeply nested value the stdlib parser accepted
+        return f"<deeply nested {type(obj).__name__}>"
+
+
+def row_item(obj: Any, what: str) -> Item | None:
+    """A result row (``Change``), a ``last_seq`` object (``LastSeq``), or ``None`` for
+    any other object (skipped)."""
+    if obj.__class__ is not dict:
+        raise InvalidResponse(f"{what}: expected a JSON object, got {type(obj).__name__}")
+    if "id" in obj:
+        try:
+            seq, doc_id, rev, deleted, doc, revs = _fields_from_row(obj)
+        except (KeyError, TypeError, AttributeError) as exc:
+            raise InvalidResponse(f"{what}: malformed change row {_preview(obj)}") from exc
+        if (
+            doc_id.__class__ is not str
+            or not (rev is None or rev.__class__ is str)
+            or not (doc is None or doc.__class__ is dict)
+            or any(r.__class__ is not str for r in revs)
+        ):
+            raise InvalidResponse(f"{what}: malformed change row {_preview(obj)}")
+        return Change(seq, doc_id, rev, deleted, doc, revs)
+    if "last_seq" in obj:
+        return LastSeq(obj["last_seq"])
+    if "error" in obj:
+        # CouchDB reports a failure after the 200 status as an error row.
+        raise StreamError(f"{what}: server error in feed: {_preview(obj.get('error'))}: {_preview(obj.get('reason'))}")
+    return None
+
+
+def rows_to_items(rows: list[Any], what: str) -> list[Item]:
+    """``row_item`` for each row, skipping ``None``."""
+    return [item for row in rows if (item := row_item(row, what)) is not None]
+
+
+def lines_to_items(lines: list[bytes], what: str) -> tuple[list[Item], bool]:
+    """Items of complete lines, one JSON value each (blank lines are heartbeats).
+
+    Returns ``(items, ended)``: ``ended`` when a ``last_seq`` object closed the feed;
+    the items stop there.
+
+    One parse per line, not one for the whole chunk: each row's dicts are freed as soon
+    as its :class:`Change` is built. Parsing a chunk as one array keeps hundreds of rows'
+    dicts alive at once; the garbage collector then promotes them and runs full
+    collections, which cost the application far more than the calls saved. The usual
+    row (one ``{"rev": ...}``, a ``str`` id) is built here directly, without the checks
+    and calls of :func:`row_item`, which takes everything else.
+    """
+    loads = _json.loads
+    decode_errors = DECODE_ERRORS
+    builder: Any = _ChangeBuilder
+    change_class, str_class, dict_class = Change, str, dict
+    items: list[Item] = []
+    append = items.append
+    for line in lines:
+        try:
+            row = loads(line)
+        except decode_errors:
+            if not line.strip():
+                continue  # heartbeat
+            raise InvalidResponse(f"{what}: malformed JSON line {line[:80]!r}") from None
+        if row.__class__ is dict_class:
+            try:
+                (first,) = row["changes"]
+                rev = first["rev"]
+                doc_id = row["id"]
+            except (KeyError, TypeError, ValueError):
+                pass
+            else:
+                doc = row.get("doc")
+                if doc_id.__class__ is str_class and rev.__class__ is str_class and (doc is None or doc.__class__ is dict_class):
+                    # `True if x else False`, not bool(x): no call, on the path of every row.
+                    change = builder(row.get("seq"), doc_id, rev, True if row.get("deleted") else False, doc, (rev,))  # noqa: SIM210
+                    change.__class__ = change_class  # see models._ChangeBuilder
+                    append(change)
+                    continue
+        item = row_item(row, what)
+        if item is None:
+            continue
+        append(item)
+        if item.__class__ is LastSeq:
+            return items, True
+    return items, False
