@@ -248,6 +248,11 @@ NASTY = [
     b"\r\n\r\n",
     b'{"error":"bad","reason":"mid-stream"}\n',
     b'{"seq":1,"id":5,"changes":[{"rev":7}]}\n',
+    b'{"seq":1,"id":5,"changes":[{"rev":"1-a"}]}\n',
+    b'{"seq":1,"id":"a","changes":[{"rev":null}],"doc":"text"}\n',
+    b'data: {"seq":1,"id":5,"changes":[{"rev":"1-a"}]}\nid: 1\n\n',
+    b'data: {"seq":1,"id":"a","changes":[{"rev":"1-a"}],"doc":7}\n\n',
+    b'[{"seq":1,"id":["a"],"changes":[{"rev":"1-a"}]},\n{"seq":2,"id":"b","revs":1}]',
     b'{"seq":1,"id":"a","changes":{"rev":"1-a"},"doc":[1]}\n',
     b'{"seq":1,"id":"a","changes":[{"rev":"1-a"}],"doc":' + b"[" * 2000 + b"]" * 2000 + b"}\n",
     b"data: ",
@@ -265,7 +270,8 @@ def mutated(draw: Callable[..., Any], valid: st.SearchStrategy[tuple[bytes, list
     """A valid stream truncated, with bytes flipped, or with a nasty fragment spliced in."""
     body, _ = draw(valid)
     for _ in range(draw(st.integers(1, 3))):
-        at = draw(st.integers(0, len(body)))
+        line_starts = [0] + [i + 1 for i, byte in enumerate(body) if byte == 10]  # where a spliced row is a line
+        at = draw(st.integers(0, len(body)) | st.sampled_from(line_starts))
         how = draw(st.sampled_from(["truncate", "flip", "splice", "delete"]))
         if how == "truncate":
             body = body[:at]
@@ -336,6 +342,30 @@ def test_websocket_messages_give_their_rows_in_any_layout(data: st.DataObject) -
     items = [item for message in messages for item in parser.feed(message)] + parser.finish()
     assert items == expected
     assert parser.ended == (bool(expected) and expected[-1].__class__ is LastSeq)
+
+
+@pytest.mark.parametrize("fmt", list(PARSERS))
+@FUZZ
+@given(data=st.data())
+def test_truncated_stream_gives_a_prefix_of_its_items(fmt: str, data: st.DataObject) -> None:
+    """A valid stream cut short (a connection dropped mid-body), in any chunks, gives
+    the first of its items and maybe a typed error: never an item out of place."""
+    body, expected = data.draw(VALID[fmt])
+    body = body[: data.draw(st.integers(0, len(body)))]
+    items = parse_or_typed_error(PARSERS[fmt], cut(body, data.draw(st.lists(st.integers(0, len(body)), max_size=8))))
+    assert items == expected[: len(items)]
+
+
+@FUZZ
+@given(data=st.data())
+def test_continuous_partial_last_line_is_dropped(data: st.DataObject) -> None:
+    """A continuous feed cut short gives exactly the items of its complete lines: the
+    partial last line is dropped, never parsed (even when it happens to be JSON)."""
+    body, _ = data.draw(continuous_streams())
+    body = body[: data.draw(st.integers(0, len(body)))]
+    complete = body[: body.rfind(b"\n") + 1]
+    chunks = cut(body, data.draw(st.lists(st.integers(0, len(body)), max_size=8)))
+    assert parse(ContinuousParser(), chunks) == parse(ContinuousParser(), [complete])
 
 
 # -- (b)+(c) arbitrary and mutated input: items or a typed error, each item well formed ------------
