@@ -289,19 +289,20 @@ class Subscription:
         return self
 
     def __next__(self) -> Change:
+        # The per-change path of a drain, inlined: acknowledge what was handed out (not
+        # under the delivery lock: a save may wait on a server, and close() must not),
+        # then hand out the next change of the current batch if it names one revision of
+        # a document not in the dedupe window. Anything else goes through _take.
+        if self._outstanding:
+            if self.checkpoint is None:
+                self._outstanding = 0
+                self._last_handed = None
+                self._committed = self._reader.position
+            else:
+                self._ack_outstanding()
         with self._deliver_lock:
             if self._stopped:
                 raise StopIteration
-            # The per-change path of a drain, inlined: acknowledge what was handed out,
-            # then hand out the next change of the current batch if it names one revision
-            # of a document not in the dedupe window. Anything else goes through _take.
-            if self._outstanding:
-                if self.checkpoint is None:
-                    self._outstanding = 0
-                    self._last_handed = None
-                    self._committed = self._reader.position
-                else:
-                    self._ack_outstanding()
             batch = self._batch
             pos = self._batch_pos
             reader = self._reader
@@ -409,8 +410,11 @@ class Subscription:
         started = time.monotonic()
         self._stopped = True
         first = self._reader.close()
-        with self._deliver_lock:
-            pass  # a hand-out under way on another thread has finished; none starts now
+        # Wait for a hand-out under way on another thread; none starts after this. (A
+        # consumer held up longer, by a checkpoint save on a hung server, sees _stopped
+        # before it hands anything out.)
+        if self._deliver_lock.acquire(timeout=CLOSE_BUDGET / 2):
+            self._deliver_lock.release()
         if first:
             self._final_save(started + CLOSE_BUDGET * 0.75)
             log.debug("subscription closed at %r", self._reader.position)
@@ -464,7 +468,7 @@ class Subscription:
                     self._marker(item.seq)
                     continue
                 if self._deliver(item):
-                    return item
+                    return None if self._stopped else item
                 continue
             self._batch = _EMPTY
             self._batch_pos = 0
@@ -597,8 +601,13 @@ class Subscription:
             self._saved = seq
 
     def _final_save(self, deadline: float) -> None:
-        """The last save, bounded by ``deadline``; then the store is sealed."""
-        with self._save_lock:
+        """The last save, bounded by ``deadline``; then the store is sealed. (A save
+        already under way past the deadline may still complete.)"""
+        if not self._save_lock.acquire(timeout=max(0.0, deadline - time.monotonic())):
+            self._sealed = True
+            log.warning("a checkpoint save (%r) is still under way; no final save", self.checkpoint)
+            return
+        try:
             self._sealed = True
             seq = self._committed
             if self.checkpoint is None or seq is None or seq == self._saved:
@@ -610,6 +619,8 @@ class Subscription:
                             "the next start redelivers from the last saved position", self.checkpoint, exc)
                 return
             self._saved = seq
+        finally:
+            self._save_lock.release()
 
     def _resolve(self) -> None:
         """The first position: the checkpoint's, else ``since`` (``"now"`` resolved once)."""
