@@ -220,9 +220,10 @@ class Subscription:
         self.transport.on_open = reader.opened
         weakref.finalize(self, reader.close)
 
-        # Delivery (the consumer's side). _deliver_lock is held while a change is being
-        # handed out, so close() can wait for a hand-out under way and none starts after.
-        self._deliver_lock = threading.RLock()
+        # Delivery (the consumer's side). _handing is set while a change is being handed
+        # out: close() sets _stopped, then waits for a hand-out under way, and none starts
+        # after (a consumer sets _handing before it looks at _stopped).
+        self._handing = False
         self._stopped = False
         self._started = False
         self._batch: list[Any] = []  # the batch being delivered, one item per pull
@@ -231,7 +232,6 @@ class Subscription:
         self._delivered = 0
         self._window = DedupeWindow(dedupe_window)
         self._deliverer: threading.Thread | None = None
-        self._in_callback = False
 
         # Acknowledgements and the checkpoint.
         # manual_ack: [seq, acked, change] per delivered change or consumed marker.
@@ -289,10 +289,10 @@ class Subscription:
         return self
 
     def __next__(self) -> Change:
-        # The per-change path of a drain, inlined: acknowledge what was handed out (not
-        # under the delivery lock: a save may wait on a server, and close() must not),
-        # then hand out the next change of the current batch if it names one revision of
-        # a document not in the dedupe window. Anything else goes through _take.
+        # The per-change path of a drain, inlined: acknowledge what was handed out (before
+        # _handing is set: a save may wait on a server, and close() must not), then hand
+        # out the next change of the current batch if it names one revision of a document
+        # not in the dedupe window. Anything else goes through _take.
         if self._outstanding:
             if self.checkpoint is None:
                 self._outstanding = 0
@@ -300,37 +300,42 @@ class Subscription:
                 self._committed = self._reader.position
             else:
                 self._ack_outstanding()
-        with self._deliver_lock:
-            if self._stopped:
-                raise StopIteration
-            batch = self._batch
-            pos = self._batch_pos
-            reader = self._reader
-            if pos < len(batch) and not self.manual_ack and self._batch_gen >= reader.min_gen:
-                item = batch[pos]
-                if item.__class__ is Change:
-                    rev = item.rev
-                    doc_id = item.id
-                    window = self._window
-                    young = window.young
-                    if rev is not None and doc_id not in young and doc_id not in window.old and len(item.revs) < 2:
-                        self._batch_pos = pos + 1
-                        young[doc_id] = rev
-                        if len(young) >= window.room:
-                            window.rotate()
-                        seq = item.seq
-                        if seq is not None:
-                            reader.position = seq
-                        self._outstanding = 1
-                        self._last_handed = item
-                        self._delivered += 1
-                        return item
+        self._handing = True
+        if self._stopped:
+            self._handing = False
+            raise StopIteration
+        batch = self._batch
+        pos = self._batch_pos
+        reader = self._reader
+        if pos < len(batch) and not self.manual_ack and self._batch_gen >= reader.min_gen:
+            item = batch[pos]
+            if item.__class__ is Change:
+                rev = item.rev
+                doc_id = item.id
+                window = self._window
+                young = window.young
+                if rev is not None and doc_id not in young and doc_id not in window.old and len(item.revs) < 2:
+                    self._batch_pos = pos + 1
+                    young[doc_id] = rev
+                    if len(young) >= window.room:
+                        window.rotate()
+                    seq = item.seq
+                    if seq is not None:
+                        reader.position = seq
+                    self._outstanding = 1
+                    self._last_handed = item
+                    self._delivered += 1
+                    self._handing = False
+                    return item
+        try:
             if not self._started:
                 self._ensure_started()
             change = self._take(None)
-            if change is None or change is _TIMEOUT:
-                raise StopIteration
-            return change  # type: ignore[no-any-return]
+        finally:
+            self._handing = False
+        if change is None or change is _TIMEOUT:
+            raise StopIteration
+        return change  # type: ignore[no-any-return]
 
     def batches(self, max_size: int = 100, max_wait: float = 0.5) -> Iterator[list[Change]]:
         """Changes in lists of at most ``max_size``, each yielded at most ``max_wait``
@@ -356,15 +361,14 @@ class Subscription:
         def deliver() -> None:
             try:
                 while True:
-                    with self._deliver_lock:
-                        change = None if self._stopped else self._take(None)
-                        if change is None or change is _TIMEOUT:
-                            return
-                        self._in_callback = True
+                    self._handing = True
                     try:
-                        on_change(change)
+                        change = None if self._stopped else self._take(None)
                     finally:
-                        self._in_callback = False
+                        self._handing = False  # from here on, the call counts as started
+                    if change is None or change is _TIMEOUT:
+                        return
+                    on_change(change)
                     if self._outstanding:
                         self._ack_outstanding()
             except BaseException as exc:
@@ -407,14 +411,18 @@ class Subscription:
         delivered are not acknowledged: the next start resumes before them.
         ``timeout``: also wait up to that many seconds for a running ``on_change`` call
         (delivery with :meth:`start`) to return."""
+        self._close(timeout, wait_for_handing=True)
+
+    def _close(self, timeout: float | None, *, wait_for_handing: bool) -> None:
         started = time.monotonic()
         self._stopped = True
         first = self._reader.close()
-        # Wait for a hand-out under way on another thread; none starts after this. (A
-        # consumer held up longer, by a checkpoint save on a hung server, sees _stopped
-        # before it hands anything out.)
-        if self._deliver_lock.acquire(timeout=CLOSE_BUDGET / 2):
-            self._deliver_lock.release()
+        # Wait for a hand-out under way on another thread (microseconds); none starts
+        # after this. A consumer held up longer, by a checkpoint save on a hung server,
+        # sees _stopped before it hands anything out.
+        handing_deadline = started + CLOSE_BUDGET / 2
+        while wait_for_handing and self._handing and time.monotonic() < handing_deadline:
+            time.sleep(0.0002)
         if first:
             self._final_save(started + CLOSE_BUDGET * 0.75)
             log.debug("subscription closed at %r", self._reader.position)
@@ -449,8 +457,8 @@ class Subscription:
 
     def _take(self, timeout: float | None) -> Any:
         """The next change, ``None`` when closed, ``_TIMEOUT`` after ``timeout`` seconds.
-        Raises a terminal error (after closing). Only the consumer calls this, holding
-        the delivery lock. Items of the current batch are delivered without taking the
+        Raises a terminal error (after closing). Only the consumer calls this, with
+        ``_handing`` set. Items of the current batch are delivered without taking the
         queue's lock; it is taken once per batch, to return the batch's room to the
         reader and fetch the next one."""
         reader = self._reader
@@ -503,7 +511,7 @@ class Subscription:
                     assert kind == BATCH
                     self._batch, self._batch_gen = payload, gen
             if error is not None:
-                self.close()
+                self._close(None, wait_for_handing=False)  # the consumer itself is handing
                 raise error
 
     def _deliver(self, change: Change) -> bool:
@@ -640,8 +648,8 @@ class Subscription:
 
 
 class _Batches:
-    """The iterator :meth:`Subscription.batches` returns: a batch is handed out under
-    the delivery lock, like a change by ``next(sub)``."""
+    """The iterator :meth:`Subscription.batches` returns: a batch is handed out like a
+    change by ``next(sub)``."""
 
     def __init__(self, sub: Subscription, max_size: int, max_wait: float) -> None:
         self._sub = sub
@@ -653,11 +661,12 @@ class _Batches:
 
     def __next__(self) -> list[Change]:
         sub = self._sub
-        with sub._deliver_lock:
+        if sub._outstanding:
+            sub._ack_outstanding()
+        sub._handing = True
+        try:
             if sub._stopped:
                 raise StopIteration
-            if sub._outstanding:
-                sub._ack_outstanding()
             first = sub._take(None)
             if first is None or first is _TIMEOUT:
                 raise StopIteration
@@ -672,3 +681,5 @@ class _Batches:
                     break
                 batch.append(change)
             return batch
+        finally:
+            sub._handing = False
