@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import time
 from pathlib import Path
 
 import responses
@@ -150,3 +151,18 @@ def test_file_flush_writes_a_waiting_save(tmp_path: Path) -> None:
     store.save(2)
     store.flush()
     assert FileCheckpoint(tmp_path / "cp.json").load() == 2
+
+
+def test_file_default_does_not_write_every_save(tmp_path: Path, monkeypatch) -> None:
+    """By default 2,000 saves in quick succession write the file a handful of times, not 2,000."""
+    writes = []
+    real = os.replace
+    monkeypatch.setattr(os, "replace", lambda a, b: (writes.append(b), real(a, b)))
+    store = FileCheckpoint(tmp_path / "cp.json")
+    started = time.monotonic()
+    for seq in range(2000):
+        store.save(seq)
+    elapsed = time.monotonic() - started
+    assert len(writes) <= 2 + int(elapsed / store.interval)
+    store.save_final(1999, timeout=1.0)
+    assert FileCheckpoint(tmp_path / "cp.json").load() == 1999
