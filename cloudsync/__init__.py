@@ -21,6 +21,7 @@ from .errors import (
     RequestTimeout,
     ServerError,
     StreamError,
+    SubscriptionError,
     TransportError,
     Unauthorized,
 )
@@ -76,6 +77,7 @@ __all__ = [
     "State",
     "StreamError",
     "Subscription",
+    "SubscriptionError",
     "SubscriptionStats",
     "Transport",
     "TransportError",

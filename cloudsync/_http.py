@@ -60,7 +60,8 @@ def redact(url: str) -> str:
     return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
 
 
-def _caused_by(exc: BaseException, *types: type[BaseException]) -> bool:
+def caused_by(exc: BaseException, *types: type[BaseException]) -> bool:
+    """Whether ``exc`` or anything it was caused by (its chain, args, ``reason``) is one of ``types``."""
     seen: set[int] = set()
     stack: list[BaseException | None] = [exc]
     while stack:
@@ -88,7 +89,7 @@ def translate(exc: BaseException, what: str = "request") -> CloudSyncError:
         return RequestTimeout(message, sent=False)
     if isinstance(exc, (requests.exceptions.ChunkedEncodingError, urllib3.exceptions.ProtocolError)):
         return StreamError(message)
-    if isinstance(exc, (requests.exceptions.ReadTimeout, TimeoutError)) or _caused_by(
+    if isinstance(exc, (requests.exceptions.ReadTimeout, TimeoutError)) or caused_by(
         exc, urllib3.exceptions.ReadTimeoutError
     ):
         return RequestTimeout(message)
@@ -96,9 +97,9 @@ def translate(exc: BaseException, what: str = "request") -> CloudSyncError:
         return InvalidResponse(message)
     if isinstance(exc, requests.exceptions.ConnectionError):
         # urllib3 2 makes NewConnectionError a ConnectTimeoutError subclass: test it first.
-        if _caused_by(exc, urllib3.exceptions.NewConnectionError, ConnectionRefusedError):
+        if caused_by(exc, urllib3.exceptions.NewConnectionError, ConnectionRefusedError):
             return NetworkError(message, sent=False)
-        if _caused_by(exc, urllib3.exceptions.ConnectTimeoutError):
+        if caused_by(exc, urllib3.exceptions.ConnectTimeoutError):
             return RequestTimeout(message, sent=False)
         return NetworkError(message)
     return NetworkError(message)
@@ -280,12 +281,14 @@ class HTTP:
         headers: Mapping[str, str] | None = None,
         idempotent: bool | None = None,
         timeout: Any = None,
+        retry: RetryPolicy | None = None,
     ) -> Any:
-        """Send with retries; return the parsed JSON body (``None`` for HEAD)."""
+        """Send with retries (``retry``, else the client's policy); return the parsed
+        JSON body (``None`` for HEAD)."""
         body, merged = self._prepare(json, data, headers)
         if idempotent is None:
             idempotent = method in _IDEMPOTENT
-        policy = self.retry
+        policy = retry if retry is not None else self.retry
         what = f"{method} {path}"
 
         def attempt() -> Any:

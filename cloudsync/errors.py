@@ -25,6 +25,7 @@ may succeed. Whether a retry is *safe* also depends on the request: a non-idempo
         ├── PreconditionFailed    412 e.g. database already exists
         ├── RateLimited           429 (retryable), ``retry_after`` in seconds
         └── ServerError           5xx (retryable)
+    SubscriptionError             a subscription stopped on an unexpected exception
 """
 
 from __future__ import annotations
@@ -45,6 +46,7 @@ __all__ = [
     "RequestTimeout",
     "ServerError",
     "StreamError",
+    "SubscriptionError",
     "TransportError",
     "Unauthorized",
     "error_for_status",
@@ -86,6 +88,11 @@ class InvalidResponse(CloudSyncError):
     """The server answered with a body cloudsync cannot use (truncated, not JSON, wrong shape)."""
 
     retryable = True
+
+
+class SubscriptionError(CloudSyncError):
+    """A subscription stopped on an exception that is not a cloudsync error (a bug in a
+    transport, a checkpoint store or a callback). The original is its ``__cause__``."""
 
 
 class HTTPError(CloudSyncError):

@@ -50,14 +50,15 @@ def test_batches_from_transport_delivered_in_order() -> None:
         assert [x.seq for x in take(sub, 4)] == [1, 2, 4, 5]
 
 
-def test_large_batches_respect_queue_bound_plus_one_batch() -> None:
-    """The reader queues a batch only while fewer than queue_size items are queued."""
+def test_large_batches_respect_queue_bound() -> None:
+    """A batch larger than the room left is queued in slices: at most queue_size items
+    are held between reader and consumer, the batch being delivered included."""
     transport = Batches([[c(i) for i in range(1, 6)], [c(i) for i in range(6, 11)], [c(11)]])
     sub = Subscription(FakeDB(), transport, since=0, queue_size=2)
     it = iter(sub)
     assert next(it).seq == 1
-    with sub._cond:
-        assert sub._queued <= 2 - 1 + 5
+    with sub._reader.cond:
+        assert sub._reader.queued <= 2
     assert [next(it).seq for _ in range(10)] == list(range(2, 12))
     sub.close()
 
