@@ -39,9 +39,26 @@ def _preview(obj: Any) -> str:
         return f"<deeply nested {type(obj).__name__}>"
 
 
-def row_item(obj: Any, what: str) -> Item | None:
+def row_item(obj: Any, what: str, _builder: Any = _ChangeBuilder, _change: Any = Change) -> Item | None:
     """A result row (``Change``), a ``last_seq`` object (``LastSeq``), or ``None`` for
-    any other object (skipped)."""
+    any other object (skipped).
+
+    The usual row (one ``{"rev": ...}``, a ``str`` id) is built first thing, as a
+    mutable twin whose class is then set to ``Change`` (see ``models._ChangeBuilder``):
+    every change of every feed comes through here."""
+    try:
+        (first,) = obj["changes"]
+        rev = first["rev"]
+        doc_id = obj["id"]
+    except (KeyError, TypeError, ValueError):
+        pass
+    else:
+        doc = obj.get("doc")
+        if doc_id.__class__ is str and rev.__class__ is str and (doc is None or doc.__class__ is dict):
+            # `True if x else False`, not bool(x): no call, on the path of every row.
+            change = _builder(obj.get("seq"), doc_id, rev, True if obj.get("deleted") else False, doc, (rev,))  # noqa: SIM210
+            change.__class__ = _change
+            return change  # type: ignore[no-any-return]
     if obj.__class__ is not dict:
         raise InvalidResponse(f"{what}: expected a JSON object, got {type(obj).__name__}")
     if "id" in obj:
@@ -79,14 +96,11 @@ def lines_to_items(lines: list[bytes], what: str) -> tuple[list[Item], bool]:
     One parse per line, not one for the whole chunk: each row's dicts are freed as soon
     as its :class:`Change` is built. Parsing a chunk as one array keeps hundreds of rows'
     dicts alive at once; the garbage collector then promotes them and runs full
-    collections, which cost the application far more than the calls saved. The usual
-    row (one ``{"rev": ...}``, a ``str`` id) is built here directly, without the checks
-    and calls of :func:`row_item`, which takes everything else.
+    collections, which cost the application far more than the calls saved.
     """
     loads = _json.loads
     decode_errors = DECODE_ERRORS
-    builder: Any = _ChangeBuilder
-    change_class, str_class, dict_class = Change, str, dict
+    build = row_item
     items: list[Item] = []
     append = items.append
     for line in lines:
@@ -96,22 +110,7 @@ def lines_to_items(lines: list[bytes], what: str) -> tuple[list[Item], bool]:
             if not line.strip():
                 continue  # heartbeat
             raise InvalidResponse(f"{what}: malformed JSON line {line[:80]!r}") from None
-        if row.__class__ is dict_class:
-            try:
-                (first,) = row["changes"]
-                rev = first["rev"]
-                doc_id = row["id"]
-            except (KeyError, TypeError, ValueError):
-                pass
-            else:
-                doc = row.get("doc")
-                if doc_id.__class__ is str_class and rev.__class__ is str_class and (doc is None or doc.__class__ is dict_class):
-                    # `True if x else False`, not bool(x): no call, on the path of every row.
-                    change = builder(row.get("seq"), doc_id, rev, True if row.get("deleted") else False, doc, (rev,))  # noqa: SIM210
-                    change.__class__ = change_class  # see models._ChangeBuilder
-                    append(change)
-                    continue
-        item = row_item(row, what)
+        item = build(row, what)
         if item is None:
             continue
         append(item)
