@@ -100,7 +100,8 @@ def lines_to_items(lines: list[bytes], what: str) -> tuple[list[Item], bool]:
     """
     loads = _json.loads
     decode_errors = DECODE_ERRORS
-    build = row_item
+    builder: Any = _ChangeBuilder
+    change_class, str_class, dict_class = Change, str, dict
     items: list[Item] = []
     append = items.append
     for line in lines:
@@ -110,7 +111,21 @@ def lines_to_items(lines: list[bytes], what: str) -> tuple[list[Item], bool]:
             if not line.strip():
                 continue  # heartbeat
             raise InvalidResponse(f"{what}: malformed JSON line {line[:80]!r}") from None
-        item = build(row, what)
+        # row_item's first lines, inlined: a call per row costs 3-5% of a change.
+        try:
+            (first,) = row["changes"]
+            rev = first["rev"]
+            doc_id = row["id"]
+        except (KeyError, TypeError, ValueError):
+            pass
+        else:
+            doc = row.get("doc")
+            if doc_id.__class__ is str_class and rev.__class__ is str_class and (doc is None or doc.__class__ is dict_class):
+                change = builder(row.get("seq"), doc_id, rev, True if row.get("deleted") else False, doc, (rev,))  # noqa: SIM210
+                change.__class__ = change_class
+                append(change)
+                continue
+        item = row_item(row, what)
         if item is None:
             continue
         append(item)
