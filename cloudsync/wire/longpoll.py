@@ -7,7 +7,7 @@ from typing import Any
 from .. import _json
 from ..errors import InvalidResponse
 from ..models import Item, LastSeq
-from .rows import DECODE_ERRORS, lines_to_items, loads, row_item, rows_to_items
+from .rows import DECODE_ERRORS, comma_lines_to_items, loads, row_item, rows_to_items
 
 __all__ = ["MISSING", "LongPollParser"]
 
@@ -85,20 +85,15 @@ class LongPollParser:
             chunk = b"".join(self._held)
         self._held = [chunk[cut + 1 :]] if cut + 1 < len(chunk) else []
         block = chunk[:cut]
-        if b"\n]" not in block and not block.lstrip().startswith(b"]"):
-            # Only rows (`row,\nrow,\n...`): split at the row separators, no per-line
-            # stripping. Anything else fails to parse as a row and takes the line path.
-            part = block.strip().rstrip(b",")
-            pieces = part.split(b",\n") if part else []
-            try:
-                items, _ = lines_to_items(pieces, self.what)
-            except InvalidResponse:
-                pass
-            else:
-                if len(items) == len(pieces):
-                    self.rows += len(pieces)
-                    self._line_mode_rows += len(pieces)
-                    return items
+        part = block.strip().rstrip(b",")
+        if part and b"\n]" not in block and not part.startswith(b"]"):
+            # Only rows (`row,\nrow,\n...`)? Split at the row separators, no per-line
+            # stripping; anything else takes the line by line path.
+            items = comma_lines_to_items(part, self.what)
+            if items is not None:
+                self.rows += len(items)
+                self._line_mode_rows += len(items)
+                return items
         return self._lines(block.split(b"\n"))
 
     def _lines(self, lines: list[bytes]) -> list[Item]:

@@ -16,7 +16,7 @@ from .. import _json
 from ..errors import InvalidResponse, StreamError
 from ..models import Change, Item, LastSeq, _ChangeBuilder, _fields_from_row
 
-__all__ = ["DECODE_ERRORS", "lines_to_items", "loads", "row_item", "rows_to_items"]
+__all__ = ["DECODE_ERRORS", "comma_lines_to_items", "lines_to_items", "loads", "row_item", "rows_to_items"]
 
 
 #: What parsing malformed JSON raises: the stdlib parser raises RecursionError for deep
@@ -132,3 +132,20 @@ def lines_to_items(lines: list[bytes], what: str) -> tuple[list[Item], bool]:
         if item.__class__ is LastSeq:
             return items, True
     return items, False
+
+
+def comma_lines_to_items(block: bytes, what: str) -> list[Item] | None:
+    """The items of array elements written a row per line (``row,\nrow,\n...row``), or
+    ``None`` unless every element is a row or a ``last_seq`` object (nothing skipped).
+
+    The one "row per line" fast path of the long-poll answer and of WebSocket messages.
+    A split at ``,\n`` can only make every piece valid JSON when the line ends are
+    between the array's own elements (a raw newline never occurs inside a JSON string):
+    anything else (a pretty-printed row, two rows on a line, a heartbeat) fails to
+    parse or comes out short, and the caller parses it another way."""
+    pieces = block.split(b",\n")
+    try:
+        items, _ = lines_to_items(pieces, what)
+    except InvalidResponse:
+        return None
+    return items if len(items) == len(pieces) else None
