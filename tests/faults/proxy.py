@@ -264,7 +264,12 @@ class _Link(threading.Thread):
                         self.to_upstream += self.held
                         self.held.clear()
                 elif name == TRUNCATE:
-                    self._arm(arg)
+                    if arg is None:
+                        # Unless bytes past the cut were already dropped: that cut must happen.
+                        if self.cut_at is None or self.down_total <= self.cut_at:
+                            self.cut = self.cut_at = None
+                    else:
+                        self._arm(arg)
             finally:
                 done.set()
         return True
@@ -646,11 +651,14 @@ class FaultProxy:
             return 0
         return self._broadcast(TRUNCATE, cut.copy())
 
-    def disarm(self) -> None:
-        """Forget pending truncations and canned responses (for new connections)."""
+    def disarm(self, *, live: bool = False) -> None:
+        """Forget pending truncations and canned responses for new connections; with
+        ``live``, also the truncations armed on live connections."""
         with self._lock:
             self._cuts.clear()
             self._canned.clear()
+        if live:
+            self._broadcast(TRUNCATE, None)
 
     def respond(self, status: int, *, headers: Mapping[str, str] | None = None, body: bytes | str = b"",
                 count: int = 1) -> None:

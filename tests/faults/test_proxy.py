@@ -385,3 +385,15 @@ def test_wait_connections(proxy: FaultProxy) -> None:
     assert not proxy.wait_connections(1, timeout=0.1)
     with connect(proxy):
         assert proxy.wait_connections(1, timeout=2)
+
+
+def test_disarm_live_forgets_armed_cuts(proxy: FaultProxy) -> None:
+    """disarm(live=True) removes a truncation armed on a live connection before it cut anything."""
+    with connect(proxy) as sock:
+        sock.sendall(b"a;")
+        assert recv_exactly(sock, 2) == b"a;"
+        proxy.truncate_when(b";", count=0, live=True)
+        proxy.disarm(live=True)
+        sock.sendall(b"b;c;")
+        assert recv_exactly(sock, 4) == b"b;c;"
+    assert proxy.faults_injected["truncate"] == 0
