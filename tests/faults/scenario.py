@@ -204,10 +204,15 @@ class Lane:
 
     def _consume(self) -> None:
         try:
-            for change in self.sub:
+            changes = iter(self.sub)
+            while True:
+                asked = time.monotonic()  # a next() called after close() returned must not hand out anything
+                change = next(changes, None)
+                if change is None:
+                    return
                 now = time.monotonic()
                 with self.cond:
-                    if self.closed_at is not None and now > self.closed_at:
+                    if self.closed_at is not None and asked > self.closed_at:
                         self.result.after_close += 1
                     self.delivered.append((change.id, change.rev, now))
                     self.counts[(change.id, change.rev)] += 1
@@ -426,14 +431,14 @@ class Lane:
         finally:
             started = time.monotonic()
             self.sub.close()
-            result.close_seconds = time.monotonic() - started
             with self.cond:
                 self.closed_at = time.monotonic()
+            result.close_seconds = self.closed_at - started
             self.consumer.join(2)
             result.consumer_stopped = not self.consumer.is_alive()
             with self.cond:
                 result.delivered = len(self.delivered)
-                result.duplicates = sorted(pair for pair, n in self.counts.items() if n > 1)  # type: ignore[misc]
+                result.duplicates = sorted((pair for pair, n in self.counts.items() if n > 1), key=str)  # type: ignore[misc]
             result.stats = self.sub.stats
             result.seconds = time.monotonic() - self.started
             self.proxy.close()
