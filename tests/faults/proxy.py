@@ -80,18 +80,20 @@ class Cut:
 class _Canned:
     data: bytes
     remaining: int
+    match: re.Pattern[bytes] | None = None  # answer only requests whose head matches
 
 
 class _Link(threading.Thread):
     """One proxied connection, served by its own thread."""
 
     def __init__(self, proxy: FaultProxy, client: socket.socket, number: int, canned: bytes | None,
-                 cut: Cut | None) -> None:
+                 cut: Cut | None, candidate: _Canned | None = None) -> None:
         super().__init__(name=f"fault-proxy-link-{number}", daemon=True)
         self.proxy = proxy
         self.client = client
         self.upstream: socket.socket | None = None
         self.canned = canned
+        self.candidate = candidate  # a canned answer for this connection if its request matches
         self._commands: collections.deque[tuple[str, Any, threading.Event]] = collections.deque()
         self._wake_r, self._wake_w = socket.socketpair()
         self._wake_r.setblocking(False)
@@ -139,8 +141,17 @@ class _Link(threading.Thread):
     def run(self) -> None:
         try:
             if self.canned is not None:
-                self._serve_canned(self.canned)
+                self._read_head()
+                self._answer(self.canned)
                 return
+            if self.candidate is not None:
+                head = self._read_head()
+                match = self.candidate.match
+                if match is not None and match.search(head) and self.proxy._take_canned(self.candidate):
+                    self.canned = self.candidate.data
+                    self._answer(self.canned)
+                    return
+                self.to_upstream += head  # not the request the answer is for: forward it
             try:
                 self.upstream = socket.create_connection(self.proxy.upstream, timeout=2.0)
             except OSError:
@@ -161,23 +172,27 @@ class _Link(threading.Thread):
             while self._commands:
                 self._commands.popleft()[2].set()
 
-    def _serve_canned(self, data: bytes) -> None:
-        """Read the request head (bounded), answer ``data``, close with a FIN."""
+    def _read_head(self) -> bytes:
+        """The request head (and whatever came with it), read within a bounded time."""
         self.client.settimeout(0.2)
         seen = bytearray()
         deadline = time.monotonic() + 2.0
         while b"\r\n\r\n" not in seen and len(seen) < 65536 and time.monotonic() < deadline:
             if self.proxy._stopping.is_set():
-                return
+                break
             try:
                 chunk = self.client.recv(4096)
             except TimeoutError:
                 continue
             except OSError:
-                return
+                break
             if not chunk:
                 break
             seen += chunk
+        return bytes(seen)
+
+    def _answer(self, data: bytes) -> None:
+        """Answer ``data`` and close with a FIN."""
         self.client.settimeout(2.0)
         self.proxy._count(RESPOND)  # before the answer: a test that got it may count on it
         with contextlib.suppress(OSError):
@@ -487,22 +502,34 @@ class FaultProxy:
                     return
                 self.connections += 1
                 canned = None
+                candidate = None
                 if self._canned:
-                    canned = self._canned[0].data
-                    self._canned[0].remaining -= 1
-                    if self._canned[0].remaining <= 0:
-                        self._canned.popleft()
+                    if self._canned[0].match is None:
+                        canned = self._canned[0].data
+                        self._take_canned(self._canned[0])
+                    else:
+                        candidate = self._canned[0]
                 cut = None
                 if self._cuts and canned is None:
                     cut = self._cuts[0][0].copy()
                     self._cuts[0][1] -= 1
                     if self._cuts[0][1] <= 0:
                         self._cuts.popleft()
-                link = _Link(self, client, next(self._numbers), canned, cut)
+                link = _Link(self, client, next(self._numbers), canned, cut, candidate)
                 self._links.add(link)
                 self._all_threads = [t for t in self._all_threads if t.is_alive()] + [link]
                 self._lock.notify_all()
             link.start()
+
+    def _take_canned(self, rule: _Canned) -> bool:
+        """Use one of ``rule``'s answers, if it has any left."""
+        with self._lock:
+            if rule.remaining <= 0:
+                return False
+            rule.remaining -= 1
+            if rule.remaining <= 0 and rule in self._canned:
+                self._canned.remove(rule)
+            return True
 
     def _forget(self, link: _Link) -> None:
         with self._lock:
@@ -661,12 +688,18 @@ class FaultProxy:
             self._broadcast(TRUNCATE, None)
 
     def respond(self, status: int, *, headers: Mapping[str, str] | None = None, body: bytes | str = b"",
-                count: int = 1) -> None:
+                count: int = 1, match: bytes | str | re.Pattern[bytes] | None = None) -> None:
         """The next ``count`` connections are not forwarded: each gets this raw HTTP
         response (after its request head is read), then a FIN. ``Content-Length`` and
-        ``Connection: close`` are added unless given. Works for WebSocket handshakes too."""
+        ``Connection: close`` are added unless given. Works for WebSocket handshakes too.
+        ``match`` (a regex): only connections whose request head matches get the answer
+        (e.g. ``rb"feed=continuous"``); the others are forwarded."""
+        if isinstance(match, str):
+            match = match.encode()
+        if isinstance(match, bytes):
+            match = re.compile(match)
         with self._lock:
-            self._canned.append(_Canned(_canned_response(status, headers, body), count))
+            self._canned.append(_Canned(_canned_response(status, headers, body), count, match))
 
     @property
     def pending_canned(self) -> int:

@@ -397,3 +397,15 @@ def test_disarm_live_forgets_armed_cuts(proxy: FaultProxy) -> None:
         sock.sendall(b"b;c;")
         assert recv_exactly(sock, 4) == b"b;c;"
     assert proxy.faults_injected["truncate"] == 0
+
+
+def test_respond_match_answers_only_matching_requests(proxy: FaultProxy, echo: EchoServer) -> None:
+    """respond(..., match=regex) forwards requests whose head does not match and answers the one that does."""
+    proxy.respond(503, match=rb"feed=continuous")
+    with connect(proxy) as sock:
+        sock.sendall(b"GET /db/_changes?feed=normal HTTP/1.1\r\n\r\n")
+        assert recv_exactly(sock, 4) == b"GET "
+    with connect(proxy) as sock:
+        sock.sendall(b"GET /db/_changes?feed=continuous HTTP/1.1\r\n\r\n")
+        assert recv_until_end(sock).startswith(b"HTTP/1.1 503 ")
+    assert proxy.pending_canned == 0 and proxy.faults_injected["respond"] == 1
