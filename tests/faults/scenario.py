@@ -129,6 +129,7 @@ class LaneResult:
     close_seconds: float = math.nan
     consumer_stopped: bool = True
     notice_seconds: list[float] = dataclasses.field(default_factory=list)  # blackhole -> failure noticed
+    resume_seconds: list[float] = dataclasses.field(default_factory=list)  # blackhole -> a newer change delivered
     recovery_seconds: list[float] = dataclasses.field(default_factory=list)  # server back -> change delivered
     stuck: list[str] = dataclasses.field(default_factory=list)  # faults not recovered from in time
     error: str | None = None  # the subscription (or the lane) failed
@@ -311,6 +312,19 @@ class Lane:
                 self.cond.wait(min(left, 0.05))
         return True
 
+    def _time_resume(self, since: float, timeout: float) -> None:
+        """Record when a change written after ``since`` is delivered: how long a dead
+        connection held the feed up."""
+        deadline = time.monotonic() + timeout
+        with self.cond:
+            while not self._fresh_since(since):
+                left = deadline - time.monotonic()
+                if left <= 0 or self.result.error is not None:
+                    self.result.resume_seconds.append(math.inf)
+                    return
+                self.cond.wait(min(left, 0.05))
+        self.result.resume_seconds.append(time.monotonic() - since)
+
     def _fresh_since(self, since: float) -> bool:
         """Whether a change whose write was answered after ``since`` has been delivered."""
         written = self.written_at
@@ -348,6 +362,7 @@ class Lane:
                     self.result.stuck.append(f"blackhole #{self.result.injected + 1} not noticed in {bound:.0f}s")
                 elif noticed:
                     self.result.notice_seconds.append(time.monotonic() - started)
+                    self._time_resume(started, bound)
                 else:
                     # Only idle connections went silent (the feed's own was still being
                     # accepted): a fault the next request on them meets, but not one whose
