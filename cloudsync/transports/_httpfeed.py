@@ -147,6 +147,7 @@ class FeedSession:
                     data=body,
                     headers=hdrs,
                     timeout=(request.connect_timeout, request.stall_timeout),
+                    verify=getattr(http, "verify", True),
                     stream=True,
                     allow_redirects=False,
                 )
@@ -160,6 +161,12 @@ class FeedSession:
                 renewed = True
                 continue
             return response
+
+    def drop_idle(self) -> None:
+        """Close the kept-alive connections (the pools start afresh). After a connection
+        failed, an idle one to the same server is suspect too: a dead NAT entry or a
+        half-open path kills all of them, and reusing one costs another stall window."""
+        self.session.close()
 
     def close(self) -> None:
         self.session.close()
