@@ -206,6 +206,9 @@ class WebSocketTransport(Transport):
                 )
             except websocket.WebSocketBadStatusException as exc:
                 status = exc.status_code
+                # websocket-client's message dumps the response's headers (a Set-Cookie...)
+                # and body; the cause stays chained, with a message that does not.
+                exc.args = (f"Handshake status {status} {exc.status_message or ''}".rstrip(),)
                 if status == 401 and not renewed and http.auth is not None and http.auth.renew(http):
                     renewed = True
                     continue
