@@ -21,6 +21,7 @@ from .errors import (
     RequestTimeout,
     ServerError,
     StreamError,
+    TLSError,
     TransportError,
     Unauthorized,
 )
@@ -77,6 +78,7 @@ __all__ = [
     "StreamError",
     "Subscription",
     "SubscriptionStats",
+    "TLSError",
     "Transport",
     "TransportError",
     "Unauthorized",

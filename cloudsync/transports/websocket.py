@@ -178,15 +178,17 @@ class WebSocketTransport(Transport):
         http = self.http
         url = self._feed_url()
         what = f"GET {self.database.path}/_changes"
-        options = {key: value for key, value in self._connect_options.items() if key != "sslopt"}
+        # sslopt and sockopt belong to the socket, the rest to connect().
+        options = {key: value for key, value in self._connect_options.items() if key not in ("sslopt", "sockopt")}
+        socket_options: dict[str, Any] = {"sockopt": self._connect_options.get("sockopt", ())}
         if url.startswith("wss:"):
-            options["sslopt"] = self._sslopt()
+            socket_options["sslopt"] = self._sslopt()
         renewed = False
         while True:
             headers = {"Accept-Encoding": "identity"}
             if http.auth is not None:
                 headers.update(http.auth.headers(http))
-            ws = _Socket(self._bytes_in, skip_utf8_validation=True, enable_multithread=True)
+            ws = _Socket(self._bytes_in, skip_utf8_validation=True, enable_multithread=True, **socket_options)
 
             def abort(ws: websocket.WebSocket = ws) -> None:
                 sock = ws.sock
