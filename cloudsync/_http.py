@@ -304,6 +304,11 @@ class HTTP:
         if 300 <= response.status_code < 400:
             response.close()
             raise redirect_error(response.status_code, response.headers.get("Location"), method, url)
+        if response.status_code < 200:  # http.client skips 100 only: a 102/103 ends up here
+            response.close()
+            raise InvalidResponse(
+                f"{response.status_code} {response.reason}: an interim answer, not a response ({method} {redact(url)})"
+            )
         return False
 
     # -- public to the package ---------------------------------------------------------

@@ -72,3 +72,17 @@ def test_document_redirect_not_followed(servers, status) -> None:
         client.database("db").get("doc")
     assert target.requests == []
     assert "s3cret" not in str(server.requests)  # sent as basic auth, base64: never in clear
+
+
+@pytest.mark.parametrize("name", ["longpoll", "continuous", "sse"])
+def test_interim_1xx_answer_is_an_invalid_response(name) -> None:
+    """A 1xx that http.client hands over as the answer (102, 103: it skips only 100) is
+    a retryable InvalidResponse on every HTTP feed, not a feed that ended cleanly."""
+    server = ScriptServer(lambda conn, request: conn.sendall(b"HTTP/1.1 103 Early Hints\r\nLink: </x>\r\n\r\n"))
+    try:
+        transport = bound(FEEDS[name](), server)
+        with pytest.raises(InvalidResponse, match="^103 Early Hints") as info:
+            list(transport.stream(ChangesRequest(stall_timeout=5)))
+        assert info.value.retryable
+    finally:
+        server.close()

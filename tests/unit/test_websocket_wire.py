@@ -13,7 +13,7 @@ import time
 
 import pytest
 
-from cloudsync.auth import BearerTokenAuth
+from cloudsync.auth import BearerTokenAuth, CookieAuth
 from cloudsync.errors import (
     BadRequest,
     InvalidResponse,
@@ -171,6 +171,32 @@ def test_handshake_401_renews_the_session_once(serve) -> None:
     transport.http.auth = BearerTokenAuth(lambda: next(tokens))
     assert list(transport.stream(ChangesRequest())) == []
     assert [b"Bearer new" in head for head in heads] == [False, True]
+
+
+def test_handshake_401_renews_a_cookie_session(serve) -> None:
+    """An expired cookie session (401 on the upgrade) logs in again (POST /_session) and
+    upgrades with the new cookie."""
+    cookies = iter(["old", "new"])
+    heads: list[bytes] = []
+
+    def script(conn, request):
+        heads.append(request.split(b"\r\n", 1)[0])
+        if request.startswith(b"POST /_session"):
+            body = b'{"ok":true}'
+            conn.sendall(b"HTTP/1.1 200 OK\r\nSet-Cookie: AuthSession=%s; Path=/\r\nConnection: close\r\n"
+                         b"Content-Length: %d\r\n\r\n%s" % (next(cookies).encode(), len(body), body))
+            return
+        if b"AuthSession=old" in request:
+            ws_handshake(conn, request, 401)
+            return
+        ws_handshake(conn, request)
+        ws_read(conn)
+        conn.sendall(close_frame(1000))
+
+    transport = bound(WebSocketTransport(), serve(script))
+    transport.http.auth = CookieAuth("alice", "pw")
+    assert list(transport.stream(ChangesRequest())) == []
+    assert [h.split(b" ")[0] for h in heads] == [b"POST", b"GET", b"POST", b"GET"]
 
 
 def test_handshake_401_twice_is_unauthorized(serve) -> None:
