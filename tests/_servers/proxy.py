@@ -46,9 +46,9 @@ class FreezableProxy:
 
     def _pump(self, a: socket.socket, b: socket.socket, frozen: threading.Event) -> None:
         sel = selectors.DefaultSelector()
-        sel.register(a, selectors.EVENT_READ, b)
-        sel.register(b, selectors.EVENT_READ, a)
         try:
+            sel.register(a, selectors.EVENT_READ, b)
+            sel.register(b, selectors.EVENT_READ, a)
             while not self._stopped.is_set() and not frozen.is_set():
                 for key, _ in sel.select(timeout=0.05):
                     if frozen.is_set():
@@ -57,7 +57,7 @@ class FreezableProxy:
                     if not data:
                         return
                     key.data.sendall(data)
-        except OSError:
+        except (OSError, ValueError):  # closed under us (the test ended)
             return
         finally:
             sel.close()

@@ -125,8 +125,8 @@ def test_half_open_connection_noticed_within_one_stall_window(embedded_url, edb,
     within one stall window (plus reconnect time), on every transport: the continuous
     feed's catch-up no longer waits a second window on a kept-alive connection."""
     parts = urlsplit(embedded_url)
-    with FreezableProxy(parts.hostname, parts.port) as proxy:
-        db = cloudsync.Client(proxy.url, timeout=(5, 30)).database(edb.name)
+    with FreezableProxy(parts.hostname, parts.port) as proxy, cloudsync.Client(proxy.url, timeout=(5, 30)) as client:
+        db = client.database(edb.name)
         options = {"min_heartbeat": 0} if transport == "websocket" else {}
         stall = 1.0
         sub = db.subscribe(transport, since=0, heartbeat=0.3, stall_timeout=stall, reconnect=FAST,
@@ -144,3 +144,36 @@ def test_half_open_connection_noticed_within_one_stall_window(embedded_url, edb,
         finally:
             sub.close()
     assert elapsed < stall * 1.6, f"{transport}: {elapsed:.2f}s for a {stall}s stall window"
+
+
+def test_websocket_pings_notice_a_dead_path_despite_a_long_heartbeat(embedded_url, edb) -> None:
+    """With Sync Gateway's 25 s heartbeat floor left on, the stall window derives from the
+    ping interval (here 0.2 s: 1.25 x 0.2 + 0.5 = 0.75 s) and a frozen path is noticed
+    within it, while a live quiet feed survives on pongs."""
+    reads = threading.Semaphore(0)
+
+    class Counting(WebSocketTransport):
+        def _bytes_in(self, count: int) -> None:
+            super()._bytes_in(count)
+            reads.release()
+
+    parts = urlsplit(embedded_url)
+    with FreezableProxy(parts.hostname, parts.port) as proxy, cloudsync.Client(proxy.url, timeout=(5, 30)) as client:
+        db = client.database(edb.name)
+        sub = db.subscribe(Counting(ping_interval=0.2), since=0, heartbeat=60, stall_grace=0.5, reconnect=FAST)
+        assert sub.stall_timeout == pytest.approx(0.75)
+        try:
+            it = iter(sub)
+            edb.create({"_id": "a"})
+            assert next(it).id == "a"
+            for _ in range(12):  # the "[]", then ~10 pongs 0.2 s apart: about three stall windows
+                assert reads.acquire(timeout=2)
+            assert sub.stats.errors == 0
+            proxy.freeze()
+            started = time.monotonic()
+            edb.create({"_id": "b"})
+            assert next(it).id == "b"
+            elapsed = time.monotonic() - started
+        finally:
+            sub.close()
+    assert elapsed < 0.75 * 1.8, f"{elapsed:.2f}s"
