@@ -21,6 +21,8 @@ from .errors import (
     RequestTimeout,
     ServerError,
     StreamError,
+    SubscriptionError,
+    TLSError,
     TransportError,
     Unauthorized,
 )
@@ -76,7 +78,9 @@ __all__ = [
     "State",
     "StreamError",
     "Subscription",
+    "SubscriptionError",
     "SubscriptionStats",
+    "TLSError",
     "Transport",
     "TransportError",
     "Unauthorized",

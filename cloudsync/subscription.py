@@ -1,8 +1,10 @@
 """Following a database's changes: :class:`Subscription`.
 
-One reader thread runs connections one after another through a
+A :class:`~cloudsync._reader.Reader` runs connections one after another through a
 :class:`~cloudsync.transports.Transport` and puts what they yield on a bounded queue;
 the application takes changes from the queue (iterator, callback thread or batches).
+This module is the application's side: delivery, the dedupe window, acknowledgements
+and the checkpoint.
 
 Resume rules (seqs are opaque and never compared):
 
@@ -12,35 +14,39 @@ Resume rules (seqs are opaque and never compared):
   starts at once from the last seq *queued*: everything queued is still delivered, in order.
 - After a failure the next connection starts, after a backoff, from the seq of the last
   change *delivered*; what is still queued is delivered and its replay deduplicated.
-  Items from a connection the watchdog abandoned carry a retired generation and are
-  dropped, however late they arrive.
+  Items from a connection the watchdog abandoned are dropped, however late they arrive.
 - A checkpoint store is saved only with seqs the application has acknowledged (after
   the loop body, the callback, the batch; or ``sub.ack(change)`` with ``manual_ack``).
+- Once :meth:`Subscription.close` has returned, nothing more is delivered and the
+  checkpoint store is not written again by this subscription.
 """
 
 from __future__ import annotations
 
 import collections
 import enum
-import functools
 import logging
 import random as _random
 import threading
 import time
+import weakref
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from ._http import _caused_by
+from ._dedupe import DedupeWindow, revisions_key
+from ._reader import BATCH, ERROR, WARN_EVERY, Reader
 from ._retry import full_jitter
 from .checkpoint import CheckpointStore
-from .errors import CloudSyncError, RateLimited, RequestTimeout
 from .models import Change
 from .transports import ChangesRequest, LastSeq, Transport, create_transport
 
 __all__ = ["ReconnectPolicy", "State", "Subscription", "SubscriptionStats"]
 
 log = logging.getLogger("cloudsync.subscription")
+
+#: Seconds ``close()`` gives the final checkpoint save and the reader's threads.
+CLOSE_BUDGET = 0.8
 
 
 class State(str, enum.Enum):
@@ -57,11 +63,19 @@ class State(str, enum.Enum):
 class ReconnectPolicy:
     """How a subscription waits between failed connections.
 
+    **By default a subscription retries transient failures forever** (network errors,
+    timeouts, 429 and 5xx answers), logging a WARNING at most every 30 seconds while it
+    keeps failing; ``sub.state`` and ``sub.last_error`` tell where it is. Bound it with
+    ``max_errors`` (consecutive failures) or ``max_error_time`` (seconds since the first
+    of them): then the subscription gives up and raises the last error. Errors that
+    retrying cannot fix (400, 401 after a renewal, 403, 404, a TLS failure) are raised
+    at once.
+
     Capped full-jitter exponential backoff: after the n-th consecutive failure it waits
     a uniform random time in ``[0, min(max, initial * 2**(n-1)))``; a connection that
-    delivered something resets the count. A clean end never waits. ``max_errors``
-    (consecutive failures) and ``max_error_time`` (seconds since the first of them),
-    when set, make the subscription give up and raise the last error.
+    delivered something resets the count. A clean end never waits. A server's
+    ``Retry-After`` (429, 503) or SSE ``retry:`` hint is a lower bound, honoured up to
+    ``max_retry_after`` seconds.
 
     ``sleep`` and ``random`` are injectable for tests; the default sleep is an
     interruptible wait that :meth:`Subscription.close` cuts short.
@@ -69,9 +83,7 @@ class ReconnectPolicy:
     ``probe_interval``: when a connection was *refused* (nothing listening: the server is
     restarting), the wait is spent probing the server's port with a bare TCP connect
     about every ``probe_interval`` seconds (jittered ±50%), and ends as soon as the port
-    accepts: a restarted server is followed within a fraction of a second instead of
-    after a backoff grown during the outage. Any other failure (timeouts, resets, 5xx,
-    an accepting load balancer) waits the full delay. ``None`` turns probing off; so
+    accepts. Any other failure waits the full delay. ``None`` turns probing off; so
     does an injected ``sleep``.
     """
 
@@ -82,6 +94,7 @@ class ReconnectPolicy:
     sleep: Callable[[float], Any] | None = field(default=None, repr=False, compare=False)
     random: Callable[[], float] = field(default=_random.random, repr=False, compare=False)
     probe_interval: float | None = 0.2
+    max_retry_after: float = 300.0
 
     def delay(self, failures: int) -> float:
         """Seconds to wait after ``failures`` consecutive failures (1 for the first)."""
@@ -98,7 +111,7 @@ class SubscriptionStats:
     """Counters since the subscription started (``sub.stats`` returns a copy)."""
 
     changes: int = 0  # delivered to the application
-    duplicates: int = 0  # dropped by the (id, rev) window
+    duplicates: int = 0  # dropped by the dedupe window
     connections: int = 0  # connections opened (a long poll opens one per answer)
     reconnects: int = 0  # connections opened after a failure
     errors: int = 0  # failed connections
@@ -107,8 +120,8 @@ class SubscriptionStats:
     bytes_received: int = 0
 
 
-_BATCH, _ERROR = "batch", "error"
 _TIMEOUT = object()
+_EMPTY: list[Any] = []
 
 
 class Subscription:
@@ -123,15 +136,20 @@ class Subscription:
     - ``since``: ``"now"`` (default; resolved to the database's ``update_seq`` when the
       subscription is created), ``None``/``0`` for everything, or a seq.
     - ``include_docs``, ``selector``, ``doc_ids``, ``filter`` (``"ddoc/name"``) with
-      ``query_params`` (filter parameters and other query parameters).
+      ``query_params`` (filter parameters and other query parameters, such as
+      ``{"style": "all_docs"}`` to hear of new conflict revisions).
     - ``checkpoint``: a :class:`~cloudsync.CheckpointStore`; ``checkpoint_every`` saves
       every n-th acknowledged position (the last one is always saved on close).
     - ``manual_ack``: the application calls :meth:`ack` itself.
     - ``heartbeat`` (seconds asked of the server), ``feed_timeout`` (seconds after which
-      the server should end a feed cleanly), ``stall_timeout`` (default
-      1.25 × effective heartbeat + ``stall_grace``), ``connect_timeout``.
-    - ``reconnect``: a :class:`ReconnectPolicy`; ``queue_size``: the bound of the queue
-      between reader and consumer; ``dedupe_window``: how many ``(id, rev)`` to remember.
+      the server should end a feed cleanly), ``connect_timeout``.
+    - ``stall_timeout``: seconds without a byte after which a connection counts as dead
+      and is replaced. The default, 1.25 × the effective heartbeat (or WebSocket ping
+      interval) + ``stall_grace``, notices a silently dropped connection within 15 s on
+      every transport.
+    - ``reconnect``: a :class:`ReconnectPolicy`; ``queue_size``: at most this many
+      changes are held between the reader and the application; ``dedupe_window``: how
+      many delivered (document, revisions) pairs to remember.
     - ``on_state_change(old, new)``: called on every :class:`State` change.
     """
 
@@ -171,7 +189,6 @@ class Subscription:
         self.database = database
         self.transport = create_transport(transport, **(transport_options or {}))
         self.transport.bind(database)
-        self.transport.on_open = self._on_open
         self.since = since
         self.checkpoint = checkpoint
         self.checkpoint_every = checkpoint_every
@@ -181,7 +198,7 @@ class Subscription:
         self.on_state_change = on_state_change
         effective = self.transport.effective_heartbeat(heartbeat)
         self.stall_timeout = stall_timeout if stall_timeout is not None else 1.25 * effective + stall_grace
-        self._template = ChangesRequest(
+        template = ChangesRequest(
             include_docs=include_docs,
             selector=selector,
             doc_ids=tuple(doc_ids) if doc_ids is not None else None,
@@ -192,30 +209,31 @@ class Subscription:
             stall_timeout=self.stall_timeout,
             connect_timeout=connect_timeout,
         )
+        self._stats = SubscriptionStats()
+        # The reader holds nothing of this object: a subscription the application drops
+        # is collected, and the finalizer stops the reader's threads.
+        self._reader = reader = Reader(
+            self.transport, template, reconnect=self.reconnect, queue_size=queue_size,
+            stall_timeout=self.stall_timeout, stats=self._stats, states=State,
+            on_state_change=on_state_change,
+        )
+        self.transport.on_open = reader.opened
+        weakref.finalize(self, reader.close)
 
-        self._cond = threading.Condition()
-        self._closed = threading.Event()
-        self._state = State.IDLE
-        # Between the reader and the consumer: (generation, _BATCH, [items]) or
-        # (generation, _ERROR, exception). Items move in the batches the transport read
-        # them in (one lock round and at most one wake-up per batch, not per change);
-        # ``_queued`` counts the items, which ``queue_size`` bounds.
-        self._queue: collections.deque[tuple[int, str, Any]] = collections.deque()
-        self._queued = 0
-        self._consumers_waiting = 0
-        # The consumer's current batch, delivered one item per pull without the lock.
-        self._batch: list[Any] = []
+        # Delivery (the consumer's side). _handing is set while a change is being handed
+        # out: close() sets _stopped, then waits for a hand-out under way, and none starts
+        # after (a consumer sets _handing before it looks at _stopped).
+        self._handing = False
+        self._stopped = False
+        self._started = False
+        self._batch: list[Any] = []  # the batch being delivered, one item per pull
         self._batch_pos = 0
         self._batch_gen = 0
-        self._delivered = 0  # changes handed out (stats.changes)
-        self._gen = 0  # generation of the current connection
-        self._min_gen = 0  # queued items of older generations are dropped
-        self._stalled_gen = -1
-        self._epoch = 0  # reader threads of an older epoch were abandoned
-        self._reader_blocked = False  # waiting for queue space: not a stall
-        self._resolved = False
-        self._position: Any = None  # seq of the last delivered change (or consumed marker)
-        self._read_pos: Any = None  # seq of the last queued item: where a clean end resumes
+        self._delivered = 0
+        self._window = DedupeWindow(dedupe_window)
+        self._deliverer: threading.Thread | None = None
+
+        # Acknowledgements and the checkpoint.
         # manual_ack: [seq, acked, change] per delivered change or consumed marker.
         self._pending: collections.deque[list[Any]] = collections.deque()
         # Automatic acks: changes delivered and not yet acknowledged (all of them are
@@ -226,18 +244,8 @@ class Subscription:
         self._saved: Any = None
         self._unsaved = 0
         self._save_lock = threading.Lock()
-        # (id, rev) pairs seen, in two generations of dedupe_window each: at least the
-        # last dedupe_window are remembered, at most twice that (no per-change eviction).
-        # Kept as id -> rev (or the revs in a tuple, a set past eight, when a document
-        # has several in the window): no key object to build per change. ``_seen_room``
-        # is how many more pairs the young generation takes.
-        self._seen: dict[str, Any] = {}
-        self._seen_old: dict[str, Any] = {}
-        self._dedupe_window = dedupe_window
-        self._seen_room = dedupe_window
-        self._stats = SubscriptionStats()
-        self._threads: list[threading.Thread] = []
-        self._started = False
+        self._sealed = False  # closed: the store is not written again
+        self._save_warned = -WARN_EVERY
         # Resolve the start now, not when iteration begins: "now" means when subscribe()
         # was called, so writes made before the first next() are not skipped.
         self._resolve()
@@ -245,12 +253,12 @@ class Subscription:
     # -- public ------------------------------------------------------------------------------
     @property
     def state(self) -> State:
-        return self._state
+        return self._reader.state  # type: ignore[no-any-return]
 
     @property
     def last_seq(self) -> Any:
         """The seq of the last change delivered (or feed position consumed); opaque."""
-        return self._position
+        return self._reader.position
 
     @property
     def committed_seq(self) -> Any:
@@ -258,12 +266,18 @@ class Subscription:
         return self._committed
 
     @property
+    def last_error(self) -> BaseException | None:
+        """The error of the last failed connection while the subscription keeps failing
+        (``None`` once a connection delivers again), or the error it stopped on."""
+        return self._reader.last_error
+
+    @property
     def stats(self) -> SubscriptionStats:
         return replace(self._stats, changes=self._delivered, bytes_received=self.transport.bytes_received)
 
     @property
     def closed(self) -> bool:
-        return self._closed.is_set()
+        return self._stopped
 
     def __enter__(self) -> Subscription:
         return self
@@ -275,43 +289,53 @@ class Subscription:
         return self
 
     def __next__(self) -> Change:
-        # The per-change path of a drain, inlined: acknowledge what was handed out, then
-        # hand out the next change of the current batch if it is a change of a document
-        # not in the dedupe window. Anything else (manual acks, a retired generation, a
-        # marker, a document already in the window, an empty batch) goes through _take.
+        # The per-change path of a drain, inlined: acknowledge what was handed out (before
+        # _handing is set: a save may wait on a server, and close() must not), then hand
+        # out the next change of the current batch if it names one revision of a document
+        # not in the dedupe window. Anything else goes through _take.
         if self._outstanding:
             if self.checkpoint is None:
                 self._outstanding = 0
                 self._last_handed = None
-                self._committed = self._position
+                self._committed = self._reader.position
             else:
                 self._ack_outstanding()
+        self._handing = True
+        if self._stopped:
+            self._handing = False
+            raise StopIteration
         batch = self._batch
         pos = self._batch_pos
-        if pos < len(batch) and not self.manual_ack and self._batch_gen >= self._min_gen:
+        reader = self._reader
+        if pos < len(batch) and not self.manual_ack and self._batch_gen >= reader.min_gen:
             item = batch[pos]
             if item.__class__ is Change:
                 rev = item.rev
                 doc_id = item.id
-                seen = self._seen
-                if rev is not None and doc_id not in seen and doc_id not in self._seen_old:
+                window = self._window
+                young = window.young
+                if rev is not None and doc_id not in young and doc_id not in window.old and len(item.revs) < 2:
                     self._batch_pos = pos + 1
-                    seen[doc_id] = rev
-                    if len(seen) >= self._seen_room:
-                        self._rotate_seen()
+                    young[doc_id] = rev
+                    if len(young) >= window.room:
+                        window.rotate()
                     seq = item.seq
                     if seq is not None:
-                        self._position = seq
+                        reader.position = seq
                     self._outstanding = 1
                     self._last_handed = item
                     self._delivered += 1
+                    self._handing = False
                     return item
-        if not self._started:
-            self._ensure_started()
-        change = self._take(None)
+        try:
+            if not self._started:
+                self._ensure_started()
+            change = self._take(None)
+        finally:
+            self._handing = False
         if change is None or change is _TIMEOUT:
             raise StopIteration
-        return change
+        return change  # type: ignore[no-any-return]
 
     def batches(self, max_size: int = 100, max_wait: float = 0.5) -> Iterator[list[Change]]:
         """Changes in lists of at most ``max_size``, each yielded at most ``max_wait``
@@ -320,23 +344,7 @@ class Subscription:
         if max_size < 1:
             raise ValueError("max_size must be at least 1")
         self._ensure_started()
-        while True:
-            if self._outstanding:
-                self._ack_outstanding()
-            first = self._take(None)
-            if first is None or first is _TIMEOUT:
-                return
-            batch = [first]
-            deadline = time.monotonic() + max_wait
-            while len(batch) < max_size:
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    break
-                change = self._take(remaining)
-                if change is None or change is _TIMEOUT:
-                    break
-                batch.append(change)
-            yield batch
+        return _Batches(self, max_size, max_wait)
 
     def start(
         self,
@@ -345,13 +353,19 @@ class Subscription:
     ) -> Subscription:
         """Deliver on a background daemon thread: ``on_change(change)`` for each change,
         acknowledged when it returns. A terminal error, or an exception from
-        ``on_change``, goes to ``on_error`` (logged without one) and closes the subscription."""
+        ``on_change``, goes to ``on_error`` (logged without one) and closes the
+        subscription. After :meth:`close` returns no new ``on_change`` call starts; one
+        already running finishes (``close(timeout=...)`` or :meth:`join` waits for it)."""
         self._ensure_started()
 
         def deliver() -> None:
             try:
                 while True:
-                    change = self._take(None)
+                    self._handing = True
+                    try:
+                        change = None if self._stopped else self._take(None)
+                    finally:
+                        self._handing = False  # from here on, the call counts as started
                     if change is None or change is _TIMEOUT:
                         return
                     on_change(change)
@@ -367,7 +381,8 @@ class Subscription:
                     log.error("subscription stopped: %s", exc, exc_info=exc)
                 self.close()
 
-        self._spawn(deliver, "cloudsync-deliver")
+        self._deliverer = threading.Thread(target=deliver, name="cloudsync-deliver", daemon=True)
+        self._deliverer.start()
         return self
 
     def ack(self, change: Change) -> None:
@@ -379,8 +394,7 @@ class Subscription:
             if self._outstanding and change is self._last_handed:
                 self._ack_outstanding()
             return
-        to_save = None
-        with self._cond:
+        with self._reader.cond:
             for entry in self._pending:
                 if entry[2] is change and not entry[1]:
                     entry[1] = True
@@ -388,35 +402,66 @@ class Subscription:
             to_save = self._commit_locked()
         self._save(to_save)
 
-    def close(self) -> None:
-        """Stop: returns promptly from any thread, even mid-read or mid-backoff. Saves the
-        last acknowledged position to the checkpoint store."""
-        with self._cond:
-            already = self._closed.is_set()
-            self._closed.set()
-            self._cond.notify_all()
-        if not already:
-            self.transport.close()
-            self._set_state(State.CLOSED)
-            log.debug("subscription closed at %r", self._position)
-        self._flush()
-        me = threading.current_thread()
-        deadline = time.monotonic() + 0.5
-        for thread in list(self._threads):
-            if thread is not me and thread.is_alive():
-                thread.join(max(0.0, deadline - time.monotonic()))
+    def close(self, timeout: float | None = None) -> None:
+        """Stop, from any thread, in under a second: once it returns no change is handed
+        to the application any more and the checkpoint store is not written again.
+
+        Saves the last acknowledged position (a short, bounded save: one that cannot be
+        made in time is logged and costs only redelivery). Changes queued but not
+        delivered are not acknowledged: the next start resumes before them.
+        ``timeout``: also wait up to that many seconds for a running ``on_change`` call
+        (delivery with :meth:`start`) to return."""
+        self._close(timeout, wait_for_handing=True)
+
+    def _close(self, timeout: float | None, *, wait_for_handing: bool) -> None:
+        started = time.monotonic()
+        self._stopped = True
+        first = self._reader.close()
+        # Wait for a hand-out under way on another thread (microseconds); none starts
+        # after this. A consumer held up longer, by a checkpoint save on a hung server,
+        # sees _stopped before it hands anything out.
+        handing_deadline = started + CLOSE_BUDGET / 2
+        while wait_for_handing and self._handing and time.monotonic() < handing_deadline:
+            time.sleep(0.0002)
+        if first:
+            self._final_save(started + CLOSE_BUDGET * 0.75)
+            log.debug("subscription closed at %r", self._reader.position)
+        self._reader.join(started + CLOSE_BUDGET)
+        if timeout is not None:
+            self.join(max(0.0, timeout - (time.monotonic() - started)))
+
+    def join(self, timeout: float | None = None) -> bool:
+        """Wait until the delivery thread of :meth:`start` has finished (it finishes
+        after :meth:`close`, once a running ``on_change`` returns). Returns whether it has."""
+        thread = self._deliverer
+        if thread is None or thread is threading.current_thread():
+            return True
+        thread.join(timeout)
+        return not thread.is_alive()
+
+    @property
+    def _threads(self) -> list[threading.Thread]:
+        """Every thread this subscription started (for tests)."""
+        return [*self._reader.threads, *([self._deliverer] if self._deliverer else [])]
 
     def __repr__(self) -> str:
-        return f"<Subscription {self.transport.name} {self._state.value} last_seq={self._position!r}>"
+        return f"<Subscription {self.transport.name} {self.state.value} last_seq={self.last_seq!r}>"
 
-    # -- delivery ---------------------------------------------------------------------------------
+    # -- delivery -----------------------------------------------------------------------------
+    def _ensure_started(self) -> None:
+        with self._reader.cond:
+            if self._started or self._stopped:
+                return
+            self._started = True
+        self._reader.start(self._reader.position)
+
     def _take(self, timeout: float | None) -> Any:
         """The next change, ``None`` when closed, ``_TIMEOUT`` after ``timeout`` seconds.
-        Raises a terminal error (after closing).
-
-        Only the consumer calls this. Items of the current batch are delivered without
-        taking the lock (except with ``manual_ack``, whose bookkeeping ``ack`` shares);
-        the lock is taken once per batch, to fetch the next one."""
+        Raises a terminal error (after closing). Only the consumer calls this, with
+        ``_handing`` set. Items of the current batch are delivered without taking the
+        queue's lock; it is taken once per batch, to return the batch's room to the
+        reader and fetch the next one."""
+        reader = self._reader
         deadline = None
         while True:
             batch = self._batch
@@ -424,22 +469,25 @@ class Subscription:
             if pos < len(batch):
                 item = batch[pos]
                 self._batch_pos = pos + 1
-                if self._batch_gen < self._min_gen:  # from an abandoned connection
+                if self._batch_gen < reader.min_gen:  # from an abandoned connection
                     self._stats.dropped += 1
                     continue
                 if item.__class__ is LastSeq:
                     self._marker(item.seq)
                     continue
                 if self._deliver(item):
-                    return item
+                    return None if self._stopped else item
                 continue
-            # The batch is done: fetch the next one.
             self._batch = _EMPTY
             self._batch_pos = 0
             error: BaseException | None = None
-            with self._cond:
-                while not self._queue:
-                    if self._closed.is_set():
+            with reader.cond:
+                if batch:
+                    reader.queued -= len(batch)
+                    if reader.blocked:
+                        reader.cond.notify_all()
+                while not reader.queue:
+                    if reader.closed.is_set():
                         return None
                     if timeout is not None:
                         if deadline is None:
@@ -449,89 +497,64 @@ class Subscription:
                             return _TIMEOUT
                     else:
                         remaining = 1.0
-                    self._consumers_waiting += 1
+                    reader.consumers_waiting += 1
                     try:
-                        self._cond.wait(remaining)
+                        reader.cond.wait(remaining)
                     finally:
-                        self._consumers_waiting -= 1
-                gen, kind, payload = self._queue.popleft()
-                if kind == _ERROR:
+                        reader.consumers_waiting -= 1
+                if reader.closed.is_set():
+                    return None
+                gen, kind, payload = reader.queue.popleft()
+                if kind == ERROR:
                     error = payload
                 else:
-                    self._queued -= len(payload)
-                    if self._reader_blocked:
-                        self._cond.notify_all()
+                    assert kind == BATCH
                     self._batch, self._batch_gen = payload, gen
             if error is not None:
-                self.close()
+                self._close(None, wait_for_handing=False)  # the consumer itself is handing
                 raise error
 
     def _deliver(self, change: Change) -> bool:
-        """Hand ``change`` over unless it is a duplicate; keep the books. Consumer only."""
-        rev = change.rev
-        if rev is not None:
-            doc_id = change.id
-            for generation in (self._seen, self._seen_old):
-                known = generation.get(doc_id)
-                if known is not None and (known == rev if known.__class__ is str else rev in known):
-                    self._stats.duplicates += 1
-                    log.debug("dropped duplicate %s %s", doc_id, rev)
-                    self._marker(change.seq)
-                    return False
-            self._remember(doc_id, rev)
+        """Hand ``change`` over unless it is a replay; keep the books. Consumer only."""
+        key = revisions_key(change)
+        if key is not None:
+            if self._window.seen(change.id, key):
+                self._stats.duplicates += 1
+                log.debug("dropped duplicate %s %s", change.id, key)
+                self._marker(change.seq)
+                return False
+            self._window.remember(change.id, key)
         self._hand(change)
         return True
-
-    def _remember(self, doc_id: str, rev: str) -> None:
-        seen = self._seen
-        known = seen.get(doc_id)
-        if known is None:
-            seen[doc_id] = rev
-        else:
-            # A rev, a few revs in a tuple, a set beyond that: a document updated all the
-            # time costs a hash lookup per change, not a scan of its history.
-            if known.__class__ is str:
-                seen[doc_id] = (known, rev)
-            elif known.__class__ is tuple:
-                seen[doc_id] = (*known, rev) if len(known) < 8 else {*known, rev}
-            else:
-                known.add(rev)
-            self._seen_room -= 1  # one more pair without one more key
-        if len(seen) >= self._seen_room:
-            self._rotate_seen()
-
-    def _rotate_seen(self) -> None:
-        """The young generation is full: it becomes the old one. At least the last
-        ``dedupe_window`` pairs stay remembered, at most twice that."""
-        self._seen_old, self._seen = self._seen, {}
-        self._seen_room = self._dedupe_window
 
     def _hand(self, change: Change) -> None:
         """Keep the books of a change handed to the application. Consumer only."""
         seq = change.seq
         if self.manual_ack:
-            with self._cond:
+            with self._reader.cond:
                 if seq is not None:
-                    self._position = seq
+                    self._reader.position = seq
                 self._pending.append([seq, False, change])
         else:
             if seq is not None:
-                self._position = seq
+                self._reader.position = seq
             self._outstanding += 1
             self._last_handed = change
         self._delivered += 1
 
+    # -- acknowledgements and the checkpoint -----------------------------------------------------
     def _marker(self, seq: Any) -> None:
         """A position with nothing to hand over (a marker or a duplicate). Consumer only."""
         if seq is None:
             return
         if self.manual_ack:
-            with self._cond:
-                self._advance_locked(seq)
+            with self._reader.cond:
+                self._reader.position = seq
+                self._pending.append([seq, True, None])
                 to_save = self._commit_locked()
             self._save(to_save)
             return
-        self._position = seq
+        self._reader.position = seq
         if not self._outstanding:  # nothing handed out is waiting: acknowledged at once
             self._commit(seq, 1)
 
@@ -539,7 +562,7 @@ class Subscription:
         """Acknowledge every change handed out (automatic acks). Consumer only."""
         count, self._outstanding = self._outstanding, 0
         self._last_handed = None
-        self._commit(self._position, count)
+        self._commit(self._reader.position, count)
 
     def _commit(self, seq: Any, count: int) -> None:
         if seq is None or seq == self._committed:
@@ -550,13 +573,6 @@ class Subscription:
             return
         self._unsaved = 0
         self._save(seq)
-
-    def _advance_locked(self, seq: Any) -> None:
-        """A position with nothing to hand over (a marker or a duplicate): already acked."""
-        if seq is None:
-            return
-        self._position = seq
-        self._pending.append([seq, True, None])
 
     def _commit_locked(self) -> Any:
         """Pop the acknowledged prefix; return the seq to save, if it is time to save."""
@@ -575,36 +591,44 @@ class Subscription:
         return committed
 
     def _save(self, seq: Any) -> None:
+        """Save ``seq``; a failed save is logged and tried again at the next commit."""
         if seq is None or self.checkpoint is None:
             return
         with self._save_lock:
-            if seq == self._saved:
+            if self._sealed or seq == self._saved:
                 return
-            self.checkpoint.save(seq)
+            try:
+                self.checkpoint.save(seq)
+            except Exception as exc:
+                self._unsaved = self.checkpoint_every  # the next commit tries again
+                now = time.monotonic()
+                if now - self._save_warned >= WARN_EVERY:
+                    self._save_warned = now
+                    log.warning("could not save the checkpoint (%r): %s; will retry", self.checkpoint, exc)
+                return
             self._saved = seq
 
-    def _flush(self) -> None:
-        if self.checkpoint is None or self._committed is None:
+    def _final_save(self, deadline: float) -> None:
+        """The last save, bounded by ``deadline``; then the store is sealed. (A save
+        already under way past the deadline may still complete.)"""
+        if not self._save_lock.acquire(timeout=max(0.0, deadline - time.monotonic())):
+            self._sealed = True
+            log.warning("a checkpoint save (%r) is still under way; no final save", self.checkpoint)
             return
         try:
-            self._save(self._committed)
-        except Exception:
-            log.exception("could not save the checkpoint on close")
-
-    # -- reading ---------------------------------------------------------------------------------
-    def _ensure_started(self) -> None:
-        with self._cond:
-            if self._started or self._closed.is_set():
+            self._sealed = True
+            seq = self._committed
+            if self.checkpoint is None or seq is None or seq == self._saved:
                 return
-            self._started = True
-            epoch = self._epoch
-        self._spawn(lambda: self._read(epoch), "cloudsync-reader")
-        self._spawn(self._watch, "cloudsync-watchdog")
-
-    def _spawn(self, target: Callable[[], None], name: str) -> None:
-        thread = threading.Thread(target=target, name=name, daemon=True)
-        self._threads = [t for t in self._threads if t.is_alive()] + [thread]
-        thread.start()
+            try:
+                self.checkpoint.save_final(seq, timeout=max(0.05, deadline - time.monotonic()))
+            except Exception as exc:
+                log.warning("could not save the checkpoint on close (%r): %s; "
+                            "the next start redelivers from the last saved position", self.checkpoint, exc)
+                return
+            self._saved = seq
+        finally:
+            self._save_lock.release()
 
     def _resolve(self) -> None:
         """The first position: the checkpoint's, else ``since`` (``"now"`` resolved once)."""
@@ -620,201 +644,42 @@ class Subscription:
             # Save the resolved start now: a process killed before its first change must
             # not resolve "now" again on restart and skip what happened in between.
             self._save(since)
-        with self._cond:
-            self._position = self._read_pos = self._committed = since
-            self._resolved = True
+        self._reader.position = self._reader.read_pos = self._committed = since
 
-    def _read(self, epoch: int) -> None:
-        failures = 0
-        failing_since = 0.0
-        while True:
-            with self._cond:
-                if self._closed.is_set() or epoch != self._epoch:
-                    return
-                self._gen += 1
-                gen = self._gen
-            self._set_state(State.CONNECTING)
-            error: BaseException | None = None
-            progressed = False
-            clean = False
-            try:
-                if not self._resolved:
-                    self._resolve()
-                with self._cond:
-                    since = self._read_pos
-                self._stats.connections += 1
-                if failures:
-                    self._stats.reconnects += 1
-                log.debug("connecting (%s, generation %d) since=%r", self.transport.name, gen, since)
-                for batch in self._stream(replace(self._template, since=since)):
-                    if not batch:
-                        continue
-                    if not self._enqueue(gen, epoch, batch):
-                        break
-                    progressed = True
-                else:
-                    clean = True
-            except BaseException as exc:  # classified below; never let the thread die silently
-                error = exc
-            with self._cond:
-                if self._closed.is_set() or epoch != self._epoch:
-                    return
-                stalled = self._stalled_gen == gen
-            if stalled:
-                timeout = RequestTimeout(f"no data for {self.stall_timeout:.1f}s: connection stalled")
-                timeout.__cause__ = error
-                error, clean = timeout, False
-            if clean:
-                log.debug("clean end (generation %d), reconnecting at once", gen)
-                failures = 0
-                continue
-            if error is None:  # the enqueue refused: closed or abandoned
-                continue
-            if progressed:
-                failures = 0
-            if failures == 0:
-                failing_since = time.monotonic()
-            failures += 1
-            self._stats.errors += 1
-            retryable = isinstance(error, CloudSyncError) and error.retryable
-            if not retryable or self.reconnect.gives_up(failures, time.monotonic() - failing_since):
-                log.debug("giving up after %r", error)
-                with self._cond:
-                    self._queue.append((gen, _ERROR, error))
-                    self._cond.notify_all()
-                return
-            with self._cond:
-                # Resume from what the application has, not from what was read. What the
-                # broken connection queued is still delivered (it is complete and in
-                # order, so a feed that always breaks soon still makes progress); the
-                # replay of it is dropped by the (id, rev) window.
-                self._read_pos = self._position
-            delay = self.reconnect.delay(failures)
-            hint = getattr(self.transport, "retry", None)
-            if isinstance(error, RateLimited) and error.retry_after is not None:
-                hint = error.retry_after
-            if isinstance(hint, (int, float)):
-                delay = max(delay, min(float(hint), self.reconnect.max))
-            log.debug("connection failed (%s); retry %d in %.2fs", error, failures, delay)
-            self._set_state(State.BACKING_OFF)
-            if self.reconnect.sleep is not None:
-                self.reconnect.sleep(delay)
-            else:
-                self._backoff_wait(delay, error)
 
-    def _backoff_wait(self, delay: float, error: BaseException) -> None:
-        """Wait ``delay`` seconds (``close()`` interrupts); after a refused connection,
-        probe the server meanwhile and stop waiting once it accepts connections."""
-        interval = self.reconnect.probe_interval
-        if interval is None or not _caused_by(error, ConnectionRefusedError):
-            self._closed.wait(delay)
-            return
-        deadline = time.monotonic() + delay
-        while True:
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                return
-            step = interval * (0.5 + self.reconnect.random())
-            if self._closed.wait(min(step, remaining)):
-                return
-            reachable = self.transport.reachable(timeout=min(0.25, interval))
-            if reachable is None:  # this transport cannot tell: wait the rest
-                self._closed.wait(max(0.0, deadline - time.monotonic()))
-                return
-            if reachable:
-                log.debug("server accepts connections again: reconnecting before the backoff ends")
-                return
+class _Batches:
+    """The iterator :meth:`Subscription.batches` returns: a batch is handed out like a
+    change by ``next(sub)``."""
 
-    def _stream(self, request: ChangesRequest) -> Iterator[list[Any]]:
-        """The transport's items in batches: its own when it reads in batches
-        (:meth:`Transport.stream_batches`), else one list per item of ``stream()``."""
-        transport = self.transport
-        if getattr(type(transport).stream, "reads_batches", False):
-            yield from transport.stream_batches(request)
-            return
-        for item in transport.stream(request):
-            if not isinstance(item, (Change, LastSeq)):
-                raise TypeError(f"a transport yielded {type(item).__name__}, not Change or LastSeq")
-            yield [item]
+    def __init__(self, sub: Subscription, max_size: int, max_wait: float) -> None:
+        self._sub = sub
+        self._max_size = max_size
+        self._max_wait = max_wait
 
-    def _enqueue(self, gen: int, epoch: int, items: list[Any]) -> bool:
-        """Queue one batch of items; waits while ``queue_size`` items are queued."""
-        with self._cond:
-            while True:
-                if self._closed.is_set() or epoch != self._epoch or gen == self._stalled_gen:
-                    return False
-                if self._queued < self.queue_size:
+    def __iter__(self) -> _Batches:
+        return self
+
+    def __next__(self) -> list[Change]:
+        sub = self._sub
+        if sub._outstanding:
+            sub._ack_outstanding()
+        sub._handing = True
+        try:
+            if sub._stopped:
+                raise StopIteration
+            first = sub._take(None)
+            if first is None or first is _TIMEOUT:
+                raise StopIteration
+            batch = [first]
+            deadline = time.monotonic() + self._max_wait
+            while len(batch) < self._max_size:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
                     break
-                self._reader_blocked = True
-                self._cond.wait(1.0)
-            self._reader_blocked = False
-            for item in reversed(items):
-                if item.seq is not None:
-                    self._read_pos = item.seq
+                change = sub._take(remaining)
+                if change is None or change is _TIMEOUT:
                     break
-            self._queue.append((gen, _BATCH, items))
-            self._queued += len(items)
-            if self._consumers_waiting:
-                self._cond.notify_all()
-        if self._state is not State.STREAMING:
-            self._set_state(State.STREAMING)
-        return True
-
-    def _on_open(self) -> None:
-        self._set_state(State.STREAMING)
-
-    def _watch(self) -> None:
-        """Stall watchdog: no byte for ``stall_timeout`` aborts the connection; a reader
-        that does not come back from the abort is abandoned and replaced."""
-        interval = min(1.0, self.stall_timeout / 4)
-        mark: tuple[int, int, float] | None = None
-        while not self._closed.wait(interval):
-            with self._cond:
-                gen, epoch, state, blocked = self._gen, self._epoch, self._state, self._reader_blocked
-            now = time.monotonic()
-            received = self.transport.bytes_received
-            if state not in (State.CONNECTING, State.STREAMING) or blocked:
-                mark = None
-                continue
-            if mark is None or mark[0] != gen or mark[1] != received:
-                mark = (gen, received, now)
-                continue
-            if now - mark[2] < self.stall_timeout:
-                continue
-            with self._cond:
-                if self._gen != gen or self._closed.is_set():
-                    continue
-                self._stalled_gen = gen
-            self._stats.stalls += 1
-            log.debug("generation %d stalled (%.1fs without data): aborting", gen, now - mark[2])
-            self.transport.close()
-            mark = None
-            if self._closed.wait(1.0):
-                return
-            with self._cond:
-                if self._gen != gen or self._epoch != epoch or self._state is State.BACKING_OFF:
-                    continue
-                # The transport did not unblock: abandon that reader and its generation.
-                self._epoch += 1
-                self._min_gen = gen + 1
-                self._read_pos = self._position
-                new_epoch = self._epoch
-            log.debug("reader of generation %d did not return; abandoning it", gen)
-            self._spawn(functools.partial(self._read, new_epoch), "cloudsync-reader")
-
-    def _set_state(self, new: State) -> None:
-        with self._cond:
-            old = self._state
-            if old is new or (old is State.CLOSED):
-                return
-            self._state = new
-        if old is not new:
-            log.debug("state %s -> %s", old.value, new.value)
-        if self.on_state_change is not None:
-            try:
-                self.on_state_change(old, new)
-            except Exception:
-                log.exception("on_state_change raised")
-
-
-_EMPTY: list[Any] = []
+                batch.append(change)
+            return batch
+        finally:
+            sub._handing = False

@@ -149,6 +149,16 @@ class Transport:
 
     batched_stream.reads_batches = True  # type: ignore[attr-defined]
 
+    def reads_batches(self) -> bool:
+        """Whether :meth:`stream_batches` is this transport's own reading (the
+        subscription then reads batches), rather than a wrapper of :meth:`stream`."""
+        return getattr(type(self).stream, "reads_batches", False)
+
+    def retry_hint(self) -> float | None:
+        """Seconds the server asked clients to wait before reconnecting (SSE ``retry:``),
+        or ``None``. The subscription never reconnects sooner after a failure."""
+        return None
+
     def reachable(self, timeout: float = 0.25) -> bool | None:
         """Whether the server accepts TCP connections now (a bare connect, closed at
         once), or ``None`` when this transport cannot tell (no HTTP base URL). The

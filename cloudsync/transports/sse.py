@@ -35,6 +35,9 @@ class SSETransport(Transport):
         #: The server's reconnection time in seconds (``retry:``), or ``None``.
         self.retry: float | None = None
 
+    def retry_hint(self) -> float | None:
+        return self.retry
+
     stream = Transport.batched_stream
 
     def stream_batches(self, request: ChangesRequest) -> Iterator[list[Item]]:

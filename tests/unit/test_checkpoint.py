@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import time
 from pathlib import Path
 
 import responses
@@ -29,7 +30,7 @@ def test_file_missing_is_none(tmp_path: Path) -> None:
 
 def test_file_roundtrip_keeps_seq_type(tmp_path: Path) -> None:
     """Integers and strings come back as saved (seqs are opaque)."""
-    store = FileCheckpoint(tmp_path / "cp.json")
+    store = FileCheckpoint(tmp_path / "cp.json", interval=0)
     store.save(42)
     assert FileCheckpoint(tmp_path / "cp.json").load() == 42
     store.save("5-abc")
@@ -38,7 +39,7 @@ def test_file_roundtrip_keeps_seq_type(tmp_path: Path) -> None:
 
 def test_file_replaced_atomically_no_temp_left(tmp_path: Path, monkeypatch) -> None:
     """save() writes a temp file and os.replace()s it over the checkpoint; nothing else stays."""
-    store = FileCheckpoint(tmp_path / "cp.json")
+    store = FileCheckpoint(tmp_path / "cp.json", interval=0)
     store.save(1)
     calls = []
     real = os.replace
@@ -51,7 +52,7 @@ def test_file_replaced_atomically_no_temp_left(tmp_path: Path, monkeypatch) -> N
 
 def test_file_failed_write_keeps_old(tmp_path: Path, monkeypatch) -> None:
     """When the replace fails the old checkpoint is intact and the temp file removed."""
-    store = FileCheckpoint(tmp_path / "cp.json", fsync=False)
+    store = FileCheckpoint(tmp_path / "cp.json", fsync=False, interval=0)
     store.save(1)
 
     def boom(a, b):
@@ -101,3 +102,67 @@ def test_local_doc_conflict_reloads_and_overwrites() -> None:
     store = LocalDocCheckpoint(_DB(), "cp")
     store.save(3)
     assert json.loads(responses.calls[-1].request.body) == {"seq": 3, "_rev": "0-9"}
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_file_writes_at_most_once_per_interval(tmp_path: Path) -> None:
+    """Saves within ``interval`` of the last write stay in memory; the file keeps the older seq."""
+    clock = Clock()
+    store = FileCheckpoint(tmp_path / "cp.json", interval=1.0, clock=clock)
+    store.save(1)
+    clock.now = 0.5
+    store.save(2)
+    assert FileCheckpoint(tmp_path / "cp.json").load() == 1
+
+
+def test_file_writes_the_next_save_after_the_interval(tmp_path: Path) -> None:
+    """The first save once ``interval`` has passed is written."""
+    clock = Clock()
+    store = FileCheckpoint(tmp_path / "cp.json", interval=1.0, clock=clock)
+    store.save(1)
+    clock.now = 0.5
+    store.save(2)
+    clock.now = 1.5
+    store.save(3)
+    assert FileCheckpoint(tmp_path / "cp.json").load() == 3
+
+
+def test_file_save_final_writes_at_once(tmp_path: Path) -> None:
+    """The save on close is written whatever the interval."""
+    clock = Clock()
+    store = FileCheckpoint(tmp_path / "cp.json", interval=1.0, clock=clock)
+    store.save(1)
+    store.save_final(2, timeout=0.5)
+    assert FileCheckpoint(tmp_path / "cp.json").load() == 2
+
+
+def test_file_flush_writes_a_waiting_save(tmp_path: Path) -> None:
+    """flush() writes a save that was waiting for its interval."""
+    clock = Clock()
+    store = FileCheckpoint(tmp_path / "cp.json", interval=1.0, clock=clock)
+    store.save(1)
+    store.save(2)
+    store.flush()
+    assert FileCheckpoint(tmp_path / "cp.json").load() == 2
+
+
+def test_file_default_does_not_write_every_save(tmp_path: Path, monkeypatch) -> None:
+    """By default 2,000 saves in quick succession write the file a handful of times, not 2,000."""
+    writes = []
+    real = os.replace
+    monkeypatch.setattr(os, "replace", lambda a, b: (writes.append(b), real(a, b)))
+    store = FileCheckpoint(tmp_path / "cp.json")
+    started = time.monotonic()
+    for seq in range(2000):
+        store.save(seq)
+    elapsed = time.monotonic() - started
+    assert len(writes) <= 2 + int(elapsed / store.interval)
+    store.save_final(1999, timeout=1.0)
+    assert FileCheckpoint(tmp_path / "cp.json").load() == 1999

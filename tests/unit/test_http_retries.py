@@ -220,12 +220,12 @@ def test_success_after_retries_is_returned(client, sleep):
     assert sleep.calls == [0.5, 1.0]
 
 
-def test_caused_by_walks_past_a_string_reason():
+def testcaused_by_walks_past_a_string_reason():
     """An HTTPError's ``reason`` is a str: walking its chain neither fails nor matches."""
-    from cloudsync._http import _caused_by
+    from cloudsync._http import caused_by
     from cloudsync.errors import ServerError
 
     error = ServerError(503, "service_unavailable", "try later")
-    assert _caused_by(error, ConnectionRefusedError) is False
+    assert caused_by(error, ConnectionRefusedError) is False
     error.__cause__ = ConnectionRefusedError()
-    assert _caused_by(error, ConnectionRefusedError) is True
+    assert caused_by(error, ConnectionRefusedError) is True

@@ -8,7 +8,7 @@ import time
 import pytest
 
 from cloudsync.checkpoint import MemoryCheckpoint
-from cloudsync.errors import NetworkError, NotFound, RateLimited, ServerError
+from cloudsync.errors import NetworkError, NotFound, RateLimited, ServerError, SubscriptionError
 from cloudsync.subscription import ReconnectPolicy, State, Subscription
 from cloudsync.transports import (
     LastSeq,
@@ -20,21 +20,12 @@ from cloudsync.transports import (
     register_transport,
 )
 
-from ._feed_helpers import c, take
+from ._feed_helpers import InfoDB, c, script, take
 
 
-class FakeDB:
-    path = "/db"
-    name = "db"
-    _http = None
-
+class FakeDB(InfoDB):
     def __init__(self, update_seq=100) -> None:
-        self.update_seq = update_seq
-        self.info_calls = 0
-
-    def info(self):
-        self.info_calls += 1
-        return {"update_seq": self.update_seq}
+        super().__init__(update_seq)
 
 
 class Sleeps:
@@ -49,22 +40,6 @@ class Sleeps:
 
 def fast_policy(**kw):
     return ReconnectPolicy(initial=0.1, max=1.0, sleep=kw.pop("sleep", Sleeps()), random=lambda: 1.0, **kw)
-
-
-def script(*connections):
-    """A MockTransport whose n-th connection yields connections[n] (then blocks until closed)."""
-    state = {"n": 0}
-
-    def handler(request):
-        n = state["n"]
-        state["n"] += 1
-        if n < len(connections):
-            yield from connections[n]
-        else:
-            transport.closed.wait(5)
-
-    transport = MockTransport(handler)
-    return transport
 
 
 def test_iterates_changes_in_order() -> None:
@@ -152,16 +127,20 @@ def test_backoff_full_jitter_capped_and_reset_after_success() -> None:
     assert sleeps.delays == [0.1, 0.2, 0.4, 0.8, 1.0, 0.1, 0.2]
 
 
-@pytest.mark.parametrize("error", [NotFound(404, "not_found"), ValueError("bug")])
-def test_terminal_error_raises_from_iterator(error) -> None:
-    """400/401/403/404 (and non-cloudsync bugs) raise to the caller, no reconnect."""
+@pytest.mark.parametrize(
+    ("error", "raised"), [(NotFound(404, "not_found"), NotFound), (ValueError("bug"), SubscriptionError)]
+)
+def test_terminal_error_raises_from_iterator(error, raised) -> None:
+    """400/401/403/404 raise to the caller, no reconnect; a non-cloudsync exception from a
+    transport (a bug) raises as a SubscriptionError caused by it."""
     sleeps = Sleeps()
     transport = script([c(1), error])
     sub = Subscription(FakeDB(), transport, since=0, reconnect=fast_policy(sleep=sleeps))
     it = iter(sub)
     assert next(it).seq == 1
-    with pytest.raises(type(error)):
+    with pytest.raises(raised) as caught:
         next(it)
+    assert caught.value is error or caught.value.__cause__ is error
     assert sub.state is State.CLOSED and sleeps.delays == [] and len(transport.requests) == 1
 
 
@@ -187,7 +166,7 @@ def test_transport_retry_hint_is_minimum_delay() -> None:
     """A transport's retry hint (SSE retry:) is a floor for the backoff."""
     sleeps = Sleeps()
     transport = script([NetworkError("x")], [c(1)])
-    transport.retry = 0.5
+    transport.retry_hint = lambda: 0.5
     with Subscription(FakeDB(), transport, since=0, reconnect=fast_policy(sleep=sleeps)) as sub:
         take(sub, 1)
     assert sleeps.delays == [0.5]
@@ -366,7 +345,7 @@ def test_bounded_queue_applies_backpressure() -> None:
     next(it)
     high = 0
     for _ in range(20):
-        high = max(high, len(sub._queue))
+        high = max(high, sub._reader.queued)
         time.sleep(0.005)  # give the reader time to (try to) overfill
     assert high <= 3
     assert [x.seq for x in [next(it) for _ in range(49)]] == list(range(2, 51))

@@ -1,0 +1,74 @@
+"""The subscription's dedupe window: which revisions of which documents were delivered.
+
+A feed may replay rows (a reconnect resumes from the last *delivered* change while the
+broken connection's rows are still queued; CouchDB may rewind). A row is a replay when
+the revisions it lists for its document were all delivered together before; a row whose
+revisions differ (a new winner, a new conflict leaf, a deleted losing branch, with
+``style=all_docs``) is new.
+
+The window keeps at least the last ``size`` (document, revisions) pairs and at most
+twice that, in two generations: no per-change eviction.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .models import Change
+
+__all__ = ["DedupeWindow", "revisions_key"]
+
+
+def revisions_key(change: Change) -> str | None:
+    """What identifies a row's revisions: its only rev, or all its revs joined in a
+    fixed order (a server may list a document's leaves in any order); ``None`` when the
+    row names no revision (never a duplicate)."""
+    revs = change.revs
+    if len(revs) > 1:
+        return "\n".join(sorted(revs))  # a rev never contains a newline
+    return change.rev
+
+
+class DedupeWindow:
+    """``id -> key`` in two generations. A document with several keys in the window
+    keeps them in a tuple, a set past eight: a busy document costs a hash lookup per
+    change, not a scan of its history."""
+
+    __slots__ = ("old", "room", "size", "young")
+
+    def __init__(self, size: int) -> None:
+        if size < 1:
+            raise ValueError("dedupe_window must be at least 1")
+        self.size = size
+        self.young: dict[str, Any] = {}
+        self.old: dict[str, Any] = {}
+        #: How many more pairs the young generation takes.
+        self.room = size
+
+    def seen(self, doc_id: str, key: str) -> bool:
+        for generation in (self.young, self.old):
+            known = generation.get(doc_id)
+            if known is not None and (known == key if known.__class__ is str else key in known):
+                return True
+        return False
+
+    def remember(self, doc_id: str, key: str) -> None:
+        young = self.young
+        known = young.get(doc_id)
+        if known is None:
+            young[doc_id] = key
+        else:
+            if known.__class__ is str:
+                young[doc_id] = (known, key)
+            elif known.__class__ is tuple:
+                young[doc_id] = (*known, key) if len(known) < 8 else {*known, key}
+            else:
+                known.add(key)
+            self.room -= 1  # one more pair without one more key
+        if len(young) >= self.room:
+            self.rotate()
+
+    def rotate(self) -> None:
+        """The young generation is full: it becomes the old one."""
+        self.old, self.young = self.young, {}
+        self.room = self.size

@@ -1,0 +1,356 @@
+"""The subscription's reader: connections one after another, backoff, stall watchdog,
+and the bounded queue between it and the consumer.
+
+It holds no reference to the :class:`~cloudsync.Subscription` that owns it, so a
+subscription the application drops is collected, and its finalizer closes the reader.
+
+Generations: every connection attempt gets the next number (``gen``). Items queued by a
+generation below ``min_gen`` are dropped by the consumer, and such a generation may not
+queue more: the watchdog raises ``min_gen`` past a connection it found silent, and a
+reader thread that does not return from the abort is replaced by a new one (the old one
+exits when it sees a newer generation than its own).
+"""
+
+from __future__ import annotations
+
+import collections
+import functools
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import replace
+from typing import TYPE_CHECKING, Any
+
+from ._http import caused_by
+from .errors import CloudSyncError, RequestTimeout, SubscriptionError
+from .models import Change
+from .transports import ChangesRequest, LastSeq, Transport
+
+if TYPE_CHECKING:
+    from .subscription import ReconnectPolicy, State, SubscriptionStats
+
+log = logging.getLogger("cloudsync.subscription")
+
+BATCH, ERROR = "batch", "error"
+#: Seconds between two WARNING lines about a subscription that keeps failing.
+WARN_EVERY = 30.0
+
+
+class Reader:
+    """Runs the connections of one subscription on a thread of its own."""
+
+    def __init__(
+        self,
+        transport: Transport,
+        template: ChangesRequest,
+        *,
+        reconnect: ReconnectPolicy,
+        queue_size: int,
+        stall_timeout: float,
+        stats: SubscriptionStats,
+        states: type[State],
+        on_state_change: Callable[[Any, Any], Any] | None,
+    ) -> None:
+        self.transport = transport
+        self.template = template
+        self.reconnect = reconnect
+        self.queue_size = queue_size
+        self.stall_timeout = stall_timeout
+        self.stats = stats
+        self.State = states
+        self.on_state_change = on_state_change
+        self.state = states.IDLE
+        self.cond = threading.Condition()
+        self.closed = threading.Event()
+        # (generation, BATCH, [items]) or (generation, ERROR, exception).
+        self.queue: collections.deque[tuple[int, str, Any]] = collections.deque()
+        #: Items held between reader and application: queued, plus the batch the
+        #: consumer is delivering (it gives them back when it has finished that batch).
+        self.queued = 0
+        self.consumers_waiting = 0
+        self.blocked = False  # waiting for queue room: not a stall
+        self.gen = 0
+        self.min_gen = 0
+        #: Seq of the last change delivered (the consumer keeps it): where a reconnect
+        #: after a failure resumes.
+        self.position: Any = None
+        #: Seq of the last item queued: where the next connection after a clean end resumes.
+        self.read_pos: Any = None
+        self.last_error: BaseException | None = None
+        self.threads: list[threading.Thread] = []
+        self._last_warning = -WARN_EVERY
+
+    # -- lifecycle ---------------------------------------------------------------------
+    def start(self, position: Any) -> None:
+        with self.cond:
+            self.position = self.read_pos = position
+            self.gen += 1
+            gen = self.gen
+        self._spawn(functools.partial(self._run, gen), "cloudsync-reader")
+        self._spawn(self._watch, "cloudsync-watchdog")
+
+    def close(self) -> bool:
+        """Stop reading (from any thread); returns whether this call closed it."""
+        with self.cond:
+            if self.closed.is_set():
+                return False
+            self.closed.set()
+            self.cond.notify_all()
+        self.transport.close()
+        self.set_state(self.State.CLOSED)
+        return True
+
+    def join(self, deadline: float) -> None:
+        me = threading.current_thread()
+        for thread in list(self.threads):
+            if thread is not me and thread.is_alive():
+                thread.join(max(0.0, deadline - time.monotonic()))
+
+    def _spawn(self, target: Callable[[], None], name: str) -> None:
+        thread = threading.Thread(target=target, name=name, daemon=True)
+        self.threads = [t for t in self.threads if t.is_alive()] + [thread]
+        thread.start()
+
+    def set_state(self, new: Any) -> None:
+        with self.cond:
+            old = self.state
+            if old is new or old is self.State.CLOSED:
+                return
+            self.state = new
+        log.debug("state %s -> %s", old.value, new.value)
+        if self.on_state_change is not None:
+            try:
+                self.on_state_change(old, new)
+            except Exception:
+                log.exception("on_state_change raised")
+
+    # -- the reader thread ---------------------------------------------------------------
+    def _run(self, gen: int) -> None:
+        try:
+            self._connections(gen)
+        except BaseException as exc:  # a bug of ours or a callback's: never die silently
+            if not isinstance(exc, CloudSyncError):
+                wrapped = SubscriptionError(f"the subscription's reader failed: {type(exc).__name__}: {exc}")
+                wrapped.__cause__ = exc
+                exc = wrapped
+            self._fail(gen, exc)
+
+    def _connections(self, gen: int) -> None:
+        failures = 0
+        failing_since = 0.0
+        while True:
+            with self.cond:
+                if self.closed.is_set() or gen != self.gen:
+                    return  # closed, or this thread was abandoned and replaced
+                since = self.read_pos
+            self.set_state(self.State.CONNECTING)
+            error: BaseException | None = None
+            progressed = clean = False
+            self.stats.connections += 1
+            if failures:
+                self.stats.reconnects += 1
+            log.debug("connecting (%s, generation %d) since=%r", self.transport.name, gen, since)
+            try:
+                for batch in self._stream(replace(self.template, since=since)):
+                    if batch:
+                        if not self._enqueue(gen, batch):
+                            break
+                        progressed = True
+                else:
+                    clean = True
+            except Exception as exc:  # classified below
+                error = exc
+            with self.cond:
+                if self.closed.is_set():
+                    return
+                stalled = gen < self.min_gen
+                if stalled and gen == self.gen:
+                    self.gen += 1  # the watchdog retired this connection: carry on as the next one
+                    gen = self.gen
+                elif gen != self.gen:
+                    return  # abandoned: a new reader thread took over
+            if stalled:
+                timeout = RequestTimeout(f"no data for {self.stall_timeout:.1f}s: connection stalled")
+                timeout.__cause__ = error
+                error, clean = timeout, False
+            if clean:
+                log.debug("clean end (generation %d), reconnecting at once", gen)
+                if failures:
+                    self._recovered(failures)
+                failures = 0
+                with self.cond:
+                    self.gen += 1
+                    gen = self.gen
+                continue
+            if error is None:  # the queue refused: closed or retired
+                continue
+            if not isinstance(error, CloudSyncError):
+                wrapped = SubscriptionError(f"{self.transport.name} transport failed: {type(error).__name__}: {error}")
+                wrapped.__cause__ = error
+                error = wrapped
+            if progressed:
+                if failures:
+                    self._recovered(failures)
+                failures = 0
+            if failures == 0:
+                failing_since = time.monotonic()
+            failures += 1
+            self.stats.errors += 1
+            self.last_error = error
+            if not error.retryable or self.reconnect.gives_up(failures, time.monotonic() - failing_since):
+                log.warning("subscription (%s) gave up after %d failure(s): %s", self.transport.name, failures, error)
+                self._fail(gen, error)
+                return
+            with self.cond:
+                # Resume from what the application has, not from what was read: what the
+                # broken connection queued is still delivered (complete and in order) and
+                # its replay is dropped by the dedupe window.
+                self.read_pos = self.position
+                self.gen += 1
+                gen = self.gen
+            delay = self._delay(failures, error)
+            self._warn(failures, delay, error)
+            self.set_state(self.State.BACKING_OFF)
+            if self.reconnect.sleep is not None:
+                self.reconnect.sleep(delay)
+            else:
+                self._backoff_wait(delay, error)
+
+    def _delay(self, failures: int, error: CloudSyncError) -> float:
+        delay = self.reconnect.delay(failures)
+        hint = getattr(error, "retry_after", None)
+        if hint is None:
+            hint = self.transport.retry_hint()
+        if isinstance(hint, (int, float)):
+            delay = max(delay, min(float(hint), self.reconnect.max_retry_after))
+        return delay
+
+    def _warn(self, failures: int, delay: float, error: BaseException) -> None:
+        """A failure: at WARNING at most every WARN_EVERY seconds, else at DEBUG."""
+        now = time.monotonic()
+        if now - self._last_warning >= WARN_EVERY:
+            self._last_warning = now
+            log.warning("subscription (%s) failed %d time(s) in a row, retrying in %.1fs: %s",
+                        self.transport.name, failures, delay, error)
+        else:
+            log.debug("connection failed (%s); retry %d in %.2fs", error, failures, delay)
+
+    def _recovered(self, failures: int) -> None:
+        if self._last_warning > -WARN_EVERY:
+            log.warning("subscription (%s) is streaming again after %d failure(s)", self.transport.name, failures)
+            self._last_warning = -WARN_EVERY
+        self.last_error = None
+
+    def _fail(self, gen: int, error: BaseException) -> None:
+        """Hand a terminal error to the consumer."""
+        self.last_error = error
+        with self.cond:
+            self.queue.append((gen, ERROR, error))
+            self.cond.notify_all()
+
+    def _backoff_wait(self, delay: float, error: BaseException) -> None:
+        """Wait ``delay`` seconds (``close()`` interrupts); after a refused connection,
+        probe the server meanwhile and stop waiting once it accepts connections."""
+        interval = self.reconnect.probe_interval
+        if interval is None or not caused_by(error, ConnectionRefusedError):
+            self.closed.wait(delay)
+            return
+        deadline = time.monotonic() + delay
+        while True:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return
+            step = interval * (0.5 + self.reconnect.random())
+            if self.closed.wait(min(step, remaining)):
+                return
+            reachable = self.transport.reachable(timeout=min(0.25, interval))
+            if reachable is None:  # this transport cannot tell: wait the rest
+                self.closed.wait(max(0.0, deadline - time.monotonic()))
+                return
+            if reachable:
+                log.debug("server accepts connections again: reconnecting before the backoff ends")
+                return
+
+    def _stream(self, request: ChangesRequest) -> Iterator[list[Any]]:
+        """The transport's items in batches: its own when it reads in batches, else one
+        list per item of ``stream()``."""
+        transport = self.transport
+        if transport.reads_batches():
+            yield from transport.stream_batches(request)
+            return
+        for item in transport.stream(request):
+            if not isinstance(item, (Change, LastSeq)):
+                raise TypeError(f"a transport yielded {type(item).__name__}, not Change or LastSeq")
+            yield [item]
+
+    def _enqueue(self, gen: int, items: list[Any]) -> bool:
+        """Queue ``items``, in slices that fit: at most ``queue_size`` items are held
+        between reader and application (a slice waits for room)."""
+        start, count = 0, len(items)
+        while start < count:
+            with self.cond:
+                while True:
+                    if self.closed.is_set() or gen != self.gen or gen < self.min_gen:
+                        return False
+                    room = self.queue_size - self.queued
+                    if room > 0:
+                        break
+                    self.blocked = True
+                    self.cond.wait(1.0)
+                self.blocked = False
+                part = items if (start == 0 and count <= room) else items[start : start + room]
+                start += len(part)
+                for item in reversed(part):
+                    if item.seq is not None:
+                        self.read_pos = item.seq
+                        break
+                self.queue.append((gen, BATCH, part))
+                self.queued += len(part)
+                if self.consumers_waiting:
+                    self.cond.notify_all()
+        if self.state is not self.State.STREAMING:
+            self.set_state(self.State.STREAMING)
+        return True
+
+    def opened(self) -> None:
+        self.set_state(self.State.STREAMING)
+
+    # -- the watchdog thread -------------------------------------------------------------
+    def _watch(self) -> None:
+        """No byte for ``stall_timeout`` aborts the connection; a reader that does not
+        come back from the abort within a second is abandoned and replaced."""
+        interval = min(1.0, self.stall_timeout / 4)
+        mark: tuple[int, int, float] | None = None
+        while not self.closed.wait(interval):
+            with self.cond:
+                gen, state, blocked = self.gen, self.state, self.blocked
+            now = time.monotonic()
+            received = self.transport.bytes_received
+            if state not in (self.State.CONNECTING, self.State.STREAMING) or blocked:
+                mark = None
+                continue
+            if mark is None or mark[0] != gen or mark[1] != received:
+                mark = (gen, received, now)
+                continue
+            if now - mark[2] < self.stall_timeout:
+                continue
+            with self.cond:
+                if self.gen != gen or self.closed.is_set():
+                    continue
+                self.min_gen = gen + 1
+            self.stats.stalls += 1
+            log.debug("generation %d stalled (%.1fs without data): aborting", gen, now - mark[2])
+            self.transport.close()
+            mark = None
+            if self.closed.wait(1.0):
+                return
+            with self.cond:
+                if self.gen != gen or self.state is self.State.BACKING_OFF:
+                    continue  # the reader came back from the abort
+                # The transport did not unblock: abandon that reader and its generation.
+                self.gen += 1
+                new = self.gen
+                self.read_pos = self.position
+            log.debug("reader of generation %d did not return; abandoning it", gen)
+            self._spawn(functools.partial(self._run, new), "cloudsync-reader")
