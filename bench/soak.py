@@ -34,7 +34,7 @@ BEGIN, END = "<!-- soak:begin -->", "<!-- soak:end -->"
 KIND_TITLES = {
     "reset": "reset", "close": "clean close", "blackhole": "half-open", "stall": "stall", "drip": "drip",
     "truncate_row": "cut in row", "truncate_chunk": "cut in chunk size", "truncate_frame": "cut in WS frame",
-    "http_503": "503", "http_429": "429", "kill": "kill -9",
+    "http_503": "503", "http_429": "429", "kill": "kill -9", "blackhole_default": "half-open, WS defaults",
 }
 
 
@@ -54,14 +54,16 @@ def tables(results: list, seconds: float) -> str:
         groups[(result.spec.server, result.spec.transport)].append(result)
     kinds = [k for k in KIND_TITLES if any(r.faults.get(k) for r in results)]
     lines = ["| server | transport | faults | lost | duplicated | after close | not recovered "
-             "| worst notice of a dead connection | worst first change after restart | worst close() |",
-             "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
+             "| worst notice of a dead connection | worst delay by a dead connection "
+             "| worst first change after restart | worst close() |",
+             "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for (server, transport), lanes in groups.items():
         lines.append(
             f"| {server} | {transport} | {sum(r.injected for r in lanes):,} | {sum(len(r.lost) for r in lanes)} "
             f"| {sum(len(r.duplicates) for r in lanes)} | {sum(r.after_close for r in lanes)} "
             f"| {sum(len(r.stuck) for r in lanes) + sum(r.error is not None for r in lanes)} "
-            f"| {_seconds([s for r in lanes for s in r.notice_seconds])} "
+            f"| {_seconds([s for r in lanes if r.spec.kind == 'blackhole' for s in r.notice_seconds])} "
+            f"| {_seconds([s for r in lanes if r.spec.kind == 'blackhole' for s in r.resume_seconds])} "
             f"| {_seconds([s for r in lanes for s in r.recovery_seconds])} "
             f"| {max(r.close_seconds for r in lanes):.3f} s |")
     lines += ["", "Faults per kind:", "",
@@ -80,6 +82,11 @@ def tables(results: list, seconds: float) -> str:
               f"delivered; {sum(r.documents for r in results):,} documents checked for their final revision. "
               f"Half-open faults that hit only idle pooled connections (counted, not timed): {missed}. "
               f"Stall window {scenario.STALL_TIMEOUT:g} s, heartbeat {scenario.HEARTBEAT:g} s."]
+    defaults = [r for r in results if r.spec.kind == scenario.BLACKHOLE_DEFAULT]
+    if defaults:
+        lines.append(f"With the WebSocket transport's default settings (stall window "
+                     f"{defaults[0].stall_window:g} s) a dead connection was noticed within "
+                     f"{_seconds([s for r in defaults for s in r.notice_seconds])}.")
     return "\n".join(lines)
 
 

@@ -46,17 +46,14 @@ def _run(embedded_url: str, transport: str, answer: str) -> tuple[int, scenario.
     return counted, result
 
 
-# Known bugs (issue #10; being fixed in cloudsync/transports): strict, so a fix shows up as XPASS.
-CLEAN_END = ("known bug: the {transport} transport takes a {answer} answer to its feed request for a clean "
-             "end (no failure counted, no backoff: reconnects at once)")
-TERMINAL = ("known bug: a {answer} answer to the WebSocket handshake raises a non-retryable HTTPError and the "
-            "subscription gives up (DESIGN: only 400/401/403/404 are terminal)")
-KNOWN = {
-    ("continuous", "html-200"): CLEAN_END, ("continuous", "no-content-204"): CLEAN_END,
-    ("continuous", "redirect-301"): CLEAN_END, ("sse", "html-200"): CLEAN_END,
-    ("sse", "no-content-204"): CLEAN_END, ("sse", "redirect-301"): CLEAN_END,
-    ("websocket", "html-200"): TERMINAL, ("websocket", "no-content-204"): TERMINAL,
-}
+# Known bug (issue #10), strict so that a fix shows up as XPASS. The HTTP feeds take these
+# answers for a retryable InvalidResponse (docs/errors.md, "A change feed must be a feed");
+# WebSocketTransport turns a 200 or 204 handshake answer into error_from_parts(status), a
+# plain non-retryable HTTPError, and the subscription gives up.
+TERMINAL = ("known bug: a {answer} answer to the WebSocket handshake raises a non-retryable HTTPError "
+            "(error_from_parts in WebSocketTransport) and the subscription gives up, where the HTTP feeds "
+            "raise a retryable InvalidResponse")
+KNOWN = {("websocket", "html-200"): TERMINAL, ("websocket", "no-content-204"): TERMINAL}
 
 
 def _cases() -> list:

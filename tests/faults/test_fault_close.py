@@ -17,8 +17,6 @@ pytestmark = [pytest.mark.integration, pytest.mark.timeout(120)]
 BACKLOG = 600
 
 
-@pytest.mark.xfail(reason="known bug: close() returns but next() keeps handing out the changes already queued "
-                   "(hundreds of them here) instead of ending the loop", strict=True)
 @pytest.mark.parametrize("transport", scenario.TRANSPORTS["embedded"])
 def test_close_after_reset_with_a_queued_backlog(embedded_url: str, transport: str) -> None:
     """A slow consumer has a backlog queued; the connection is reset and close() is called

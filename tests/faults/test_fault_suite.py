@@ -19,6 +19,7 @@ pytestmark = [pytest.mark.integration, pytest.mark.timeout(600)]
 LANES = scenario.all_lane_names()
 TARGETS = [f"{server}-{transport}" for server, transports in scenario.TRANSPORTS.items() for transport in transports]
 BLACKHOLE_LANES = [name for name in LANES if name.endswith("-" + scenario.BLACKHOLE)]
+DEFAULT_BLACKHOLE_LANES = [name for name in LANES if name.endswith("-" + scenario.BLACKHOLE_DEFAULT)]
 KILL_LANES = [name for name in LANES if name.endswith("-" + scenario.KILL)]
 CI_FAULTS_PER_TRANSPORT = 200
 
@@ -102,3 +103,25 @@ def test_first_change_within_a_second_after_restart(fault_campaign: Campaign, la
     assert result.recovery_seconds, fault_campaign.why(result)
     worst = max(result.recovery_seconds)
     assert worst < 1.0, f"worst {worst:.2f}s" + fault_campaign.why(result)
+
+
+@pytest.mark.parametrize("lane", BLACKHOLE_LANES)
+def test_changes_resume_within_two_stall_windows_of_a_dead_connection(fault_campaign: Campaign, lane: str) -> None:
+    """After a connection goes silent, a change written since is delivered within two stall
+    windows (noticing takes one; the reconnect must not meet a second dead connection)."""
+    result = fault_campaign.lane(lane)
+    assert result.resume_seconds, fault_campaign.why(result)
+    worst = max(result.resume_seconds)
+    assert worst < 2 * scenario.STALL_TIMEOUT, f"worst {worst:.2f}s" + fault_campaign.why(result)
+
+
+@pytest.mark.parametrize("lane", DEFAULT_BLACKHOLE_LANES)
+def test_default_websocket_notices_dead_connection_within_its_window(fault_campaign: Campaign, lane: str) -> None:
+    """With the WebSocket transport's default settings (25 s heartbeat floor), a silent
+    connection is still noticed within the subscription's stall window (pings), not after
+    the heartbeat floor."""
+    result = fault_campaign.lane(lane)
+    assert result.notice_seconds, fault_campaign.why(result)
+    worst = max(result.notice_seconds)
+    assert result.stall_window < 25, f"stall window {result.stall_window:.1f}s" + fault_campaign.why(result)
+    assert worst < result.stall_window + 1.0, f"worst {worst:.2f}s" + fault_campaign.why(result)
