@@ -545,15 +545,17 @@ class FaultProxy:
         """Stop accepting, end every connection, join every thread (bounded)."""
         self._stopping.set()
         _close(self._listener)
+        deadline = time.monotonic() + _JOIN_TIMEOUT
+        # The acceptor first: once it is gone, every link it made has been started.
+        self._acceptor.join(max(0.0, deadline - time.monotonic()))
         with self._lock:
             links = list(self._links)
             threads = list(self._all_threads)
         for link in links:
             link.wake()
-        deadline = time.monotonic() + _JOIN_TIMEOUT
-        self._acceptor.join(max(0.0, deadline - time.monotonic()))
         for thread in threads:
-            thread.join(max(0.0, deadline - time.monotonic()))
+            with contextlib.suppress(RuntimeError):  # not started: the acceptor did not return in time
+                thread.join(max(0.0, deadline - time.monotonic()))
 
     @property
     def live_connections(self) -> int:

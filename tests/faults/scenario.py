@@ -191,6 +191,18 @@ class Lane:
         self.db = self.direct.create_database(self.name, exist_ok=True)
         self.proxy = FaultProxy(*_host_port(server_url))
         self.client = cloudsync.Client(self.proxy.url, timeout=(2, 10))
+        try:
+            self._subscribe(spec)
+        except BaseException:
+            self.proxy.close()
+            self.client.close()
+            self.direct.close()
+            raise
+        self.consumer = threading.Thread(target=self._consume, name=f"{self.name}-consumer", daemon=True)
+        self.writer = threading.Thread(target=self._write, name=f"{self.name}-writer", daemon=True)
+        self.started = time.monotonic()
+
+    def _subscribe(self, spec: LaneSpec) -> None:
         if spec.kind == BLACKHOLE_DEFAULT:
             settings: dict[str, Any] = {}  # the transport's defaults, heartbeat and stall window included
         else:
@@ -200,9 +212,6 @@ class Lane:
         self.sub = self.client.database(self.name).subscribe(
             spec.transport, since=0, reconnect=RECONNECT, on_state_change=self._state_changed, **settings)
         self.result.stall_window = self.sub.stall_timeout
-        self.consumer = threading.Thread(target=self._consume, name=f"{self.name}-consumer", daemon=True)
-        self.writer = threading.Thread(target=self._write, name=f"{self.name}-writer", daemon=True)
-        self.started = time.monotonic()
 
     # -- threads ---------------------------------------------------------------------------------
     def start(self) -> None:
