@@ -434,7 +434,8 @@ class Lane:
         for proxy_kind, n in after.items():
             if n <= 0 or proxy_kind == "upstream_failures":
                 continue
-            label = {"truncate": self.spec.kind, "respond": self.spec.kind}.get(proxy_kind, proxy_kind)
+            label = {"truncate": self.spec.kind, "respond": self.spec.kind, "blackhole": self.spec.kind
+                     if self.spec.kind in BLACKHOLES else "blackhole"}.get(proxy_kind, proxy_kind)
             self.result.faults[label] += n
             got += n
         return got
