@@ -214,6 +214,10 @@ class WebSocketTransport(Transport):
                 if status == 401 and not renewed and http.auth is not None and http.auth.renew(http):
                     renewed = True
                     continue
+                if status < 400:  # a 2xx (an HTML page, a 204) where the upgrade was due
+                    raise InvalidResponse(
+                        f"{what}: answered {status} {exc.status_message or ''}instead of upgrading (GET {redact(url)})"
+                    ) from exc
                 raise error_from_parts(
                     status, exc.resp_body, CaseInsensitiveDict(exc.resp_headers or {}), exc.status_message, "GET", url
                 ) from exc

@@ -15,7 +15,7 @@ import cloudsync
 from cloudsync.errors import BadRequest, NotFound
 from cloudsync.subscription import ReconnectPolicy
 from cloudsync.transports import ChangesRequest, WebSocketTransport
-from tests._servers.proxy import FreezableProxy
+from tests.faults.proxy import FaultProxy
 
 pytestmark = pytest.mark.integration
 
@@ -125,7 +125,7 @@ def test_half_open_connection_noticed_within_one_stall_window(embedded_url, edb,
     within one stall window (plus reconnect time), on every transport: the continuous
     feed's catch-up no longer waits a second window on a kept-alive connection."""
     parts = urlsplit(embedded_url)
-    with FreezableProxy(parts.hostname, parts.port) as proxy, cloudsync.Client(proxy.url, timeout=(5, 30)) as client:
+    with FaultProxy(parts.hostname, parts.port) as proxy, cloudsync.Client(proxy.url, timeout=(5, 30)) as client:
         db = client.database(edb.name)
         options = {"min_heartbeat": 0} if transport == "websocket" else {}
         stall = 1.0
@@ -136,7 +136,7 @@ def test_half_open_connection_noticed_within_one_stall_window(embedded_url, edb,
             for doc_id in ("a", "b"):  # "b" comes over the live feed, after any catch-up
                 edb.create({"_id": doc_id})
                 assert next(it).id == doc_id
-            proxy.freeze()
+            proxy.blackhole()
             started = time.monotonic()
             edb.create({"_id": "c"})
             assert next(it).id == "c"
@@ -158,7 +158,7 @@ def test_websocket_pings_notice_a_dead_path_despite_a_long_heartbeat(embedded_ur
             reads.release()
 
     parts = urlsplit(embedded_url)
-    with FreezableProxy(parts.hostname, parts.port) as proxy, cloudsync.Client(proxy.url, timeout=(5, 30)) as client:
+    with FaultProxy(parts.hostname, parts.port) as proxy, cloudsync.Client(proxy.url, timeout=(5, 30)) as client:
         db = client.database(edb.name)
         sub = db.subscribe(Counting(ping_interval=0.2), since=0, heartbeat=60, stall_grace=0.5, reconnect=FAST)
         assert sub.stall_timeout == pytest.approx(0.75)
@@ -169,7 +169,7 @@ def test_websocket_pings_notice_a_dead_path_despite_a_long_heartbeat(embedded_ur
             for _ in range(12):  # the "[]", then ~10 pongs 0.2 s apart: about three stall windows
                 assert reads.acquire(timeout=2)
             assert sub.stats.errors == 0
-            proxy.freeze()
+            proxy.blackhole()
             started = time.monotonic()
             edb.create({"_id": "b"})
             assert next(it).id == "b"
