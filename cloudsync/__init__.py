@@ -22,6 +22,7 @@ from .errors import (
     ServerError,
     StreamError,
     SubscriptionError,
+    TLSError,
     TransportError,
     Unauthorized,
 )
@@ -79,6 +80,7 @@ __all__ = [
     "Subscription",
     "SubscriptionError",
     "SubscriptionStats",
+    "TLSError",
     "Transport",
     "TransportError",
     "Unauthorized",

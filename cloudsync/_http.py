@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import http.cookiejar
 import logging
+import ssl
 import time
 from collections.abc import Mapping
 from typing import Any
@@ -25,9 +26,9 @@ from .errors import (
     HTTPError,
     InvalidResponse,
     NetworkError,
-    RateLimited,
     RequestTimeout,
     StreamError,
+    TLSError,
     error_for_status,
 )
 
@@ -77,6 +78,13 @@ def caused_by(exc: BaseException, *types: type[BaseException]) -> bool:
     return False
 
 
+def is_tls_failure(exc: BaseException) -> bool:
+    """Whether ``exc`` is (or was caused by) a failed certificate verification or TLS handshake."""
+    if isinstance(exc, requests.exceptions.SSLError):
+        return True
+    return caused_by(exc, ssl.SSLCertVerificationError, ssl.CertificateError)
+
+
 def translate(exc: BaseException, what: str = "request") -> CloudSyncError:
     """Map a ``requests``/``urllib3``/socket exception to the cloudsync error tree.
 
@@ -85,6 +93,8 @@ def translate(exc: BaseException, what: str = "request") -> CloudSyncError:
     if isinstance(exc, CloudSyncError):
         return exc
     message = f"{what} failed: {type(exc).__name__}: {exc}"
+    if is_tls_failure(exc):
+        return TLSError(message, sent=False)
     if isinstance(exc, requests.exceptions.ConnectTimeout):
         return RequestTimeout(message, sent=False)
     if isinstance(exc, (requests.exceptions.ChunkedEncodingError, urllib3.exceptions.ProtocolError)):
@@ -120,8 +130,8 @@ def parse_json(response: requests.Response, what: str) -> Any:
         ) from exc
 
 
-def _retry_after(response: requests.Response) -> float | None:
-    value = response.headers.get("Retry-After")
+def _retry_after_value(value: str | None) -> float | None:
+    """A ``Retry-After`` header (seconds or an HTTP date) in seconds from now."""
     if value is None:
         return None
     try:
@@ -139,28 +149,46 @@ def _retry_after(response: requests.Response) -> float | None:
 
 def error_from_response(response: requests.Response, method: str, url: str) -> HTTPError:
     """The typed error for a 4xx/5xx response (reads its body)."""
+    try:
+        content = response.content
+    except Exception:  # a broken body: status and headers are enough
+        content = b""
+    return error_from_parts(response.status_code, content, response.headers, response.reason, method, url)
+
+
+def error_from_parts(
+    status: int, content: bytes | None, headers: Mapping[str, str], phrase: str | None, method: str, url: str
+) -> HTTPError:
+    """The typed error for a 4xx/5xx answer given as its parts (``headers`` must look up
+    case-insensitively): CouchDB's ``error``/``reason`` from a JSON body, the request id,
+    ``Retry-After``. The message reads ``404 not_found: Database does not exist. (GET url)``
+    whichever transport got the answer."""
     error = reason = None
     try:
-        body = _json.loads(response.content)
+        body = _json.loads(content or b"")
         if isinstance(body, dict):
             error, reason = body.get("error"), body.get("reason")
-    except Exception:  # an error page that is not JSON, or a broken body: status is enough
+    except Exception:  # an error page that is not JSON: status is enough
         pass
-    request_id = next(
-        (response.headers[h] for h in _REQUEST_ID_HEADERS if h in response.headers), None
-    )
+    request_id = next((headers[h] for h in _REQUEST_ID_HEADERS if h in headers), None)
     if error is None and reason is None:  # HEAD, or a non-CouchDB error page
-        reason = response.reason or None
-    cls = error_for_status(response.status_code)
-    kwargs: dict[str, Any] = {"method": method, "url": redact(url), "request_id": request_id}
-    if cls is RateLimited:
-        kwargs["retry_after"] = _retry_after(response)
-    return cls(
-        response.status_code,
+        reason = phrase or None
+    return error_for_status(status)(
+        status,
         error if isinstance(error, str) else None,
         reason if isinstance(reason, str) else None,
-        **kwargs,
+        method=method,
+        url=redact(url),
+        request_id=request_id,
+        retry_after=_retry_after_value(headers.get("Retry-After")),
     )
+
+
+def redirect_error(status: int, location: str | None, method: str, url: str) -> InvalidResponse:
+    """A 3xx where an answer was expected: not followed (credentials must not go to
+    another host), reported as a retryable :class:`InvalidResponse`."""
+    target = f" to {redact(location)}" if location else ""
+    return InvalidResponse(f"{status} redirect{target}: not followed ({method} {redact(url)})")
 
 
 class HTTP:
@@ -177,14 +205,18 @@ class HTTP:
         timeout: Any = DEFAULT_TIMEOUT,
         retry: RetryPolicy | None = None,
         pool_maxsize: int = 10,
+        verify: bool | str = True,
     ) -> None:
         self.base_url = base_url.rstrip("/")
         self.auth = auth
+        #: TLS verification: True (the default CA bundle), False, or a CA bundle path.
+        self.verify = verify
         self.timeout = timeout
         self.retry = retry if retry is not None else RetryPolicy()
         self.session = requests.Session()
         self.session.cookies.set_policy(_RejectCookies())
         self.session.trust_env = False  # no netrc/proxy surprises; credentials come from auth only
+        self.session.verify = verify
         adapter = requests.adapters.HTTPAdapter(
             pool_connections=1, pool_maxsize=pool_maxsize, max_retries=0
         )
@@ -194,6 +226,9 @@ class HTTP:
 
     def close(self) -> None:
         self.session.close()
+
+    def __repr__(self) -> str:
+        return f"HTTP({self.base_url!r}, auth={self.auth!r})"
 
     # -- building blocks ------------------------------------------------------------
     def _prepare(
@@ -267,6 +302,14 @@ class HTTP:
                 raise error_from_response(response, method, url)
             finally:
                 response.close()
+        if 300 <= response.status_code < 400:
+            response.close()
+            raise redirect_error(response.status_code, response.headers.get("Location"), method, url)
+        if response.status_code < 200:  # http.client skips 100 only: a 102/103 ends up here
+            response.close()
+            raise InvalidResponse(
+                f"{response.status_code} {response.reason}: an interim answer, not a response ({method} {redact(url)})"
+            )
         return False
 
     # -- public to the package ---------------------------------------------------------

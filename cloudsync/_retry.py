@@ -7,7 +7,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from .errors import CloudSyncError, RateLimited, TransportError
+from .errors import CloudSyncError, HTTPError, TransportError
 
 __all__ = ["RetryPolicy", "full_jitter"]
 
@@ -24,9 +24,9 @@ def full_jitter(attempt: int, base: float, cap: float, rand: Callable[[], float]
 class RetryPolicy:
     """How the client retries one request that failed transiently.
 
-    - 429 is retried for every request (the server refused it before doing anything) and
-      its ``Retry-After`` is honoured, up to ``max_retry_after`` seconds; a longer hint
-      raises :class:`~cloudsync.errors.RateLimited` at once.
+    - 429 is retried for every request (the server refused it before doing anything).
+      ``Retry-After`` is honoured on a 429 and on a 503 (``retry_after`` of the error),
+      up to ``max_retry_after`` seconds; a longer hint raises the error at once.
     - 5xx, timeouts, broken connections and unusable bodies are retried only for
       idempotent requests, or for any request that certainly was not sent.
     - 409 and other 4xx are never retried.
@@ -60,15 +60,18 @@ class RetryPolicy:
         """Whether ``error`` may be retried for a request of this idempotency."""
         if not isinstance(error, CloudSyncError) or not error.retryable:
             return False
-        if isinstance(error, RateLimited):
-            return error.retry_after is None or error.retry_after <= self.max_retry_after
+        hint = error.retry_after if isinstance(error, HTTPError) else None
+        if hint is not None and hint > self.max_retry_after:
+            return False
+        if isinstance(error, HTTPError) and error.status == 429:
+            return True
         if isinstance(error, TransportError) and not error.sent:
             return True
         return idempotent
 
     def delay(self, error: BaseException, retry_number: int) -> float:
         """Seconds to wait before retry number ``retry_number`` (0-based) after ``error``."""
-        if isinstance(error, RateLimited) and error.retry_after is not None:
+        if isinstance(error, HTTPError) and error.retry_after is not None and error.retryable:
             return error.retry_after
         return full_jitter(retry_number, self.backoff, self.max_backoff, self.random)
 

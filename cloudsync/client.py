@@ -30,6 +30,12 @@ class Client:
     ``timeout`` is seconds, one number or ``(connect, read)``. One ``requests.Session``
     with keep-alive serves every call; use the client as a context manager or call
     :meth:`close`.
+
+    ``verify`` (``https://`` only): ``True`` (default) checks the server's certificate
+    against the default CA bundle, a path uses that CA bundle file (or directory), and
+    ``False`` turns verification off. It applies to documents and every change-feed
+    transport (WebSocket included). A failed verification raises
+    :class:`~cloudsync.TLSError`, which is not retried.
     """
 
     def __init__(
@@ -39,6 +45,7 @@ class Client:
         auth: Auth | tuple[str, str] | None = None,
         timeout: float | tuple[float, float] = DEFAULT_TIMEOUT,
         retry: RetryPolicy | None = None,
+        verify: bool | str = True,
     ) -> None:
         raw = url if url is not None else os.environ.get("COUCHDB_URL", DEFAULT_URL)
         parts = urlsplit(raw)
@@ -51,7 +58,7 @@ class Client:
         host = f"[{parts.hostname}]" if ":" in parts.hostname else parts.hostname
         netloc = f"{host}:{parts.port}" if parts.port else host
         self.url = urlunsplit((parts.scheme, netloc, parts.path.rstrip("/"), "", ""))
-        self._http = HTTP(self.url, auth=auth, timeout=timeout, retry=retry)
+        self._http = HTTP(self.url, auth=auth, timeout=timeout, retry=retry, verify=verify)
 
     def __repr__(self) -> str:
         return f"Client({self.url!r})"

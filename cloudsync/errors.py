@@ -13,19 +13,25 @@ may succeed. Whether a retry is *safe* also depends on the request: a non-idempo
     CloudSyncError
     ├── TransportError            (retryable) the exchange failed below HTTP
     │   ├── NetworkError          connection refused / reset / DNS
-    │   │   └── StreamError       a change feed broke mid-stream
+    │   │   ├── StreamError       a change feed broke mid-stream
+    │   │   └── TLSError          (not retryable) certificate verification or TLS handshake failed
     │   └── RequestTimeout        connect or read timeout, stalled feed
-    ├── InvalidResponse           (retryable) truncated body, malformed JSON
-    └── HTTPError                 the server answered with a 4xx/5xx status
-        ├── BadRequest            400 (also 413/415 bodies the server refused)
-        ├── Unauthorized          401
-        ├── Forbidden             403
-        ├── NotFound              404
-        ├── Conflict              409 document update conflict
-        ├── PreconditionFailed    412 e.g. database already exists
-        ├── RateLimited           429 (retryable), ``retry_after`` in seconds
-        └── ServerError           5xx (retryable)
-    SubscriptionError             a subscription stopped on an unexpected exception
+    ├── InvalidResponse           (retryable) truncated body, malformed JSON, a redirect,
+    │                             or a status/Content-Type that is not the feed asked for
+    ├── HTTPError                 the server answered with a 4xx/5xx status
+    │   ├── BadRequest            400 (also 413/415 bodies the server refused)
+    │   ├── Unauthorized          401
+    │   ├── Forbidden             403
+    │   ├── NotFound              404
+    │   ├── Conflict              409 document update conflict
+    │   ├── PreconditionFailed    412 e.g. database already exists
+    │   ├── RateLimited           429 (retryable), ``retry_after`` in seconds
+    │   └── ServerError           5xx (retryable), ``retry_after`` in seconds (503)
+    └── SubscriptionError         a subscription stopped on an unexpected exception
+
+Every :class:`HTTPError` has ``retry_after``: the ``Retry-After`` header in seconds, or
+``None``. A WebSocket feed closed by the server with a policy close code (1008, 1003,
+4400...) raises the :class:`HTTPError` its HTTP status would (``close_code`` is set).
 """
 
 from __future__ import annotations
@@ -47,6 +53,7 @@ __all__ = [
     "ServerError",
     "StreamError",
     "SubscriptionError",
+    "TLSError",
     "TransportError",
     "Unauthorized",
     "error_for_status",
@@ -80,6 +87,14 @@ class StreamError(NetworkError):
     """A change feed broke mid-stream (truncated chunk, abrupt close, bad frame)."""
 
 
+class TLSError(NetworkError):
+    """TLS failed: the server's certificate did not verify (unknown CA, wrong host name,
+    expired) or the handshake failed. Not retryable: the same certificate fails again.
+    Pass ``verify=`` to :class:`~cloudsync.Client` (a CA bundle path, or ``False``)."""
+
+    retryable = False
+
+
 class RequestTimeout(TransportError):
     """Connecting took too long, the server went silent, or a feed stalled."""
 
@@ -111,8 +126,11 @@ class HTTPError(CloudSyncError):
         method: str | None = None,
         url: str | None = None,
         request_id: str | None = None,
+        retry_after: float | None = None,
     ) -> None:
         self.status = status
+        #: The server's ``Retry-After`` hint in seconds (429, 503), or ``None``.
+        self.retry_after = retry_after
         self.error = error
         self.reason = reason
         self.method = method
@@ -174,13 +192,10 @@ class RateLimited(HTTPError):
 
     retryable = True
 
-    def __init__(self, *args: Any, retry_after: float | None = None, **kwargs: Any) -> None:
-        self.retry_after = retry_after
-        super().__init__(*args, **kwargs)
-
 
 class ServerError(HTTPError):
-    """5xx: the server failed. Retried for idempotent requests."""
+    """5xx: the server failed. Retried for idempotent requests; a 503's ``Retry-After``
+    (``retry_after``, seconds) is honoured."""
 
     retryable = True
 

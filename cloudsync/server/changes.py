@@ -531,13 +531,16 @@ async def serve_websocket(request: web.Request, db: Database, state: Any) -> web
     except asyncio.TimeoutError:
         pass
     except JSONDecodeError:
-        await ws.close(code=1003, message=b"options message is not JSON")
+        await ws.close(code=1003, message=_close_reason("bad_request", "options message is not JSON"))
+        return ws
+    except CouchError as exc:
+        await ws.close(code=1008, message=_close_reason(exc.error, exc.reason))
         return ws
     try:
         params["feed"] = "websocket"
         opts = FeedOptions(db, params, implicit_filters=True)
     except CouchError as exc:
-        await ws.close(code=1008, message=exc.reason.encode()[:120])
+        await ws.close(code=1008, message=_close_reason(exc.error, exc.reason))
         return ws
     stream = _Stream(request, ws, Feed(db, opts), state)
     reader = asyncio.ensure_future(_drain_incoming(ws, stream))
@@ -548,6 +551,13 @@ async def serve_websocket(request: web.Request, db: Database, state: Any) -> web
     finally:
         reader.cancel()
     return ws
+
+
+def _close_reason(error: str, reason: str) -> bytes:
+    """A close frame's reason, ``"<error>: <reason>"`` as CouchDB names the HTTP error
+    (``not_found``, ``bad_request``...), so a client tells a 404 from a 400 as it would
+    from an HTTP feed; cut to the 123 bytes a close frame holds, on a character boundary."""
+    return f"{error}: {reason}".encode()[:123].decode("utf-8", "ignore").encode()
 
 
 async def _drain_incoming(ws: web.WebSocketResponse, stream: _Stream) -> None:

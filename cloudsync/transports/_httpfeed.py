@@ -22,8 +22,8 @@ import urllib3.connectionpool
 from requests.adapters import HTTPAdapter
 
 from .. import _json
-from .._http import translate
-from ..errors import CloudSyncError
+from .._http import redact, translate
+from ..errors import CloudSyncError, InvalidResponse
 
 if TYPE_CHECKING:
     from .base import ChangesRequest, Transport
@@ -147,6 +147,7 @@ class FeedSession:
                     data=body,
                     headers=hdrs,
                     timeout=(request.connect_timeout, request.stall_timeout),
+                    verify=getattr(http, "verify", True),
                     stream=True,
                     allow_redirects=False,
                 )
@@ -160,6 +161,12 @@ class FeedSession:
                 renewed = True
                 continue
             return response
+
+    def drop_idle(self) -> None:
+        """Close the kept-alive connections (the pools start afresh). After a connection
+        failed, an idle one to the same server is suspect too: a dead NAT entry or a
+        half-open path kills all of them, and reusing one costs another stall window."""
+        self.session.close()
 
     def close(self) -> None:
         self.session.close()
@@ -253,6 +260,38 @@ def open_feed(
             raise
         if len(forms) > 1:
             form.value = current  # learned: keep using the form that worked
+        check_feed_answer(response, feed, method, transport.http.base_url + path)
         return response
     raise AssertionError("unreachable")
+
+
+#: Media types a JSON feed (longpoll, normal, continuous) may come as. CouchDB and
+#: pouchdb-server send application/json; CouchDB falls back to text/plain when the
+#: request does not accept JSON; some proxies drop the header.
+_JSON_TYPES = frozenset({"", "application/json", "text/plain"})
+
+
+def check_feed_answer(response: requests.Response, feed: str, method: str, url: str) -> None:
+    """Raise a retryable :class:`InvalidResponse` (closing the response) unless
+    ``response`` is a feed of the kind asked for: a 1xx, a 204 or any other status that is
+    not 2xx, or a Content-Type that does not fit (``text/event-stream`` for eventsource,
+    JSON for the others; an HTML page from a proxy or a login portal never is). Taking
+    such an answer for a clean end makes the subscription reconnect at once, in a loop."""
+    status = response.status_code
+    mime = response.headers.get("Content-Type", "").split(";", 1)[0].strip().lower()
+    if feed == "eventsource":
+        fits = mime == "text/event-stream"
+    else:
+        fits = mime in _JSON_TYPES or mime.endswith("+json")
+    if 200 <= status < 300 and status != 204 and fits:
+        return
+    response.close()
+    if status == 204:
+        what = "no content"
+    elif 200 <= status < 300:
+        what = f"Content-Type {mime or 'missing'}"
+    else:
+        what = "not a success status"
+    phrase = f" {response.reason}" if response.reason else ""
+    raise InvalidResponse(f"{status}{phrase}: {what}, not a {feed} feed ({method} {redact(url)})")
 

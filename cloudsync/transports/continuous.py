@@ -58,6 +58,17 @@ class ContinuousTransport(Transport):
             if pages.last_page_full:
                 return  # more is waiting: the subscription reconnects at once, from here
             request = replace(request, since=since)
+        try:
+            yield from self._continuous(request)
+        except BaseException:
+            # The catch-up's kept-alive connection went the same way as this one (a dead
+            # path kills both): the next connection's catch-up must not wait a second
+            # stall window on it.
+            if pages is not None:
+                pages.drop_idle()
+            raise
+
+    def _continuous(self, request: ChangesRequest) -> Iterator[list[Item]]:
         token = self._begin()
         response = open_feed(self, self._session, self._form, token, request, "continuous", {"Accept": "application/json"})
         self._opened()
@@ -75,6 +86,7 @@ class ContinuousTransport(Transport):
         super().close()
         if self._catch_up is not None:
             self._catch_up.close()
+            self._catch_up.drop_idle()  # a stalled feed: its idle connections are suspect too
 
 
 class _CatchUpPages(LongPollTransport):

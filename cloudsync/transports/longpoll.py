@@ -116,6 +116,10 @@ class LongPollTransport(Transport):
         if items:
             yield items
 
+    def drop_idle(self) -> None:
+        """Close this transport's kept-alive connections (see :meth:`FeedSession.drop_idle`)."""
+        self._session.drop_idle()
+
     def close(self) -> None:
         super().close()  # aborts an opening next page too (its abort is the registered one)
         following, self._next = self._next, None

@@ -3,19 +3,51 @@
 from __future__ import annotations
 
 import contextlib
+import os
+import re
 import socket
-from collections.abc import Iterator
+import ssl
+import time
+from collections.abc import Callable, Iterator
 from typing import Any
 from urllib.parse import urlencode
 
 import websocket  # websocket-client
+from requests.structures import CaseInsensitiveDict
 
 from .. import _json
-from ..errors import InvalidResponse, NetworkError, RequestTimeout, StreamError, error_for_status
+from .._http import error_from_parts, is_tls_failure, redact, redirect_error
+from ..errors import (
+    CloudSyncError,
+    InvalidResponse,
+    NetworkError,
+    RequestTimeout,
+    StreamError,
+    TLSError,
+    error_for_status,
+)
 from ._rows import lines_to_items, row_item, rows_to_items
 from .base import ChangesRequest, Item, LastSeq, Transport
 
 __all__ = ["WebSocketTransport"]
+
+#: Seconds of silence after which a ping is sent (the pong proves the connection alive).
+DEFAULT_PING_INTERVAL = 5.0
+
+
+class _Socket(websocket.WebSocket):
+    """websocket-client's socket, reporting every byte it reads (partial frames and pongs
+    included): liveness counts bytes, not whole messages."""
+
+    def __init__(self, on_bytes: Callable[[int], None], **options: Any) -> None:
+        self._on_bytes = on_bytes
+        super().__init__(**options)
+
+    def _recv(self, bufsize: int) -> bytes:
+        data = super()._recv(bufsize)
+        if data:
+            self._on_bytes(len(data))
+        return data
 
 
 class WebSocketTransport(Transport):
@@ -29,21 +61,58 @@ class WebSocketTransport(Transport):
 
     ``min_heartbeat`` is 25 s by default, as Sync Gateway raises shorter heartbeats to 25 s;
     pass ``min_heartbeat=0`` for servers that honour short ones (our embedded server).
+
+    ``ping_interval`` (default 5 s; ``None`` turns pings off): after that long without a
+    byte from the server, a ping frame is sent; the pong counts as data, so a dead
+    connection is noticed within the stall window whatever heartbeat the server keeps
+    (:meth:`effective_heartbeat` is the ping interval when it is shorter).
+
+    Errors read like the HTTP feeds': a refused handshake raises its status's
+    :class:`~cloudsync.HTTPError` (``404 not_found: Database does not exist. (GET url)``);
+    a 401 renews a cookie or token session once. A close by the server with a policy code
+    raises the error its HTTP status would: 1008/1003/1007 (and 4400-4599, ``4000 +
+    status``) are ``BadRequest``, ``NotFound``... by the ``error:`` prefix of the close
+    reason (``"not_found: ..."``), not retried; 1011/1012/1013 are a retryable
+    ``ServerError``. Redirects are never followed (credentials would go along): a 3xx
+    handshake raises a retryable ``InvalidResponse``. Other keyword arguments go to
+    ``websocket.WebSocket.connect`` (``sslopt``, ``http_proxy_host``...); TLS
+    verification follows the client's ``verify``.
     """
 
     name = "websocket"
     min_heartbeat = 25.0
 
-    def __init__(self, *, min_heartbeat: float | None = None, **connect_options: Any) -> None:
+    def __init__(
+        self,
+        *,
+        min_heartbeat: float | None = None,
+        ping_interval: float | None = DEFAULT_PING_INTERVAL,
+        **connect_options: Any,
+    ) -> None:
         super().__init__()
         if min_heartbeat is not None:
             self.min_heartbeat = min_heartbeat
+        if ping_interval is not None and ping_interval <= 0:
+            raise ValueError("ping_interval must be positive (or None to disable pings)")
+        self.ping_interval = ping_interval
+        connect_options.pop("redirect_limit", None)  # never followed: see the class docstring
         self._connect_options = connect_options
+        self._ssl_contexts: dict[Any, ssl.SSLContext] = {}
+        self._last_rx = 0.0
+
+    def effective_heartbeat(self, requested: float) -> float:
+        """The server's heartbeat, or the ping interval when pings come sooner: the
+        longest silence a live connection shows (the subscription's stall window)."""
+        server = super().effective_heartbeat(requested)
+        return server if self.ping_interval is None else min(server, self.ping_interval)
 
     def url(self) -> str:
+        return self._feed_url() + "?" + urlencode({"feed": "websocket"})
+
+    def _feed_url(self) -> str:
         base = self.http.base_url
         scheme, rest = base.split("://", 1)
-        return ("wss" if scheme == "https" else "ws") + "://" + rest + self.database.path + "/_changes?" + urlencode({"feed": "websocket"})
+        return ("wss" if scheme == "https" else "ws") + "://" + rest + self.database.path + "/_changes"
 
     @staticmethod
     def options_message(request: ChangesRequest) -> dict[str, Any]:
@@ -71,60 +140,161 @@ class WebSocketTransport(Transport):
             options.setdefault(key, value)
         return options
 
-    stream = Transport.batched_stream
+    # -- connection handling -------------------------------------------------------------
+    def _bytes_in(self, count: int) -> None:
+        self._last_rx = time.monotonic()
+        self._received(count)
 
-    def stream_batches(self, request: ChangesRequest) -> Iterator[list[Item]]:
-        token = self._begin()
-        what = "websocket feed"
+    def _sslopt(self) -> dict[str, Any]:
+        """websocket-client's ``sslopt`` for the client's ``verify`` (True, False, a CA path)."""
+        if "sslopt" in self._connect_options:
+            return dict(self._connect_options["sslopt"])
+        verify = getattr(self.http, "verify", True)
+        context = self._ssl_contexts.get(verify)
+        if context is None:
+            context = ssl.create_default_context(ssl.Purpose.SERVER_AUTH)
+            try:
+                if verify is False:
+                    context.check_hostname = False
+                    context.verify_mode = ssl.CERT_NONE
+                elif isinstance(verify, str):
+                    if os.path.isdir(verify):
+                        context.load_verify_locations(capath=verify)
+                    else:
+                        context.load_verify_locations(cafile=verify)
+                else:
+                    with contextlib.suppress(ImportError):
+                        import certifi  # what requests verifies with: the same CAs for every transport
+
+                        context.load_verify_locations(cafile=certifi.where())
+            except (OSError, ssl.SSLError) as exc:
+                raise TLSError(f"TLS: cannot load the CA bundle {verify!r}: {exc}", sent=False) from exc
+            self._ssl_contexts[verify] = context
+        return {"context": context}
+
+    def _connect(self, request: ChangesRequest, token: int) -> websocket.WebSocket:
+        """Open the WebSocket (handshake only), or raise a cloudsync error. A 401 renews the
+        auth's session once; a 3xx is not followed."""
         http = self.http
-        headers = {"Accept-Encoding": "identity"}
-        if http.auth is not None:
-            headers.update(http.auth.headers(http))
-        ws = websocket.WebSocket(skip_utf8_validation=True, enable_multithread=True)
+        url = self._feed_url()
+        what = f"GET {self.database.path}/_changes"
+        # sslopt and sockopt belong to the socket, the rest to connect().
+        options = {key: value for key, value in self._connect_options.items() if key not in ("sslopt", "sockopt")}
+        socket_options: dict[str, Any] = {"sockopt": self._connect_options.get("sockopt", ())}
+        if url.startswith("wss:"):
+            socket_options["sslopt"] = self._sslopt()
+        renewed = False
+        while True:
+            headers = {"Accept-Encoding": "identity"}
+            if http.auth is not None:
+                headers.update(http.auth.headers(http))
+            ws = _Socket(self._bytes_in, skip_utf8_validation=True, enable_multithread=True, **socket_options)
 
-        def abort() -> None:
-            sock = ws.sock
-            if sock is not None:
-                with contextlib.suppress(OSError):
-                    sock.shutdown(socket.SHUT_RDWR)
+            def abort(ws: websocket.WebSocket = ws) -> None:
+                sock = ws.sock
+                if sock is not None:
+                    with contextlib.suppress(OSError):
+                        sock.shutdown(socket.SHUT_RDWR)
 
-        if not self._set_abort(token, abort):
-            raise NetworkError(f"{what}: closed before connecting", sent=False)
-        try:
+            if not self._set_abort(token, abort):
+                raise NetworkError(f"{what}: closed before connecting", sent=False)
             try:
                 ws.connect(
                     self.url(),
                     header=[f"{k}: {v}" for k, v in headers.items()],
                     timeout=request.connect_timeout,
-                    **self._connect_options,
+                    redirect_limit=0,
+                    **options,
                 )
             except websocket.WebSocketBadStatusException as exc:
-                raise error_for_status(exc.status_code)(exc.status_code, reason=str(exc), method="GET", url=self.url()) from exc
+                status = exc.status_code
+                # websocket-client's message dumps the response's headers (a Set-Cookie...)
+                # and body; the cause stays chained, with a message that does not.
+                exc.args = (f"Handshake status {status} {exc.status_message or ''}".rstrip(),)
+                if status == 401 and not renewed and http.auth is not None and http.auth.renew(http):
+                    renewed = True
+                    continue
+                if status < 400:  # a 2xx (an HTML page, a 204) where the upgrade was due
+                    raise InvalidResponse(
+                        f"{what}: answered {status} {exc.status_message or ''}instead of upgrading (GET {redact(url)})"
+                    ) from exc
+                raise error_from_parts(
+                    status, exc.resp_body, CaseInsensitiveDict(exc.resp_headers or {}), exc.status_message, "GET", url
+                ) from exc
             except Exception as exc:
+                answer = ws.handshake_response
+                if answer is not None and 300 <= answer.status < 400:
+                    raise redirect_error(answer.status, answer.headers.get("location"), "GET", url) from exc
                 raise _translate(exc, what, sent=False) from exc
+            return ws
+
+    def _receive(self, ws: websocket.WebSocket, request: ChangesRequest, what: str) -> tuple[int, bytes]:
+        """The next data or close frame. Pings are answered (by websocket-client) and,
+        with pongs, only count as bytes; after ``ping_interval`` of silence a ping is
+        sent; ``stall_timeout`` of silence raises :class:`RequestTimeout`."""
+        stall, interval = request.stall_timeout, self.ping_interval
+        wait = stall if interval is None else min(stall, interval)
+        pinged = 0.0
+        adjusted = False
+        while True:
+            try:
+                opcode, data = ws.recv_data(control_frame=True)
+            except websocket.WebSocketTimeoutException as exc:
+                now = time.monotonic()
+                silent_since = self._last_rx
+                if now - silent_since >= stall:
+                    raise RequestTimeout(f"{what}: no data for {now - silent_since:.1f}s (stall window)") from exc
+                deadline = silent_since + stall
+                if interval is not None:
+                    if now - max(silent_since, pinged) >= interval:
+                        try:
+                            ws.ping()
+                        except Exception as send_exc:
+                            raise _translate(send_exc, what) from send_exc
+                        pinged = now
+                    deadline = min(deadline, max(silent_since, pinged) + interval)
+                ws.settimeout(max(0.01, deadline - now))
+                adjusted = True
+                continue
+            except websocket.WebSocketConnectionClosedException as exc:
+                raise StreamError(f"{what}: connection closed without a close frame") from exc
+            except Exception as exc:
+                raise _translate(exc, what) from exc
+            if adjusted:
+                ws.settimeout(wait)
+                adjusted = False
+            if opcode in (websocket.ABNF.OPCODE_PING, websocket.ABNF.OPCODE_PONG):
+                continue
+            return opcode, data
+
+    stream = Transport.batched_stream
+
+    def stream_batches(self, request: ChangesRequest) -> Iterator[list[Item]]:
+        token = self._begin()
+        what = "websocket feed"
+        try:
+            ws = self._connect(request, token)
+        except BaseException:
+            self._end(token)
+            raise
+        try:
             if self._closed_since(token):
                 raise NetworkError(f"{what}: closed while connecting")
-            ws.settimeout(request.stall_timeout)
+            interval = self.ping_interval
+            ws.settimeout(request.stall_timeout if interval is None else min(request.stall_timeout, interval))
+            self._last_rx = time.monotonic()
             try:
                 ws.send(_json.dumps(self.options_message(request)).decode())
             except Exception as exc:
                 raise _translate(exc, what) from exc
             self._opened()
             while True:
-                try:
-                    opcode, data = ws.recv_data(control_frame=True)
-                except websocket.WebSocketConnectionClosedException as exc:
-                    raise StreamError(f"{what}: connection closed without a close frame") from exc
-                except Exception as exc:
-                    raise _translate(exc, what) from exc
-                self._received(len(data) + 2)
+                opcode, data = self._receive(ws, request, what)
                 if opcode == websocket.ABNF.OPCODE_CLOSE:
-                    code = int.from_bytes(data[:2], "big") if len(data) >= 2 else 1005
-                    if code in (1000, 1001, 1005):
+                    error = close_error(data, "GET", self._feed_url())
+                    if error is None:
                         return
-                    raise StreamError(f"{what}: closed with code {code}: {data[2:].decode('utf-8', 'replace')}")
-                if opcode in (websocket.ABNF.OPCODE_PING, websocket.ABNF.OPCODE_PONG):
-                    continue
+                    raise error
                 if not data.strip() or data.strip() in (b'""', b"[]"):
                     continue  # heartbeat, or "caught up"
                 items = _row_per_line(data, what)
@@ -177,11 +347,65 @@ def _row_per_line(data: bytes, what: str) -> list[Item] | None:
     return items
 
 
+#: CouchDB ``error`` names a close reason may start with, and their HTTP statuses.
+_ERROR_STATUS = {
+    "bad_request": 400,
+    "query_parse_error": 400,
+    "invalid_selector": 400,
+    "unauthorized": 401,
+    "forbidden": 403,
+    "not_found": 404,
+    "too_large": 413,
+    "internal_server_error": 500,
+    "unknown_error": 500,
+    "service_unavailable": 503,
+}
+#: Close codes that say the request can never succeed (policy violation, unsupported or
+#: invalid data, message too big) and the HTTP status they stand for.
+_CLOSE_STATUS = {1003: 400, 1007: 400, 1008: 400, 1009: 413, 1011: 500, 1012: 503, 1013: 503, 1014: 502}
+_ERROR_PREFIX = re.compile(r"([a-z][a-z_]*):\s*(.*)", re.S)
+
+
+def close_error(payload: bytes, method: str, url: str) -> CloudSyncError | None:
+    """The error a server's close frame stands for, or ``None`` for a clean end
+    (1000, 1001, no code).
+
+    A reason ``"not_found: Filter ... not supported"`` gives ``NotFound`` with that
+    reason (the form the embedded server sends); a private code ``4000 + status``
+    (4400-4599) gives that status's error; 1008/1003/1007 without either are
+    ``BadRequest``; 1011-1014 a retryable ``ServerError``. Any other code is a
+    ``StreamError`` (retried). The :class:`HTTPError` gets ``close_code``."""
+    code = int.from_bytes(payload[:2], "big") if len(payload) >= 2 else 1005
+    if code in (1000, 1001, 1005):
+        return None
+    text = payload[2:].decode("utf-8", "replace").strip()
+    error: str | None = None
+    reason: str | None = text or None
+    match = _ERROR_PREFIX.fullmatch(text)
+    if match:
+        error, reason = match.group(1), match.group(2) or None
+    status = None
+    if 4400 <= code < 4600:
+        status = code - 4000
+    elif code in _CLOSE_STATUS:
+        status = _ERROR_STATUS.get(error or "", _CLOSE_STATUS[code])
+    if status is None:
+        return StreamError(f"{method} {redact(url)}: closed with code {code}: {text}")
+    exc = error_for_status(status)(status, error, reason, method=method, url=redact(url))
+    exc.close_code = code  # type: ignore[attr-defined]
+    return exc
+
+
 def _translate(exc: BaseException, what: str, sent: bool = True) -> Exception:
+    message = f"{what} failed: {type(exc).__name__}: {exc}"
+    if is_tls_failure(exc):
+        return TLSError(message, sent=False)
     if isinstance(exc, (websocket.WebSocketTimeoutException, socket.timeout, TimeoutError)):
-        return RequestTimeout(f"{what}: no data within the stall window ({exc})", sent=sent)
+        return RequestTimeout(message, sent=sent)
     if isinstance(exc, websocket.WebSocketProtocolException):
-        return StreamError(f"{what}: protocol error: {exc}")
-    if isinstance(exc, (ConnectionRefusedError,)):
-        return NetworkError(f"{what}: {exc}", sent=False)
-    return NetworkError(f"{what}: {type(exc).__name__}: {exc}", sent=sent)
+        return StreamError(message)
+    if isinstance(exc, websocket.WebSocketException) and "SSL" in str(exc):
+        return TLSError(message, sent=False)  # CA bundle or client certificate loading
+    if isinstance(exc, ConnectionRefusedError):
+        return NetworkError(message, sent=False)
+    return NetworkError(message, sent=sent)

@@ -1,6 +1,6 @@
 """What the transport and subscription unit tests share: a database stand-in bound to a
-fake URL, rows, lines, the query string of a recorded call, changes, and taking n
-changes from a subscription."""
+fake URL, another that only answers ``info()``, rows, lines, the query string of a
+recorded call, changes, scripted connections, and taking n changes from a subscription."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from urllib.parse import parse_qs, urlsplit
 from cloudsync._http import HTTP
 from cloudsync._retry import RetryPolicy
 from cloudsync.models import Change
+from cloudsync.transports import MockTransport
 
 URL = "http://couch.test/db/_changes"
 
@@ -20,6 +21,38 @@ class FakeDB:
 
     def __init__(self, base: str = "http://couch.test") -> None:
         self._http = HTTP(base, retry=RetryPolicy.never())
+
+
+class InfoDB:
+    """A database stand-in for subscriptions: only ``info()`` (for ``since="now"``)."""
+
+    path = "/db"
+    name = "db"
+    _http = None
+
+    def __init__(self, update_seq=0) -> None:
+        self.update_seq = update_seq
+        self.info_calls = 0
+
+    def info(self):
+        self.info_calls += 1
+        return {"update_seq": self.update_seq}
+
+
+def script(*connections) -> MockTransport:
+    """A MockTransport whose n-th connection yields connections[n] (then waits until closed)."""
+    state = {"n": 0}
+
+    def handler(request):
+        n = state["n"]
+        state["n"] += 1
+        if n < len(connections):
+            yield from connections[n]
+        else:
+            transport.closed.wait(5)
+
+    transport = MockTransport(handler)
+    return transport
 
 
 def bound(transport, base: str = "http://couch.test"):

@@ -20,21 +20,12 @@ from cloudsync.transports import (
     register_transport,
 )
 
-from ._feed_helpers import c, take
+from ._feed_helpers import InfoDB, c, script, take
 
 
-class FakeDB:
-    path = "/db"
-    name = "db"
-    _http = None
-
+class FakeDB(InfoDB):
     def __init__(self, update_seq=100) -> None:
-        self.update_seq = update_seq
-        self.info_calls = 0
-
-    def info(self):
-        self.info_calls += 1
-        return {"update_seq": self.update_seq}
+        super().__init__(update_seq)
 
 
 class Sleeps:
@@ -49,22 +40,6 @@ class Sleeps:
 
 def fast_policy(**kw):
     return ReconnectPolicy(initial=0.1, max=1.0, sleep=kw.pop("sleep", Sleeps()), random=lambda: 1.0, **kw)
-
-
-def script(*connections):
-    """A MockTransport whose n-th connection yields connections[n] (then blocks until closed)."""
-    state = {"n": 0}
-
-    def handler(request):
-        n = state["n"]
-        state["n"] += 1
-        if n < len(connections):
-            yield from connections[n]
-        else:
-            transport.closed.wait(5)
-
-    transport = MockTransport(handler)
-    return transport
 
 
 def test_iterates_changes_in_order() -> None:

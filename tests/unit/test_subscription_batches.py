@@ -10,16 +10,7 @@ from cloudsync.errors import NetworkError
 from cloudsync.subscription import ReconnectPolicy, Subscription
 from cloudsync.transports import ContinuousTransport, LastSeq, Transport
 
-from ._feed_helpers import c, take
-
-
-class FakeDB:
-    path = "/db"
-    name = "db"
-    _http = None
-
-    def info(self):
-        return {"update_seq": 0}
+from ._feed_helpers import InfoDB, c, take
 
 
 class Batches(Transport):
@@ -46,7 +37,7 @@ class Batches(Transport):
 def test_batches_from_transport_delivered_in_order() -> None:
     """Batches a transport yields arrive one change at a time, in order, markers applied."""
     transport = Batches([[c(1), c(2)], [LastSeq(3), c(4)], [c(5)]])
-    with Subscription(FakeDB(), transport, since=0) as sub:
+    with Subscription(InfoDB(), transport, since=0) as sub:
         assert [x.seq for x in take(sub, 4)] == [1, 2, 4, 5]
 
 
@@ -54,7 +45,7 @@ def test_large_batches_respect_queue_bound() -> None:
     """A batch larger than the room left is queued in slices: at most queue_size items
     are held between reader and consumer, the batch being delivered included."""
     transport = Batches([[c(i) for i in range(1, 6)], [c(i) for i in range(6, 11)], [c(11)]])
-    sub = Subscription(FakeDB(), transport, since=0, queue_size=2)
+    sub = Subscription(InfoDB(), transport, since=0, queue_size=2)
     it = iter(sub)
     assert next(it).seq == 1
     with sub._reader.cond:
@@ -71,7 +62,7 @@ def test_subclass_overriding_stream_is_used() -> None:
         def stream(self, request):
             yield c(7)
 
-    sub = Subscription(FakeDB(), Custom(), since=0)
+    sub = Subscription(InfoDB(), Custom(), since=0)
     try:
         assert next(iter(sub)).seq == 7
     finally:
@@ -83,7 +74,7 @@ def test_auto_ack_commits_when_next_change_is_requested() -> None:
     a marker after it waits for that too."""
     store = MemoryCheckpoint()
     transport = Batches([[c(1), LastSeq(2), c(3)]])
-    with Subscription(FakeDB(), transport, since=0, checkpoint=store) as sub:
+    with Subscription(InfoDB(), transport, since=0, checkpoint=store) as sub:
         it = iter(sub)
         assert next(it).seq == 1
         assert store.load() == 0
@@ -97,7 +88,7 @@ def test_ack_of_last_handed_change_commits_early_in_auto_mode() -> None:
     acking an older one is ignored (it is committed on the next pull anyway)."""
     store = MemoryCheckpoint()
     transport = Batches([[c(1), c(2)]])
-    with Subscription(FakeDB(), transport, since=0, checkpoint=store) as sub:
+    with Subscription(InfoDB(), transport, since=0, checkpoint=store) as sub:
         it = iter(sub)
         first = next(it)
         second = next(it)
@@ -112,7 +103,7 @@ def test_dedupe_remembers_at_least_the_window() -> None:
     first = [c(i, f"d{i}") for i in range(1, 9)]
     replay = [c(i, f"d{i}") for i in range(5, 9)] + [c(9, "new")]
     transport = Batches([first], [replay])
-    with Subscription(FakeDB(), transport, since=0, dedupe_window=4) as sub:
+    with Subscription(InfoDB(), transport, since=0, dedupe_window=4) as sub:
         got = take(sub, 9)
         assert [x.id for x in got][-1] == "new" and sub.stats.duplicates == 4
 
@@ -121,7 +112,7 @@ def test_dedupe_tells_revisions_of_one_document_apart() -> None:
     """Replayed revisions of a document are dropped, its new revisions delivered."""
     first = [c(1, "a", "1-a"), c(2, "a", "2-a"), c(3, "b", "1-b")]
     replay = [c(1, "a", "1-a"), c(2, "a", "2-a"), c(4, "a", "3-a")]
-    with Subscription(FakeDB(), Batches([first], [replay]), since=0) as sub:
+    with Subscription(InfoDB(), Batches([first], [replay]), since=0) as sub:
         got = take(sub, 4)
         assert [(x.id, x.rev) for x in got] == [("a", "1-a"), ("a", "2-a"), ("b", "1-b"), ("a", "3-a")]
         assert sub.stats.duplicates == 2
@@ -132,7 +123,7 @@ def test_dedupe_window_bounded_for_a_document_updated_often() -> None:
     windows' worth of newer revisions the oldest is forgotten, the newest remembered."""
     revs = [c(i, "hot", f"{i}-h") for i in range(1, 11)]
     replay = [c(1, "hot", "1-h"), c(10, "hot", "10-h"), c(11, "other")]
-    with Subscription(FakeDB(), Batches([revs], [replay]), since=0, dedupe_window=4) as sub:
+    with Subscription(InfoDB(), Batches([revs], [replay]), since=0, dedupe_window=4) as sub:
         got = take(sub, 12)
         assert [x.rev for x in got][-2:] == ["1-h", "1-x"] and sub.stats.duplicates == 1
 
@@ -142,7 +133,7 @@ def test_dedupe_remembers_every_revision_of_a_busy_document() -> None:
     and of the last is dropped, a new revision delivered."""
     revs = [c(i, "busy", f"{i}-b") for i in range(1, 301)]
     replay = [c(1, "busy", "1-b"), c(300, "busy", "300-b"), c(301, "busy", "301-b")]
-    with Subscription(FakeDB(), Batches([revs], [replay]), since=0) as sub:
+    with Subscription(InfoDB(), Batches([revs], [replay]), since=0) as sub:
         got = take(sub, 301)
         assert got[-1].rev == "301-b" and sub.stats.duplicates == 2
 
@@ -173,7 +164,7 @@ def test_refused_connection_probes_and_reconnects_when_reachable() -> None:
     """After a refused connection the 30 s backoff ends as soon as a probe connects."""
     transport = Refused([False, False, True])
     policy = ReconnectPolicy(initial=30, max=30, random=lambda: 0.99, probe_interval=0.01)
-    sub = Subscription(FakeDB(), transport, since=0, reconnect=policy)
+    sub = Subscription(InfoDB(), transport, since=0, reconnect=policy)
     sub._ensure_started()
     try:
         assert transport.second.wait(5)
@@ -194,7 +185,7 @@ def test_other_failures_do_not_probe() -> None:
     transport = Reset([])
     entered = threading.Event()
     policy = ReconnectPolicy(initial=30, max=30, random=lambda: 0.99, probe_interval=0.01)
-    sub = Subscription(FakeDB(), transport, since=0, reconnect=policy,
+    sub = Subscription(InfoDB(), transport, since=0, reconnect=policy,
                        on_state_change=lambda old, new: entered.set() if new == "backing_off" else None)
     sub._ensure_started()
     try:

@@ -16,16 +16,7 @@ from cloudsync.checkpoint import LocalDocCheckpoint, MemoryCheckpoint
 from cloudsync.subscription import ReconnectPolicy, Subscription
 from cloudsync.transports import MockTransport
 
-from ._feed_helpers import c
-
-
-class FakeDB:
-    path = "/db"
-    name = "db"
-    _http = None
-
-    def info(self):
-        return {"update_seq": 0}
+from ._feed_helpers import InfoDB, c
 
 
 def endless() -> MockTransport:
@@ -72,7 +63,7 @@ class RecordingStore(MemoryCheckpoint):
 
 def test_iterator_hands_out_nothing_after_close_returns() -> None:
     """Every change the iterator hands out was handed out before close() returned."""
-    sub = Subscription(FakeDB(), endless(), since=0)
+    sub = Subscription(InfoDB(), endless(), since=0)
     got: list[object] = []
     consumer = threading.Thread(target=lambda: [handle(got, change) for change in sub], daemon=True)
     consumer.start()
@@ -86,7 +77,7 @@ def test_iterator_hands_out_nothing_after_close_returns() -> None:
 
 def test_callback_starts_nothing_after_close_returns() -> None:
     """No on_change call starts after close() returns (one under way may finish)."""
-    sub = Subscription(FakeDB(), endless(), since=0)
+    sub = Subscription(InfoDB(), endless(), since=0)
     calls: list[object] = []
     sub.start(lambda change: handle(calls, change))
     assert wait_for(lambda: len(calls) > 200)
@@ -98,7 +89,7 @@ def test_callback_starts_nothing_after_close_returns() -> None:
 
 def test_batches_hand_out_nothing_after_close_returns() -> None:
     """Every change in the batches handed out was handed out before close() returned."""
-    sub = Subscription(FakeDB(), endless(), since=0)
+    sub = Subscription(InfoDB(), endless(), since=0)
     got: list[object] = []
 
     def consume() -> None:
@@ -119,7 +110,7 @@ def test_batches_hand_out_nothing_after_close_returns() -> None:
 def test_checkpoint_not_written_after_close_returns() -> None:
     """Once close() has returned the subscription never saves its checkpoint again."""
     store = RecordingStore()
-    sub = Subscription(FakeDB(), endless(), since=0, checkpoint=store)
+    sub = Subscription(InfoDB(), endless(), since=0, checkpoint=store)
     consumer = threading.Thread(target=lambda: [None for _ in sub], daemon=True)
     consumer.start()
     assert wait_for(lambda: (store.load() or 0) > 1000)
@@ -134,7 +125,7 @@ def test_close_saves_the_last_acknowledged_position() -> None:
     """close() saves the seq of the last change the application acknowledged, not the
     one it was handed last (which it may not have handled)."""
     store = MemoryCheckpoint()
-    sub = Subscription(FakeDB(), endless(), since=0, checkpoint=store, checkpoint_every=1000)
+    sub = Subscription(InfoDB(), endless(), since=0, checkpoint=store, checkpoint_every=1000)
     it = iter(sub)
     first, second = next(it), next(it)
     sub.close()
@@ -151,7 +142,7 @@ def test_close_with_timeout_waits_for_a_running_callback() -> None:
         time.sleep(0.3)  # the work being done, not a wait for an event
         finished.set()
 
-    sub = Subscription(FakeDB(), endless(), since=0)
+    sub = Subscription(InfoDB(), endless(), since=0)
     sub.start(slow)
     assert entered.wait(5)
     sub.close(timeout=5)
@@ -167,7 +158,7 @@ def test_close_does_not_wait_for_a_callback_without_timeout() -> None:
         entered.set()
         release.wait(10)
 
-    sub = Subscription(FakeDB(), endless(), since=0)
+    sub = Subscription(InfoDB(), endless(), since=0)
     sub.start(blocked)
     assert entered.wait(5)
     started = time.monotonic()
@@ -231,7 +222,7 @@ def test_close_is_bounded_when_the_final_save_hangs(hung_server: str) -> None:
     under a second; the unsaved position is logged, not raised."""
     with cloudsync.Client(hung_server) as client:
         store = LocalDocCheckpoint(client.database("db"), "cp")
-        sub = Subscription(FakeDB(), endless(), since=0, checkpoint=store, checkpoint_every=10**9)
+        sub = Subscription(InfoDB(), endless(), since=0, checkpoint=store, checkpoint_every=10**9)
         it = iter(sub)
         next(it)
         next(it)  # acknowledges the first: the final save has something to write
@@ -246,7 +237,7 @@ def test_close_is_bounded_while_the_consumer_is_stuck_saving(hung_server: str) -
     on a hung server, and the consumer hands out nothing more afterwards."""
     with cloudsync.Client(hung_server, retry=cloudsync.RetryPolicy.never()) as client:
         store = LocalDocCheckpoint(client.database("db"), "cp")
-        sub = Subscription(FakeDB(), endless(), since=0, checkpoint=store)
+        sub = Subscription(InfoDB(), endless(), since=0, checkpoint=store)
         got: list[object] = []
         consumer = threading.Thread(target=lambda: got.extend(sub), daemon=True)
         consumer.start()
@@ -263,7 +254,7 @@ def test_close_is_bounded_while_the_consumer_is_stuck_saving(hung_server: str) -
 
 def test_dropped_subscription_stops_its_threads() -> None:
     """A subscription with no reference left is collected and its threads end."""
-    sub = Subscription(FakeDB(), endless(), since=0, reconnect=ReconnectPolicy(initial=0.01))
+    sub = Subscription(InfoDB(), endless(), since=0, reconnect=ReconnectPolicy(initial=0.01))
     it = iter(sub)
     next(it)
     threads = list(sub._threads)
@@ -285,7 +276,7 @@ def test_started_subscription_without_reference_keeps_delivering() -> None:
         if len(calls) == 3000:
             raise RuntimeError("enough")  # ends the subscription through on_error
 
-    Subscription(FakeDB(), endless(), since=0).start(on_change, on_error=errors.append)
+    Subscription(InfoDB(), endless(), since=0).start(on_change, on_error=errors.append)
     gc.collect()
     collected.set()
     assert wait_for(lambda: bool(errors))
@@ -294,7 +285,7 @@ def test_started_subscription_without_reference_keeps_delivering() -> None:
 
 def test_closed_iterator_ends() -> None:
     """next() after close() raises StopIteration at once."""
-    sub = Subscription(FakeDB(), endless(), since=0)
+    sub = Subscription(InfoDB(), endless(), since=0)
     it = iter(sub)
     next(it)
     sub.close()
@@ -304,7 +295,7 @@ def test_closed_iterator_ends() -> None:
 
 def test_queue_size_bounds_the_items_held() -> None:
     """A slow consumer never has more than queue_size items held for it."""
-    sub = Subscription(FakeDB(), endless(), since=0, queue_size=50)
+    sub = Subscription(InfoDB(), endless(), since=0, queue_size=50)
     it = iter(sub)
     high = 0
     for _ in range(500):

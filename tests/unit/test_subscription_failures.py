@@ -16,32 +16,7 @@ from cloudsync.models import Change
 from cloudsync.subscription import ReconnectPolicy, State, Subscription
 from cloudsync.transports import MockTransport
 
-from ._feed_helpers import c
-
-
-class FakeDB:
-    path = "/db"
-    name = "db"
-    _http = None
-
-    def info(self):
-        return {"update_seq": 0}
-
-
-def script(*connections) -> MockTransport:
-    """The n-th connection yields connections[n], then the feed waits until closed."""
-    count = {"n": 0}
-
-    def handler(request):
-        n = count["n"]
-        count["n"] += 1
-        if n < len(connections):
-            yield from connections[n]
-        else:
-            transport.closed.wait(5)
-
-    transport = MockTransport(handler)
-    return transport
+from ._feed_helpers import InfoDB, c, script
 
 
 def quick() -> ReconnectPolicy:
@@ -67,7 +42,7 @@ def test_http_error_on_a_feed_is_retried_with_the_real_backoff(error) -> None:
     """A 429/5xx answer on a feed backs off (the real wait, not an injected sleep) and
     the subscription goes on delivering."""
     transport = script([c(1)], [error], [c(2)])
-    with Subscription(FakeDB(), transport, since=0, reconnect=quick()) as sub:
+    with Subscription(InfoDB(), transport, since=0, reconnect=quick()) as sub:
         it = iter(sub)
         assert [next(it).seq, next(it).seq] == [1, 2]
         assert sub.stats.errors == 1
@@ -78,7 +53,7 @@ def test_retry_after_is_a_floor_for_the_backoff() -> None:
     error = ServerError(503, "service_unavailable", "later")
     error.retry_after = 0.3  # type: ignore[attr-defined]
     transport = script([error], [c(1)])
-    with Subscription(FakeDB(), transport, since=0, reconnect=quick()) as sub:
+    with Subscription(InfoDB(), transport, since=0, reconnect=quick()) as sub:
         started = time.monotonic()
         assert next(iter(sub)).seq == 1
         assert time.monotonic() - started >= 0.3
@@ -89,7 +64,7 @@ def test_retry_after_is_capped_by_max_retry_after() -> None:
     delays: list[float] = []
     policy = ReconnectPolicy(initial=0.01, max=0.02, max_retry_after=2.0, sleep=delays.append)
     transport = script([RateLimited(429, retry_after=3600)], [c(1)])
-    with Subscription(FakeDB(), transport, since=0, reconnect=policy) as sub:
+    with Subscription(InfoDB(), transport, since=0, reconnect=policy) as sub:
         next(iter(sub))
     assert delays == [2.0]
 
@@ -99,7 +74,7 @@ def test_unexpected_exception_raises_subscription_error() -> None:
     SubscriptionError caused by it, never silence."""
     bug = KeyError("seq")
     transport = script([c(1), bug])
-    sub = Subscription(FakeDB(), transport, since=0, reconnect=quick())
+    sub = Subscription(InfoDB(), transport, since=0, reconnect=quick())
     it = iter(sub)
     next(it)
     with pytest.raises(SubscriptionError) as caught:
@@ -113,7 +88,7 @@ def test_callback_mode_reports_an_unexpected_exception() -> None:
     errors: list[BaseException] = []
     done = threading.Event()
     transport = script([TypeError("oops")])
-    sub = Subscription(FakeDB(), transport, since=0, reconnect=quick())
+    sub = Subscription(InfoDB(), transport, since=0, reconnect=quick())
     sub.start(lambda change: None, on_error=lambda exc: (errors.append(exc), done.set()))
     assert done.wait(5)
     assert isinstance(errors[0], SubscriptionError)
@@ -133,7 +108,7 @@ def test_repeated_failures_warn_once_per_interval(caplog: pytest.LogCaptureFixtu
 
     transport = MockTransport(handler)
     caplog.set_level(logging.WARNING, logger="cloudsync.subscription")
-    sub = Subscription(FakeDB(), transport, since=0, reconnect=quick())
+    sub = Subscription(InfoDB(), transport, since=0, reconnect=quick())
     sub.start(lambda change: None)
     try:
         assert failing.wait(5)
@@ -149,7 +124,7 @@ def test_repeated_failures_warn_once_per_interval(caplog: pytest.LogCaptureFixtu
 def test_recovery_clears_last_error() -> None:
     """Once a connection delivers again, last_error is None."""
     transport = script([NetworkError("reset")], [c(1)], [c(2)])
-    with Subscription(FakeDB(), transport, since=0, reconnect=quick()) as sub:
+    with Subscription(InfoDB(), transport, since=0, reconnect=quick()) as sub:
         it = iter(sub)
         next(it)
         next(it)
@@ -160,7 +135,7 @@ def test_max_errors_gives_up_with_the_last_error() -> None:
     """A bounded policy raises the last error once it is exhausted."""
     transport = script(*[[NetworkError(f"fail {n}")] for n in range(10)])
     policy = ReconnectPolicy(initial=0.001, max=0.002, max_errors=3)
-    sub = Subscription(FakeDB(), transport, since=0, reconnect=policy)
+    sub = Subscription(InfoDB(), transport, since=0, reconnect=policy)
     with pytest.raises(NetworkError, match="fail 3"):
         next(iter(sub))
 
@@ -185,7 +160,7 @@ def test_failed_checkpoint_save_does_not_end_the_subscription(caplog: pytest.Log
     store = FlakyStore(failures=2)
     transport = script([c(n) for n in range(1, 6)])
     caplog.set_level(logging.WARNING, logger="cloudsync.subscription")
-    with Subscription(FakeDB(), transport, since=0, checkpoint=store) as sub:
+    with Subscription(InfoDB(), transport, since=0, checkpoint=store) as sub:
         it = iter(sub)
         assert [next(it).seq for _ in range(5)] == [1, 2, 3, 4, 5]
         assert store.load() == 4
@@ -200,7 +175,7 @@ def test_failed_final_save_is_logged_not_raised(caplog: pytest.LogCaptureFixture
             raise OSError("gone")
 
     store = Broken()
-    sub = Subscription(FakeDB(), script([c(1), c(2)]), since=0, checkpoint=store, checkpoint_every=100)
+    sub = Subscription(InfoDB(), script([c(1), c(2)]), since=0, checkpoint=store, checkpoint_every=100)
     it = iter(sub)
     next(it)
     next(it)
@@ -212,7 +187,7 @@ def test_failed_final_save_is_logged_not_raised(caplog: pytest.LogCaptureFixture
 def test_new_conflict_leaf_is_delivered() -> None:
     """A row listing a new set of leaves of a document (style=all_docs) is a change."""
     transport = script([leaf(1, "a", "1-a"), leaf(2, "a", "1-a", "1-b")])
-    with Subscription(FakeDB(), transport, since=0) as sub:
+    with Subscription(InfoDB(), transport, since=0) as sub:
         it = iter(sub)
         assert [next(it).revs, next(it).revs] == [("1-a",), ("1-a", "1-b")]
 
@@ -220,7 +195,7 @@ def test_new_conflict_leaf_is_delivered() -> None:
 def test_deleted_losing_branch_is_delivered() -> None:
     """Deleting a losing branch (its leaf becomes a tombstone rev) is a change."""
     transport = script([leaf(1, "a", "1-a", "1-b"), leaf(2, "a", "1-a", "2-b")])
-    with Subscription(FakeDB(), transport, since=0) as sub:
+    with Subscription(InfoDB(), transport, since=0) as sub:
         it = iter(sub)
         assert [next(it).seq, next(it).seq] == [1, 2]
 
@@ -228,7 +203,7 @@ def test_deleted_losing_branch_is_delivered() -> None:
 def test_replay_listing_leaves_in_another_order_is_dropped() -> None:
     """A replayed row is a duplicate whatever order the server lists its leaves in."""
     transport = script([leaf(1, "a", "1-a", "1-b"), leaf(1, "a", "1-b", "1-a"), leaf(2, "b", "1-c")])
-    with Subscription(FakeDB(), transport, since=0) as sub:
+    with Subscription(InfoDB(), transport, since=0) as sub:
         it = iter(sub)
         assert [next(it).seq, next(it).seq] == [1, 2]
         assert sub.stats.duplicates == 1

@@ -203,7 +203,7 @@ def test_sse_rows_heartbeats_and_last_event_id_header() -> None:
 def test_sse_event_id_is_seq_when_row_has_none() -> None:
     """A row without seq takes the event's (persisting) id."""
     body = b'id: 7-x\ndata: {"id":"a","changes":[{"rev":"1-a"}]}\n\ndata: {"id":"b","changes":[{"rev":"1-b"}]}\n\n'
-    responses.get(URL, body=body)
+    responses.get(URL, body=body, content_type="text/event-stream")
     items = list(bound(SSETransport()).stream(ChangesRequest()))
     assert [(i.seq, i.id) for i in items] == [("7-x", "a"), ("7-x", "b")]
 
@@ -211,7 +211,7 @@ def test_sse_event_id_is_seq_when_row_has_none() -> None:
 @responses.activate
 def test_sse_last_seq_event() -> None:
     """An 'event: last_seq' event becomes a LastSeq marker."""
-    responses.get(URL, body=b"event: last_seq\ndata: 12\n\n")
+    responses.get(URL, body=b"event: last_seq\ndata: 12\n\n", content_type="text/event-stream")
     assert list(bound(SSETransport()).stream(ChangesRequest())) == [LastSeq(12)]
 
 

@@ -354,8 +354,8 @@ def test_websocket_close_unblocks_and_stall_times_out(serve) -> None:
 
 def test_websocket_heartbeat_clamped() -> None:
     """Sync Gateway raises heartbeats under 25 s to 25 s; configurable for other servers."""
-    assert WebSocketTransport().effective_heartbeat(10) == 25
-    assert WebSocketTransport(min_heartbeat=0).effective_heartbeat(10) == 10
+    assert WebSocketTransport(ping_interval=None).effective_heartbeat(10) == 25
+    assert WebSocketTransport(ping_interval=None, min_heartbeat=0).effective_heartbeat(10) == 10
     assert LongPollTransport().effective_heartbeat(120) == 60
 
 
