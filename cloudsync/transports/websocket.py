@@ -26,8 +26,8 @@ from ..errors import (
     TLSError,
     error_for_status,
 )
-from ._rows import lines_to_items, row_item, rows_to_items
-from .base import ChangesRequest, Item, LastSeq, Transport
+from ..wire.websocket import WebSocketParser
+from .base import ChangesRequest, Item, Transport
 
 __all__ = ["WebSocketTransport"]
 
@@ -288,6 +288,7 @@ class WebSocketTransport(Transport):
             except Exception as exc:
                 raise _translate(exc, what) from exc
             self._opened()
+            parser = WebSocketParser(what)
             while True:
                 opcode, data = self._receive(ws, request, what)
                 if opcode == websocket.ABNF.OPCODE_CLOSE:
@@ -295,56 +296,15 @@ class WebSocketTransport(Transport):
                     if error is None:
                         return
                     raise error
-                if not data.strip() or data.strip() in (b'""', b"[]"):
-                    continue  # heartbeat, or "caught up"
-                items = _row_per_line(data, what)
-                if items is not None:
-                    if items:
-                        yield items
-                    continue
-                try:
-                    message = _json.loads(data)
-                except _json.JSONDecodeError as exc:
-                    raise InvalidResponse(f"{what}: message is not JSON: {data[:80]!r}") from exc
-                if message.__class__ is list:
-                    items = rows_to_items(message, what)
-                    if items:
-                        yield items
-                    continue
-                item = row_item(message, what)
-                if item is not None:
-                    yield [item]
-                    if isinstance(item, LastSeq):
-                        return
+                items = parser.feed(data)
+                if items:
+                    yield items
+                if parser.ended:
+                    return
         finally:
             self._end(token)
             with contextlib.suppress(Exception):
                 ws.shutdown()  # closes the socket; a clean close handshake is not worth waiting for
-
-
-def _row_per_line(data: bytes, what: str) -> list[Item] | None:
-    """The items of an array message written a row per line (``[row,\\nrow,\\n...]``,
-    as the embedded server sends), parsed row by row; ``None`` for any other message,
-    which is parsed whole.
-
-    Row by row, each row's dicts are freed as soon as its change is built; a whole
-    array keeps them all alive and the garbage collector promotes them. A split at
-    ``,\\n`` can only make every piece valid JSON when the line ends are between the
-    array's own elements (a raw newline never occurs inside a JSON string), so anything
-    else fails to parse and falls back to the whole message."""
-    if b"\n" not in data:
-        return None
-    body = data.strip()
-    if body[:1] != b"[" or body[-1:] != b"]":
-        return None
-    pieces = body[1:-1].split(b",\n")
-    try:
-        items, ended = lines_to_items(pieces, what)
-    except InvalidResponse:
-        return None
-    if ended and len(items) < len(pieces):
-        return None  # a last_seq object amid the rows: parsed whole, it does not end the feed
-    return items
 
 
 #: CouchDB ``error`` names a close reason may start with, and their HTTP statuses.

@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from ..errors import InvalidResponse
 from ..models import Item, LastSeq
-from .rows import lines_to_items, loads, row_item, rows_to_items
+from .rows import comma_lines_to_items, loads, row_item, rows_to_items
 
 __all__ = ["WebSocketParser"]
 
@@ -49,20 +48,9 @@ class WebSocketParser:
 
 def _row_per_line(body: bytes, what: str) -> list[Item] | None:
     """The items of an array message written a row per line (``[row,\\nrow,\\n...]``),
-    parsed row by row; ``None`` for any other message, which is parsed whole.
-
-    Row by row, each row's dicts are freed as soon as its change is built; a whole
-    array keeps them all alive and the garbage collector promotes them. A split at
-    ``,\\n`` can only make every piece valid JSON when the line ends are between the
-    array's own elements (a raw newline never occurs inside a JSON string), so anything
-    else fails to parse and falls back to the whole message."""
+    parsed row by row (each row's dicts are freed as soon as its change is built; a
+    whole array keeps them all alive for the garbage collector to promote); ``None`` for
+    any other message, which is parsed whole."""
     if b"\n" not in body or body[:1] != b"[" or body[-1:] != b"]":
         return None
-    pieces = body[1:-1].split(b",\n")
-    try:
-        items, ended = lines_to_items(pieces, what)
-    except InvalidResponse:
-        return None
-    if ended and len(items) < len(pieces):
-        return None  # a last_seq object amid the rows: parsed whole, it does not end the feed
-    return items
+    return comma_lines_to_items(body[1:-1], what)

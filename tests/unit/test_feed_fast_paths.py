@@ -15,8 +15,8 @@ from cloudsync.errors import InvalidResponse
 from cloudsync.models import Change
 from cloudsync.transports import ChangesRequest, ContinuousTransport, LastSeq, LongPollTransport, SSETransport
 from cloudsync.transports import sse as sse_module
-from cloudsync.transports.websocket import _row_per_line
 from cloudsync.wire.sse import SSEParser
+from cloudsync.wire.websocket import _row_per_line
 
 from ._feed_helpers import URL, FakeDB, line, query, row
 
