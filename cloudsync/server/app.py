@@ -25,6 +25,8 @@ from typing import Any, TypeVar
 from urllib.parse import parse_qsl, quote, unquote, urlsplit
 
 from aiohttp import web
+from aiohttp.http_exceptions import LineTooLong
+from aiohttp.web_protocol import RequestHandler
 
 from .. import __version__
 from .._json import dumps, loads
@@ -557,13 +559,18 @@ class Handlers:
                                      limit=want, skip=skip if after is None else 0, after=after,
                                      conn=db.query_conn())
             rows = []
+            size = 0
+            last = None
             for doc_id, rev, doc in found_rows:
                 enc = dumps(doc_id)
                 row = b'{"id":' + enc + b',"key":' + enc + b',"value":{"rev":"' + rev.encode() + b'"}'
                 if include_docs:
                     row += b',"doc":' + doc
                 rows.append(row + b"}")
-            last = found_rows[-1][0] if found_rows else None
+                last = doc_id
+                size += len(row)
+                if size >= changes.BATCH_BYTES and len(rows) < len(found_rows):
+                    return rows, last, False  # a page is bounded in bytes too
             return rows, last, len(found_rows) < want
 
         off_loop = self.state.off_loop
@@ -939,6 +946,33 @@ def _authenticate(request: web.Request, auth: Auth, throttle: LoginThrottle) -> 
     raise CouchError(401, "unauthorized", "You are not authorized to access this db.")
 
 
+class _CouchRequestHandler(RequestHandler):
+    """aiohttp's connection handler, answering requests it cannot parse (a request line or
+    header past 8190 bytes, bad framing) in CouchDB's JSON error shape, logged at debug
+    level rather than as an error with a traceback each."""
+
+    def handle_error(self, request: Any, status: int = 500, exc: BaseException | None = None,
+                     message: str | None = None) -> web.StreamResponse:
+        if status >= 500:
+            return super().handle_error(request, status, exc, message)
+        self.logger.debug("malformed request from %s: %s", request.remote, exc)
+        if request.writer.output_size > 0:
+            raise ConnectionError("Response is sent already, cannot send another response with the error message")
+        if isinstance(exc, LineTooLong):
+            reason = "The request line or a header is longer than 8190 bytes"
+        else:
+            reason = f"Malformed HTTP request ({type(exc).__name__ if exc else status})"
+        resp = json_response({"error": "bad_request" if status == 400 else "request_error", "reason": reason},
+                             status)
+        resp.force_close()
+        return resp
+
+
+class _CouchServer(web.Server):
+    def __call__(self) -> RequestHandler:
+        return _CouchRequestHandler(self, loop=self._loop, **self._kwargs)
+
+
 def _quiet_accept_errors(loop: asyncio.AbstractEventLoop) -> None:
     """At the open-files limit asyncio retries accept() every 0.1-1 s and reports each
     failure with a traceback: log the condition once (then at most every 10 minutes),
@@ -992,6 +1026,8 @@ async def run(config: ServerConfig, *, ready: Callable[[str, int], None] | None 
         runner = web.AppRunner(app, handler_cancellation=True, access_log=None, shutdown_timeout=2.0,
                                keepalive_timeout=config.idle_timeout or 3600.0)
         await runner.setup()
+        assert runner.server is not None
+        runner.server.__class__ = _CouchServer
         try:
             site = web.TCPSite(runner, config.host, config.port, backlog=2048)
             await site.start()
