@@ -1018,6 +1018,7 @@ async def run(config: ServerConfig, *, ready: Callable[[str, int], None] | None 
             "running WITHOUT AUTHENTICATION: anyone who can connect to %s:%s can read and write every "
             "database. Pass --admin USER:PASS (or set CLOUDSYNC_ADMIN) to require a login.",
             config.host, config.port)
+    limits.shutting_down.clear()
     _quiet_accept_errors(asyncio.get_running_loop())
     try:
         app = make_app(config)
@@ -1038,6 +1039,9 @@ async def run(config: ServerConfig, *, ready: Callable[[str, int], None] | None 
                 ready(config.host, port)
             await (stop or asyncio.Event()).wait()
         finally:
+            # Queries running on threads stop at their next budget check, so the
+            # process exits within seconds of SIGTERM whatever they were doing.
+            limits.shutting_down.set()
             await runner.cleanup()
     finally:
         if temp_dir is not None:

@@ -539,3 +539,115 @@ def test_stalled_body_is_408(hardened):
                      f"Content-Length: 1000\r\n\r\n{{\"docs\":".encode())
         answer = sock.recv(65536)
     assert answer.startswith(b"HTTP/1.1 408"), answer[:200]
+
+
+# -- process-level limits ---------------------------------------------------------------------
+
+
+def test_sigterm_during_a_long_query_stops_within_seconds():
+    """SIGTERM while a query with a 60 s budget is running: the process exits within 5 s."""
+    import signal
+
+    from cloudsync.server.testing import serve
+
+    with serve(memory=True, extra_args=("--query-timeout", "60")) as server:
+        url = new_db(server, [{"arr": list(range(20_000))} for _ in range(300)])
+        pool = ThreadPoolExecutor(1)
+        pending = pool.submit(requests.post, url + "/_find", timeout=60, json={
+            "selector": {"arr": {"$elemMatch": {"$regex": "^x", "$gt": 5}}}})
+        deadline = time.monotonic() + 10
+        # Wait (with a deadline) until the query is running: the server's CPU time moves.
+        pid = server.pid
+        assert pid is not None
+
+        def cpu() -> int:
+            with open(f"/proc/{pid}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+            return int(fields[11]) + int(fields[12])
+
+        start_cpu = cpu()
+        while cpu() - start_cpu < 50 and time.monotonic() < deadline:  # 0.5 s of CPU
+            time.sleep(0.05)
+        proc = server._proc
+        assert proc is not None
+        started = time.monotonic()
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=15)
+        assert time.monotonic() - started < 5
+        assert proc.returncode == 0
+        pool.shutdown(wait=False)
+        try:  # the query ends with the server: a 503 answer, or the connection closed
+            assert pending.result(timeout=10).status_code == 503
+        except requests.RequestException:
+            pass
+
+
+def test_failed_logins_are_throttled():
+    """After 10 failed logins from one address in a minute, that address gets 429 with
+    Retry-After (its password is not even checked), basic auth included."""
+    from cloudsync.server.testing import serve
+
+    with serve(memory=True, admin=("admin", "pw")) as server:
+        for _ in range(10):
+            r = requests.post(server.url + "/_session", json={"name": "admin", "password": "guess"})
+            assert r.status_code == 401
+        r = requests.post(server.url + "/_session", json={"name": "admin", "password": "pw"})
+        assert r.status_code == 429 and r.json()["error"] == "too_many_requests"
+        assert 1 <= int(r.headers["Retry-After"]) <= 60
+        assert requests.get(server.url + "/_all_dbs", auth=("admin", "pw")).status_code == 429
+        assert requests.get(server.url + "/_up").status_code == 200
+
+
+@pytest.mark.slow
+def test_open_files_limit_keeps_serving_and_logs_once(tmp_path):
+    """At the open-files limit the server keeps answering on open connections and logs the
+    condition once, not per accept attempt."""
+    import os
+    import re
+    import resource
+    import subprocess
+    import sys
+
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    log = tmp_path / "server.log"
+
+    def limit() -> None:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (64, 64))
+
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in (root, os.environ.get("PYTHONPATH")) if p))
+    with open(log, "wb") as err:
+        proc = subprocess.Popen([sys.executable, "-m", "cloudsync.server", "--memory", "--port", "0"],
+                                stdout=subprocess.PIPE, stderr=err, env=env, preexec_fn=limit, text=True)
+    socks: list[socket.socket] = []
+    try:
+        assert proc.stdout is not None
+        m = re.search(r"http://127\.0\.0\.1:(\d+)", proc.stdout.readline())
+        assert m, log.read_text()
+        port = int(m.group(1))
+        keep = requests.Session()
+        assert keep.get(f"http://127.0.0.1:{port}/_up", timeout=5).status_code == 200
+        for _ in range(80):
+            try:
+                socks.append(socket.create_connection(("127.0.0.1", port), timeout=5))
+            except OSError:
+                break
+        deadline = time.monotonic() + 10
+        while "cannot accept new connections" not in log.read_text() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        end = time.monotonic() + 3
+        while time.monotonic() < end:  # the kept-alive connection is served meanwhile
+            assert keep.get(f"http://127.0.0.1:{port}/_up", timeout=5).status_code == 200
+        text = log.read_text()
+        assert text.count("cannot accept new connections") == 1, text[-2000:]
+        assert "Traceback" not in text and len(text) < 5000
+    finally:
+        for sock in socks:
+            sock.close()
+        proc.terminate()
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        if proc.stdout is not None:
+            proc.stdout.close()
