@@ -97,6 +97,9 @@ def main(argv: Sequence[str] | None = None, prog: str = "python -m cloudsync.ser
         parser.error(str(exc))
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     raise_open_files_limit()
+    # Query threads hand the interpreter back to the event loop every millisecond (not
+    # every 5 ms): a request answered while a query runs waits for at most a few of these.
+    sys.setswitchinterval(0.001)
 
     def ready(host: str, port: int) -> None:
         shown = f"[{host}]" if ":" in host else host
