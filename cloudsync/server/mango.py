@@ -364,11 +364,24 @@ def _operator(op: str, arg: Any) -> Callable[[Any], bool]:
         if not isinstance(arg, list):
             raise bad_request("$all requires an array argument")
 
+        wanted = _ValueSet(arg)
+
         def has_all(v: Any) -> bool:
+            # One pass over the document's array, stopping once every wanted value is seen.
             if not isinstance(v, list) or not arg:
                 return False
-            present = _ValueSet(v)
-            return all(a in present for a in arg)
+            keys, found = wanted.keys, set()
+            for i, x in enumerate(v):
+                if not i & 4095:
+                    check_budget()
+                key = _key(x)
+                if key in keys:
+                    found.add(key)
+                    if len(found) == len(keys) and not wanted.others:
+                        return True
+            if len(found) < len(keys):
+                return False
+            return all(any(collate(x, other) == 0 for x in v) for other in wanted.others)
 
         return has_all
     if op in ("$elemMatch", "$allMatch"):
