@@ -62,7 +62,7 @@ def fuzz_db(hardened: ServerProcess) -> str:
     return hardened.url + "/fuzz"
 
 
-@settings(max_examples=int(os.environ.get("CLOUDSYNC_FUZZ_EXAMPLES", "120")), deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture,
+@settings(max_examples=int(os.environ.get("CLOUDSYNC_FUZZ_EXAMPLES", "120")), deadline=None, database=None, suppress_health_check=[HealthCheck.function_scoped_fixture,
                                                                    HealthCheck.too_slow])
 @given(req=requests_())
 def test_fuzzed_requests_never_5xx(hardened, fuzz_db, req):
