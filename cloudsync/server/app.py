@@ -111,9 +111,12 @@ class _State:
             with limits.budget(seconds):
                 try:
                     return fn()
-                except sqlite3.OperationalError as exc:
-                    if "interrupted" in str(exc):
+                except sqlite3.Error as exc:
+                    if limits.expired():  # SQLite's progress handler stopped the statement
                         limits.check_budget()
+                    if "interrupted" in str(exc) or isinstance(exc, sqlite3.ProgrammingError):
+                        # Database.close() (the database was deleted) interrupted or closed it.
+                        raise CouchError(404, "not_found", "Database does not exist.") from None
                     raise
 
         return await asyncio.get_running_loop().run_in_executor(self.query_executor, run)

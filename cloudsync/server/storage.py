@@ -23,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import bisect
+import collections
 import hashlib
 import os
 import re
@@ -53,6 +54,11 @@ _SEQ = re.compile(r"^([0-9]{1,19})(?:-([A-Za-z0-9_\-]+))?$")
 REVS_LIMIT = 100
 #: Recent changes kept in memory so live feeds are served without touching SQLite.
 RING_SIZE = 20_000
+#: ... and at most about this many bytes of document bodies (twice this before a trim):
+#: 20,000 changes of 64 KB documents would otherwise pin 1.3-2.6 GB.
+RING_BYTES = 32 * 1024 * 1024
+#: Query-thread SQLite connections each thread keeps open (least recently used closed first).
+QUERY_CONNS_PER_THREAD = 16
 _IGNORED_SPECIALS = frozenset({"_conflicts", "_deleted_conflicts", "_local_seq", "_revs_info"})
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS docs (
@@ -400,6 +406,10 @@ class Tx:
             self.conn.execute(wanted[name].create_sql())
 
 
+#: Per query thread: the databases whose connections it keeps, least recently used first.
+_query_threads = threading.local()
+
+
 class Database:
     """One database: its SQLite connections, counters, recent-change ring and waiters."""
 
@@ -424,6 +434,7 @@ class Database:
         self._ring: list[Row] = []
         self._ring_seqs: list[int] = []
         self._ring_base = self.update_seq
+        self._ring_bytes = 0
         self._latest: dict[str, int] = {}
         # Feeds waiting for the next commit, in the order they started waiting (see listen()).
         self._listeners: dict[Listener, None] = {}
@@ -436,15 +447,28 @@ class Database:
 
     def query_conn(self) -> sqlite3.Connection:
         """This (query) thread's own read connection. Its statements stop with
-        :class:`~.limits.QueryTimeout` when the thread's query budget is spent."""
-        conn = self._query_conns.get(threading.get_ident())
+        :class:`~.limits.QueryTimeout` when the thread's query budget is spent. A thread
+        keeps at most QUERY_CONNS_PER_THREAD of them open (test suites make hundreds of
+        databases; each connection holds file descriptors and a page cache)."""
+        me = threading.get_ident()
+        recent = getattr(_query_threads, "recent", None)
+        if recent is None:
+            recent = _query_threads.recent = collections.OrderedDict()
+        conn = self._query_conns.get(me)
         if conn is None:
             if self.closed:
                 raise CouchError(404, "not_found", "Database does not exist.")
             conn = self._connect(self.path)
             conn.execute("PRAGMA query_only = ON")
             conn.set_progress_handler(limits.expired, 10_000)
-            self._query_conns[threading.get_ident()] = conn
+            self._query_conns[me] = conn
+            while len(recent) >= QUERY_CONNS_PER_THREAD:
+                oldest, _ = recent.popitem(last=False)
+                stale = oldest._query_conns.pop(me, None)
+                if stale is not None:
+                    stale.close()
+        recent[self] = None
+        recent.move_to_end(self)
         return conn
 
     def _connect(self, path: Path) -> sqlite3.Connection:
@@ -554,16 +578,21 @@ class Database:
             return
         self.update_seq = tx.rows[-1][0]
         ring, seqs, latest = self._ring, self._ring_seqs, self._latest
+        size = self._ring_bytes
         for row in tx.rows:
             ring.append(row)
             seqs.append(row[0])
             latest[row[1]] = row[0]
-        if len(ring) > 2 * RING_SIZE:
-            for old in ring[:RING_SIZE]:
+            size += len(row[4])
+        self._ring_bytes = size
+        if len(ring) > 2 * RING_SIZE or (size > 2 * RING_BYTES and len(ring) > 1):
+            cut = RING_SIZE if len(ring) > 2 * RING_SIZE else len(ring) // 2
+            for old in ring[:cut]:
                 if latest.get(old[1]) == old[0]:
                     del latest[old[1]]
-            del ring[:RING_SIZE]
-            del seqs[:RING_SIZE]
+                self._ring_bytes -= len(old[4])
+            del ring[:cut]
+            del seqs[:cut]
             self._ring_base = seqs[0] - 1
 
     def _notify(self) -> None:
