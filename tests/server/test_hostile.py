@@ -650,3 +650,22 @@ def test_open_files_limit_keeps_serving_and_logs_once(tmp_path):
             proc.wait()
         if proc.stdout is not None:
             proc.stdout.close()
+
+
+@pytest.mark.slow
+def test_recent_changes_ring_is_bounded_in_bytes(hardened):
+    """Writing 160 MB of 1 MB documents does not keep them all in memory: the ring of recent
+    changes that feeds read from is bounded in bytes (about 32-64 MiB)."""
+    url = new_db(hardened)
+    pid = hardened.pid
+    assert pid is not None
+    before = rss_kib(pid)
+    big = "x" * 1_000_000
+    for i in range(0, 160, 8):
+        r = requests.post(url + "/_bulk_docs", json={"docs": [{"_id": f"m{j:03}", "big": big} for j in range(i, i + 8)]})
+        assert r.status_code == 201
+    grown = rss_kib(pid) - before
+    assert grown < 110_000, f"resident memory grew by {grown} KiB"
+    # Feeds still see every change (older ones are read back from SQLite).
+    r = requests.get(url + "/_changes?limit=200")
+    assert len(r.json()["results"]) == 160
