@@ -558,23 +558,21 @@ class Handlers:
 
         def range_page(after: str | None, remaining: int | None) -> tuple[list[bytes], str | None, bool]:
             want = page_size if remaining is None else min(page_size, remaining)
+            # A page is bounded in bytes too: it ends after the row reaching BATCH_BYTES.
             found_rows = db.all_docs(start=start, end=end, inclusive_end=inclusive_end, descending=descending,
                                      limit=want, skip=skip if after is None else 0, after=after,
-                                     conn=db.query_conn())
+                                     conn=db.query_conn(), max_bytes=changes.BATCH_BYTES if include_docs else None)
             rows = []
             size = 0
-            last = None
             for doc_id, rev, doc in found_rows:
                 enc = dumps(doc_id)
                 row = b'{"id":' + enc + b',"key":' + enc + b',"value":{"rev":"' + rev.encode() + b'"}'
                 if include_docs:
                     row += b',"doc":' + doc
+                    size += len(doc)
                 rows.append(row + b"}")
-                last = doc_id
-                size += len(row)
-                if size >= changes.BATCH_BYTES and len(rows) < len(found_rows):
-                    return rows, last, False  # a page is bounded in bytes too
-            return rows, last, len(found_rows) < want
+            last = found_rows[-1][0] if found_rows else None
+            return rows, last, len(found_rows) < want and size < changes.BATCH_BYTES
 
         off_loop = self.state.off_loop
         last: str | None = None

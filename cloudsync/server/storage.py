@@ -670,9 +670,11 @@ class Database:
     def all_docs(
         self, *, start: str | None, end: str | None, inclusive_end: bool, descending: bool,
         limit: int | None, skip: int, after: str | None = None, conn: sqlite3.Connection | None = None,
+        max_bytes: int | None = None,
     ) -> list[tuple[str, str, bytes]]:
         """Live documents ``(id, rev, body)`` in id order between ``start`` and ``end``
-        (``after``: only ids past this one in that order, to read page by page)."""
+        (``after``: only ids past this one in that order, to read page by page;
+        ``max_bytes``: stop after the row that brings the bodies to this size)."""
         where = ["deleted = 0"]
         args: list[Any] = []
         if after is not None:
@@ -691,7 +693,24 @@ class Database:
             f"SELECT id, rev, CAST(body AS BLOB) FROM docs WHERE {' AND '.join(where)} "
             f"ORDER BY id {'DESC' if descending else 'ASC'} LIMIT ? OFFSET ?"
         )
-        return (conn or self._reader).execute(sql, (*args, -1 if limit is None else limit, skip)).fetchall()
+        cursor = (conn or self._reader).execute(sql, (*args, -1 if limit is None else limit, skip))
+        if max_bytes is None:
+            return cursor.fetchall()
+        rows: list[tuple[str, str, bytes]] = []
+        size = 0
+        try:
+            while size < max_bytes:
+                page = cursor.fetchmany(16)
+                if not page:
+                    break
+                for row in page:
+                    rows.append(row)
+                    size += len(row[2])
+                    if size >= max_bytes:
+                        break
+        finally:
+            cursor.close()
+        return rows
 
     def count_before(self, doc_id: str, descending: bool, conn: sqlite3.Connection | None = None) -> int:
         """How many live docs sort before ``doc_id`` (``_all_docs``'s ``offset``)."""

@@ -669,3 +669,48 @@ def test_recent_changes_ring_is_bounded_in_bytes(hardened):
     # Feeds still see every change (older ones are read back from SQLite).
     r = requests.get(url + "/_changes?limit=200")
     assert len(r.json()["results"]) == 160
+
+
+@pytest.fixture(scope="module")
+def paged_db(hardened: ServerProcess) -> str:
+    """2,500 documents ``p0000``..``p2499``."""
+    return new_db(hardened, [{"_id": f"p{i:04}", "i": i} for i in range(2500)])
+
+
+@pytest.mark.parametrize("query", [
+    {}, {"include_docs": "true"}, {"descending": "true"}, {"skip": "10", "limit": "2100"},
+    {"startkey": '"p0500"', "endkey": '"p2200"', "inclusive_end": "false"},
+    {"descending": "true", "startkey": '"p2000"', "limit": "1500", "include_docs": "true"},
+])
+def test_all_docs_streamed_in_pages_is_complete(paged_db, query):
+    """``_all_docs`` answered in several pages (1,000 rows, 100 with documents) has exactly
+    the rows, order, ``total_rows`` and ``offset`` of a one-piece answer."""
+    ids = [f"p{i:04}" for i in range(2500)]
+    r = requests.get(paged_db + "/_all_docs", params=query)
+    assert r.status_code == 200
+    body = r.json()
+    if query.get("descending"):
+        ids.reverse()
+    if "startkey" in query:
+        start = json.loads(query["startkey"])
+        ids = [i for i in ids if (i <= start if query.get("descending") else i >= start)]
+    offset = 2500 - len(ids)
+    if "endkey" in query:
+        ids = [i for i in ids if i < json.loads(query["endkey"])]
+    skip = int(query.get("skip", 0))
+    ids = ids[skip:]
+    if "limit" in query:
+        ids = ids[:int(query["limit"])]
+    assert [row["id"] for row in body["rows"]] == ids
+    assert body["total_rows"] == 2500 and body["offset"] == offset + skip
+    if query.get("include_docs"):
+        assert all(row["doc"]["_id"] == row["id"] for row in body["rows"])
+
+
+def test_all_docs_keys_in_pages_is_complete(hardened):
+    """``_all_docs`` with 2,500 keys (several pages) answers each key once, in order."""
+    url = new_db(hardened, [{"_id": f"k{i:04}"} for i in range(0, 2500, 2)])
+    keys = [f"k{i:04}" for i in range(2500)]
+    rows = requests.post(url + "/_all_docs", json={"keys": keys}).json()["rows"]
+    assert [row["key"] for row in rows] == keys
+    assert all(("error" in row) == (i % 2 == 1) for i, row in enumerate(rows))
