@@ -538,8 +538,7 @@ async def _descending_feed(stream: _Stream) -> None:
         if remaining is not None:
             rows = rows[:remaining]
             remaining -= len(rows)
-        if last is None:
-            last = rows[0][0]
+        last = rows[-1][0]  # last_seq: the last row sent (the oldest), as before
         await stream.write(head + b",\n".join(feed.encode_rows(rows)))
         head = b",\n"
     feed.since = db.update_seq if last is None else last
