@@ -606,7 +606,8 @@ async def serve_websocket(request: web.Request, db: Database, state: Any) -> web
         # gets a feed from its query parameters after a short grace period.
         msg = await ws.receive(timeout=state.ws_options_grace)
         if msg.type == WSMsgType.TEXT:
-            message = parse_json(msg.data, JSON_DEPTH, "options message") if msg.data.strip() else {}
+            depth = getattr(getattr(state, "config", None), "max_json_depth", JSON_DEPTH)
+            message = parse_json(msg.data, depth, "options message") if msg.data.strip() else {}
             if not isinstance(message, dict):
                 raise bad_request("The options message must be a JSON object")
             params.update({k: v for k, v in message.items() if v is not None})
