@@ -49,7 +49,7 @@ def measure(url: str, pid: int, name: str, hostile: Callable[[], requests.Respon
     return {
         "case": name, "status": r.status_code, "error": r.json().get("error") if r.status_code >= 400 else None,
         "took_s": round(took, 2), "probes": len(lat),
-        "up_p50_ms": round(lat[len(lat) // 2] * 1000, 1) if lat else None,
+        "up_p50_ms": round(lat[(len(lat) - 1) // 2] * 1000, 1) if lat else None,
         "up_p99_ms": round(lat[int(0.99 * (len(lat) - 1))] * 1000, 1) if lat else None,
         "up_max_ms": round(lat[-1] * 1000, 1) if lat else None,
         "peak_rss_growth_mb": round((_kib(pid, "VmHWM") - rss) / 1024, 1),
