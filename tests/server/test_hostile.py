@@ -605,28 +605,16 @@ def test_failed_logins_are_throttled():
 def test_open_files_limit_keeps_serving_and_logs_once(tmp_path):
     """At the open-files limit the server keeps answering on open connections and logs the
     condition once, not per accept attempt."""
-    import os
-    import re
     import resource
-    import subprocess
-    import sys
-
-    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-    log = tmp_path / "server.log"
 
     def limit() -> None:
         resource.setrlimit(resource.RLIMIT_NOFILE, (64, 64))
 
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in (root, os.environ.get("PYTHONPATH")) if p))
-    with open(log, "wb") as err:
-        proc = subprocess.Popen([sys.executable, "-m", "cloudsync.server", "--memory", "--port", "0"],
-                                stdout=subprocess.PIPE, stderr=err, env=env, preexec_fn=limit, text=True)
+    log = tmp_path / "server.log"
+    proc, url = _limited_server(tmp_path, limit, "--memory")
+    port = int(url.rsplit(":", 1)[1])
     socks: list[socket.socket] = []
     try:
-        assert proc.stdout is not None
-        m = re.search(r"http://127\.0\.0\.1:(\d+)", proc.stdout.readline())
-        assert m, log.read_text()
-        port = int(m.group(1))
         keep = requests.Session()
         assert keep.get(f"http://127.0.0.1:{port}/_up", timeout=5).status_code == 200
         for _ in range(80):
@@ -646,14 +634,7 @@ def test_open_files_limit_keeps_serving_and_logs_once(tmp_path):
     finally:
         for sock in socks:
             sock.close()
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-        if proc.stdout is not None:
-            proc.stdout.close()
+        _stop(proc)
 
 
 @pytest.mark.slow
@@ -718,3 +699,63 @@ def test_all_docs_keys_in_pages_is_complete(hardened):
     rows = requests.post(url + "/_all_docs", json={"keys": keys}).json()["rows"]
     assert [row["key"] for row in rows] == keys
     assert all(("error" in row) == (i % 2 == 1) for i, row in enumerate(rows))
+
+
+def _limited_server(tmp_path: Any, limit: Callable[[], None], *args: str) -> tuple[Any, str]:
+    """A server process started with ``limit`` applied (e.g. an rlimit); stop it by PID."""
+    import os
+    import re
+    import subprocess
+    import sys
+
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in (root, os.environ.get("PYTHONPATH")) if p))
+    with open(tmp_path / "server.log", "wb") as err:
+        proc = subprocess.Popen([sys.executable, "-m", "cloudsync.server", "--port", "0", *args],
+                                stdout=subprocess.PIPE, stderr=err, env=env, preexec_fn=limit, text=True)
+    assert proc.stdout is not None
+    m = re.search(r"http://127\.0\.0\.1:(\d+)", proc.stdout.readline())
+    if not m:
+        _stop(proc)
+        raise AssertionError((tmp_path / "server.log").read_text())
+    return proc, f"http://127.0.0.1:{m.group(1)}"
+
+
+def _stop(proc: Any) -> None:
+    import subprocess
+
+    proc.terminate()
+    try:
+        proc.wait(10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+    if proc.stdout is not None:
+        proc.stdout.close()
+
+
+def test_disk_full_is_507_and_the_server_keeps_serving(tmp_path):
+    """A write that fails for lack of space (a 3 MB file size limit here) is ``507
+    insufficient_storage`` with SQLite's reason, not "no such savepoint"; reads and
+    ``/_up`` keep working."""
+    import resource
+
+    def limit() -> None:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (3_000_000, 3_000_000))
+
+    proc, url = _limited_server(tmp_path, limit, "--data-dir", str(tmp_path / "data"))
+    try:
+        assert requests.put(url + "/full").status_code == 201
+        failed = None
+        for _ in range(100):
+            r = requests.post(url + "/full/_bulk_docs", json={"docs": [{"pad": "x" * 1000, "n": j} for j in range(100)]})
+            if r.status_code != 201:
+                failed = r
+                break
+        assert failed is not None, "the file size limit was never reached"
+        assert failed.status_code == 507 and failed.json()["error"] == "insufficient_storage"
+        assert "savepoint" not in failed.json()["reason"]
+        assert requests.get(url + "/full").status_code == 200
+        assert requests.get(url + "/_up").status_code == 200
+    finally:
+        _stop(proc)
