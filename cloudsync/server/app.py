@@ -155,13 +155,18 @@ async def read_body(request: web.Request, cap: int) -> bytes:
     timeout = request.app["state"].config.idle_timeout or None
     chunks: list[bytes] = []
     size = 0
+    content = request.content
     while True:
-        try:
-            chunk = await asyncio.wait_for(request.content.readany(), timeout)
-        except asyncio.TimeoutError:
-            raise CouchError(408, "request_timeout", "the request body stopped arriving") from None
+        chunk = content.read_nowait()  # what already arrived: no timer needed
         if not chunk:
-            return b"".join(chunks)
+            if content.at_eof():
+                return b"".join(chunks)
+            try:
+                chunk = await asyncio.wait_for(content.readany(), timeout)
+            except asyncio.TimeoutError:
+                raise CouchError(408, "request_timeout", "the request body stopped arriving") from None
+            if not chunk:
+                return b"".join(chunks)
         size += len(chunk)
         if size > cap:
             raise _too_large()
