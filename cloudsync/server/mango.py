@@ -182,7 +182,7 @@ def _key(v: Any) -> tuple[Any, ...] | None:
 class _ValueSet:
     """Membership by CouchDB collation: a hash set for scalars, a list for the rest."""
 
-    __slots__ = ("keys", "others")
+    __slots__ = ("keys", "others", "plain")
 
     def __init__(self, values: list[Any]) -> None:
         self.keys: set[tuple[Any, ...]] = set()
@@ -195,6 +195,30 @@ class _ValueSet:
                 self.others.append(value)
             else:
                 self.keys.add(key)
+        #: The values themselves when all are numbers or strings: Python's own set
+        #: operations then rule out a match at C speed (Python equality differs from
+        #: collation only by ``True == 1``, so a hit is confirmed the slow way).
+        self.plain: frozenset[Any] | None = None
+        if not self.others and all(k[0] in (3, 4) for k in self.keys):
+            self.plain = frozenset(k[1] for k in self.keys)
+
+    def cannot_match(self, values: list[Any]) -> bool:
+        """True when no element of ``values`` can collate equal to a wanted value."""
+        if self.plain is None:
+            return False
+        try:
+            return self.plain.isdisjoint(values)
+        except TypeError:  # arrays or objects among the values
+            return False
+
+    def missing_any(self, values: list[Any]) -> bool:
+        """True when some wanted value is certainly not among ``values``."""
+        if self.plain is None:
+            return False
+        try:
+            return len(self.plain.intersection(values)) < len(self.plain)
+        except TypeError:
+            return False
 
     def __contains__(self, value: Any) -> bool:
         key = _key(value)
@@ -203,6 +227,8 @@ class _ValueSet:
         return any(collate(value, other) == 0 for other in self.others)
 
     def any_in(self, values: list[Any]) -> bool:
+        if self.cannot_match(values):
+            return False
         for i, value in enumerate(values):
             if not i & 4095:
                 check_budget()
@@ -368,7 +394,7 @@ def _operator(op: str, arg: Any) -> Callable[[Any], bool]:
 
         def has_all(v: Any) -> bool:
             # One pass over the document's array, stopping once every wanted value is seen.
-            if not isinstance(v, list) or not arg:
+            if not isinstance(v, list) or not arg or wanted.missing_any(v):
                 return False
             keys, found = wanted.keys, set()
             for i, x in enumerate(v):
