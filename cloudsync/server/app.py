@@ -106,9 +106,15 @@ class _State:
     async def off_loop(self, fn: Callable[[], T]) -> T:
         """``fn()`` on a query thread, within the query time budget."""
         seconds = self.config.query_timeout
+        queued = time.monotonic()
 
         def run() -> T:
-            with limits.budget(seconds):
+            # Time spent waiting for a free query thread counts: with every thread busy
+            # with expensive queries, new ones time out instead of piling up.
+            left = seconds - (time.monotonic() - queued) if seconds else None
+            if left is not None and left <= 0:
+                raise limits.QueryTimeout(seconds)
+            with limits.budget(left, seconds):
                 try:
                     return fn()
                 except sqlite3.Error as exc:

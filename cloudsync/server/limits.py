@@ -117,13 +117,15 @@ class budget:
     """``with budget(seconds):`` bounds query evaluation on this thread: long loops call
     :func:`check_budget`, which raises :class:`QueryTimeout` once the time is up."""
 
-    def __init__(self, seconds: float | None) -> None:
+    def __init__(self, seconds: float | None, reported: float | None = None) -> None:
         self.seconds = seconds
+        #: The budget named in the error (the option's value, when ``seconds`` is what is left).
+        self.reported = seconds if reported is None else reported
 
     def __enter__(self) -> budget:
         self._saved = getattr(_local, "deadline", None), getattr(_local, "seconds", None)
         _local.deadline = None if not self.seconds else time.monotonic() + self.seconds
-        _local.seconds = self.seconds
+        _local.seconds = self.reported
         return self
 
     def __exit__(self, *exc: object) -> None:

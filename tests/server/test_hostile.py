@@ -339,6 +339,25 @@ def test_query_timeout_answers_400(hardened, docs_db):
     assert "--query-timeout" in r.json()["reason"] and elapsed < 6
 
 
+def test_queued_queries_share_the_budget(hardened, docs_db):
+    """Eight expensive queries at once (four query threads): waiting for a thread counts
+    against the 2 s budget, so every one is answered ``query_timeout`` within about 2 s
+    rather than the last ones after 4 s; ``/_up`` stays fast meanwhile."""
+
+    def flood() -> list[tuple[int, str, float]]:
+        def one() -> tuple[int, str, float]:
+            started = time.monotonic()
+            r = requests.post(docs_db + "/_find", json={"selector": {"$or": SLOW_OR}}, timeout=30)
+            return r.status_code, r.json().get("error", ""), time.monotonic() - started
+
+        with ThreadPoolExecutor(8) as pool:
+            return list(pool.map(lambda _: one(), range(8)))
+
+    answers, _ = while_probing(hardened, flood)
+    assert all(status == 400 and error == "query_timeout" for status, error, _ in answers), answers
+    assert max(took for _, _, took in answers) < 3.9
+
+
 # -- safe defaults ---------------------------------------------------------------------------
 
 
