@@ -36,6 +36,23 @@ def build_parser(prog: str = "cloudsync serve") -> argparse.ArgumentParser:
                    help="deepest accepted JSON nesting (default 64)")
     p.add_argument("--send-timeout", type=float, default=30.0, metavar="SECONDS",
                    help="disconnect a feed whose client accepts no data for this long (default 30)")
+    p.add_argument("--allow-host", action="append", default=[], metavar="NAME",
+                   help="without --admin, also answer requests whose Host is NAME (repeatable; '*': any); "
+                        "loopback names are always allowed")
+    p.add_argument("--allow-origin", action="append", default=[], metavar="ORIGIN",
+                   help="let web pages from ORIGIN (e.g. http://localhost:3000; '*': any) open change feeds, "
+                        "and answer them with CORS headers (repeatable)")
+    p.add_argument("--query-timeout", type=float, default=10.0, metavar="SECONDS",
+                   help="time budget of one query evaluation (_find, _all_docs keys, _bulk_get, a selector "
+                        "filter's batch); 0 disables (default 10)")
+    p.add_argument("--idle-timeout", type=float, default=30.0, metavar="SECONDS",
+                   help="close a connection with no complete request for this long, or a request body that "
+                        "stops arriving; 0 disables (default 30)")
+    p.add_argument("--max-session-body", type=int, default=16 * 1024, metavar="BYTES",
+                   help="largest body of POST /_session, which needs no credentials (default 16 KiB)")
+    p.add_argument("--max-login-failures", type=int, default=10, metavar="N",
+                   help="failed logins per client address per minute before 429 answers; 0 disables "
+                        "(default 10)")
     p.add_argument("--log-level", default="warning", choices=["debug", "info", "warning", "error"],
                    help="log verbosity on stderr (default warning)")
     return p
@@ -55,6 +72,9 @@ def config_from_args(args: argparse.Namespace) -> ServerConfig:
         data_dir=None if args.memory else (args.data_dir or "cloudsync-data"),
         memory=args.memory, admins=admins, insecure_no_auth=args.insecure_no_auth,
         max_body=args.max_body, max_json_depth=args.max_json_depth, send_timeout=args.send_timeout,
+        allow_hosts=list(args.allow_host), allow_origins=list(args.allow_origin),
+        query_timeout=args.query_timeout, idle_timeout=args.idle_timeout,
+        max_session_body=args.max_session_body, max_login_failures=args.max_login_failures,
     )
 
 
@@ -77,6 +97,9 @@ def main(argv: Sequence[str] | None = None, prog: str = "python -m cloudsync.ser
         parser.error(str(exc))
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     raise_open_files_limit()
+    # Query threads hand the interpreter back to the event loop every millisecond (not
+    # every 5 ms): a request answered while a query runs waits for at most a few of these.
+    sys.setswitchinterval(0.001)
 
     def ready(host: str, port: int) -> None:
         shown = f"[{host}]" if ":" in host else host

@@ -9,24 +9,31 @@ segment, while ``_design/x`` may arrive with a literal or an encoded slash.
 from __future__ import annotations
 
 import asyncio
+import functools
 import ipaddress
 import logging
 import os
 import shutil
+import sqlite3
 import tempfile
+import time
 import uuid
 from collections.abc import Awaitable, Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any
-from urllib.parse import parse_qsl, quote, unquote
+from typing import Any, TypeVar
+from urllib.parse import parse_qsl, quote, unquote, urlsplit
 
 from aiohttp import web
+from aiohttp.http_exceptions import LineTooLong
+from aiohttp.web_protocol import RequestHandler
 
 from .. import __version__
-from .._json import JSONDecodeError, dumps, loads
-from . import changes, mango
-from .auth import COOKIE, SESSION_TIMEOUT, Auth
+from .._json import dumps, loads
+from . import changes, limits, mango
+from .auth import COOKIE, SESSION_TIMEOUT, Auth, LoginThrottle
 from .errors import CouchError, bad_request, not_found
+from .limits import parse_int, parse_json
 from .storage import Database, RowError, Storage, Tx, check_doc_id, encode_seq
 
 __all__ = ["ServerConfig", "make_app", "run"]
@@ -36,6 +43,13 @@ log = logging.getLogger("cloudsync.server")
 COUCHDB_VERSION = "3.3.3"
 JSON = "application/json"
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+T = TypeVar("T")
+#: Rows per page of a streamed ``_all_docs`` answer (with and without documents).
+ALL_DOCS_PAGE = 1000
+ALL_DOCS_PAGE_DOCS = 100
+#: Headers a CORS preflight may ask for when the browser names none we know.
+CORS_HEADERS = "accept, authorization, content-type, origin, referer, if-match, last-event-id, x-requested-with"
+CORS_EXPOSE = "cache-control, content-type, etag, server, x-couch-request-id, x-couchdb-body-time"
 
 
 @dataclass
@@ -58,6 +72,20 @@ class ServerConfig:
     send_timeout: float = 30.0
     #: Seconds a websocket feed waits for the options message before using query parameters.
     ws_options_grace: float = 1.0
+    #: Extra ``Host`` names accepted without ``--admin`` (``"*"``: any).
+    allow_hosts: list[str] = field(default_factory=list)
+    #: Origins allowed for WebSocket/EventSource feeds and CORS (``"*"``: any).
+    allow_origins: list[str] = field(default_factory=list)
+    #: Seconds of evaluation a query (``_find``, ``_all_docs`` keys, ``_bulk_get``, a
+    #: selector filter's batch) may use; 0 disables.
+    query_timeout: float = 10.0
+    #: Seconds a connection may stay without a complete request (new or kept alive), and
+    #: without any progress while a body is read; 0 disables.
+    idle_timeout: float = 30.0
+    #: Largest body of a public endpoint (``POST /_session``).
+    max_session_body: int = 16 * 1024
+    #: Failed logins per client address per minute before answers are 429.
+    max_login_failures: int = 10
 
 
 class _State:
@@ -70,6 +98,34 @@ class _State:
         self.closing = False
         self.watchdog = changes.SendWatchdog(config.send_timeout)
         self.ws_options_grace = config.ws_options_grace
+        self.throttle = LoginThrottle(config.max_login_failures)
+        # Query evaluation runs here, never on the event loop (each thread has its own
+        # SQLite read connection per database, see Database.query_conn).
+        self.query_executor = ThreadPoolExecutor(max_workers=4, thread_name_prefix="cloudsync-query")
+
+    async def off_loop(self, fn: Callable[[], T]) -> T:
+        """``fn()`` on a query thread, within the query time budget."""
+        seconds = self.config.query_timeout
+        queued = time.monotonic()
+
+        def run() -> T:
+            # Time spent waiting for a free query thread counts: with every thread busy
+            # with expensive queries, new ones time out instead of piling up.
+            left = seconds - (time.monotonic() - queued) if seconds else None
+            if left is not None and left <= 0:
+                raise limits.QueryTimeout(seconds)
+            with limits.budget(left, seconds):
+                try:
+                    return fn()
+                except sqlite3.Error as exc:
+                    if limits.expired():  # SQLite's progress handler stopped the statement
+                        limits.check_budget()
+                    if "interrupted" in str(exc) or isinstance(exc, sqlite3.ProgrammingError):
+                        # Database.close() (the database was deleted) interrupted or closed it.
+                        raise CouchError(404, "not_found", "Database does not exist.") from None
+                    raise
+
+        return await asyncio.get_running_loop().run_in_executor(self.query_executor, run)
 
 
 def is_loopback(host: str) -> bool:
@@ -93,45 +149,48 @@ def raw_json_response(body: bytes, status: int = 200, headers: dict[str, str] | 
     return web.Response(body=body, status=status, content_type=JSON, headers=headers)
 
 
-def _too_deep(value: Any, limit: int) -> bool:
-    """Whether parsed JSON nests deeper than ``limit`` (one level of containers at a time:
-    about 4x faster than a stack of (node, depth) pairs on a 1,000-document bulk body)."""
-    level = [value]
-    for _ in range(limit):
-        deeper = []
-        for obj in level:
-            for child in obj.values() if type(obj) is dict else obj:
-                if type(child) is dict or type(child) is list:
-                    deeper.append(child)
-        if not deeper:
-            return False
-        level = deeper
-    return True
+def _too_large() -> CouchError:
+    return CouchError(413, "too_large", "the request entity is too large")
+
+
+async def read_body(request: web.Request, cap: int) -> bytes:
+    """The request body, at most ``cap`` bytes (413 beyond, without reading the rest);
+    408 when the client sends nothing for ``idle_timeout`` seconds in the middle of it."""
+    if request.content_length is not None and request.content_length > cap:
+        raise _too_large()
+    timeout = request.app["state"].config.idle_timeout or None
+    chunks: list[bytes] = []
+    size = 0
+    content = request.content
+    while True:
+        chunk = content.read_nowait()  # what already arrived: no timer needed
+        if not chunk:
+            if content.at_eof():
+                return b"".join(chunks)
+            try:
+                chunk = await asyncio.wait_for(content.readany(), timeout)
+            except asyncio.TimeoutError:
+                raise CouchError(408, "request_timeout", "the request body stopped arriving") from None
+            if not chunk:
+                return b"".join(chunks)
+        size += len(chunk)
+        if size > cap:
+            raise _too_large()
+        chunks.append(chunk)
 
 
 async def read_json(request: web.Request, *, require_object: bool = True, strict_type: bool = True,
-                    empty: Any = None) -> Any:
+                    empty: Any = None, cap: int | None = None) -> Any:
     """The request body as JSON, enforcing CouchDB's content type, the size and depth limits."""
     config: ServerConfig = request.app["state"].config
     if strict_type and request.method == "POST" and request.content_type != JSON:
         raise CouchError(415, "bad_content_type", "Content-Type must be application/json")
-    if request.content_length is not None and request.content_length > config.max_body:
-        raise CouchError(413, "too_large", "the request entity is too large")
-    try:
-        data = await request.read()
-    except web.HTTPRequestEntityTooLarge:
-        raise CouchError(413, "too_large", "the request entity is too large") from None
+    data = await read_body(request, config.max_body if cap is None else cap)
     if not data.strip():
         if empty is not None:
             return empty
         raise bad_request("Request body is empty; expected a JSON object")
-    try:
-        value = loads(data)
-    except JSONDecodeError:
-        raise bad_request("invalid UTF-8 JSON") from None
-    limit = config.max_json_depth
-    if data.count(b"[") + data.count(b"{") > limit and isinstance(value, (dict, list)) and _too_deep(value, limit):
-        raise bad_request(f"JSON nesting deeper than {limit} levels")
+    value = parse_json(data, config.max_json_depth)
     if require_object and not isinstance(value, dict):
         raise bad_request("Request body must be a JSON object")
     return value
@@ -150,18 +209,14 @@ def _int_param(request: web.Request, name: str, default: int | None = None) -> i
     value = request.query.get(name)
     if value is None:
         return default
-    if not value.isdigit():
-        raise bad_request(f"Invalid value for {name}: expected a non-negative integer")
-    return int(value)
+    return parse_int(value, name)
 
 
 def _json_param(request: web.Request, *names: str) -> Any:
     for name in names:
         if name in request.query:
-            try:
-                return loads(request.query[name])
-            except JSONDecodeError:
-                raise bad_request(f"Invalid JSON in parameter {name}") from None
+            return parse_json(request.query[name], request.app["state"].config.max_json_depth,
+                              f"parameter {name}")
     return None
 
 
@@ -282,13 +337,19 @@ class Handlers:
             resp.set_cookie(COOKIE, "", max_age=0, path="/", httponly=True, samesite="Lax")
             return resp
         self._allow(request.method, "GET", "POST", "DELETE")
+        throttle, peer = self.state.throttle, request.remote or ""
+        throttle.check(peer)
+        # A public endpoint: its body is small, read before anything is parsed.
+        cap = self.state.config.max_session_body
         if request.content_type == "application/x-www-form-urlencoded":
-            form = dict(parse_qsl((await request.read()).decode("utf-8", "replace")))
+            form = dict(parse_qsl((await read_body(request, cap)).decode("utf-8", "replace")))
         else:
-            form = await read_json(request)
+            form = await read_json(request, cap=cap)
         name, password = form.get("name"), form.get("password")
         if not isinstance(name, str) or not isinstance(password, str) or not auth.check_password(name, password):
+            throttle.failed(peer)
             raise CouchError(401, "unauthorized", "Name or password is incorrect.")
+        throttle.succeeded(peer)
         resp = json_response({"ok": True, "name": name, "roles": ["_admin"]})
         resp.set_cookie(COOKIE, auth.make_cookie(name), max_age=SESSION_TIMEOUT, path="/",
                         httponly=True, samesite="Lax")
@@ -421,36 +482,46 @@ class Handlers:
         if not isinstance(items, list):
             raise bad_request("Missing JSON list of 'docs'.")
         revs = _bool_param(request, "revs")
-        results = []
-        for item in items:
-            doc_id = item.get("id") if isinstance(item, dict) else None
-            if not isinstance(doc_id, str):
-                results.append({"id": doc_id, "docs": [{"error": {"id": doc_id, "rev": None,
-                                "error": "illegal_docid", "reason": "missing document id"}}]})
-                continue
-            rev = item.get("rev")
-            found = db.get(doc_id)
-            doc = None
-            if found is not None:
-                cur_rev, deleted, body_bytes, history, _ = found
-                if rev is None or rev == cur_rev:
-                    doc, rev = loads(body_bytes), cur_rev
-                else:
-                    leaf = db.get_leaf(doc_id, rev)
-                    if leaf is not None:
-                        deleted, body_bytes, history = leaf
-                        doc = loads(body_bytes)
-                if doc is not None and revs:
-                    doc["_revisions"] = {"start": int(rev.partition("-")[0]), "ids": history}
-            if doc is None:
-                entry: dict[str, Any] = {"error": {"id": doc_id, "rev": rev or "undefined",
-                                                   "error": "not_found", "reason": "missing"}}
-            else:
-                entry = {"ok": doc}
-            results.append({"id": doc_id, "docs": [entry]})
-        return json_response({"results": results})
 
-    async def all_docs(self, request: web.Request, db: Database) -> web.Response:
+        def lookup() -> bytes:
+            conn = db.query_conn()
+            results = []
+            for i, item in enumerate(items):
+                if not i & 255:
+                    limits.check_budget()
+                doc_id = item.get("id") if isinstance(item, dict) else None
+                if not isinstance(doc_id, str):
+                    results.append({"id": doc_id, "docs": [{"error": {"id": doc_id, "rev": None,
+                                    "error": "illegal_docid", "reason": "missing document id"}}]})
+                    continue
+                rev = item.get("rev")
+                found = db.get(doc_id, conn)
+                doc = None
+                if found is not None:
+                    cur_rev, deleted, body_bytes, history, _ = found
+                    if rev is None or rev == cur_rev:
+                        doc, rev = loads(body_bytes), cur_rev
+                    elif isinstance(rev, str):
+                        leaf = db.get_leaf(doc_id, rev, conn)
+                        if leaf is not None:
+                            deleted, body_bytes, history = leaf
+                            doc = loads(body_bytes)
+                    if doc is not None and revs:
+                        doc["_revisions"] = {"start": int(rev.partition("-")[0]), "ids": history}
+                if doc is None:
+                    entry: dict[str, Any] = {"error": {"id": doc_id, "rev": rev or "undefined",
+                                                       "error": "not_found", "reason": "missing"}}
+                else:
+                    entry = {"ok": doc}
+                results.append({"id": doc_id, "docs": [entry]})
+            return dumps({"results": results})
+
+        return raw_json_response(await self.state.off_loop(lookup))
+
+    async def all_docs(self, request: web.Request, db: Database) -> web.StreamResponse:
+        """``_all_docs``: read page by page on a query thread, each page written under the
+        send watchdog, so neither the loop nor a client that does not read holds more than a
+        page (streamed chunked when there is more than one)."""
         self._allow(request.method, "GET", "HEAD", "POST")
         body = await read_json(request) if request.method == "POST" else {}
         keys = body.get("keys", _json_param(request, "keys"))
@@ -458,22 +529,14 @@ class Handlers:
         descending = _bool_param(request, "descending")
         limit = _int_param(request, "limit")
         skip = _int_param(request, "skip", 0) or 0
-        rows: list[bytes] = []
+        update_seq = _bool_param(request, "update_seq")
+        inclusive_end = _bool_param(request, "inclusive_end", True)
+        page_size = ALL_DOCS_PAGE_DOCS if include_docs else ALL_DOCS_PAGE
+        start = end = None
         if keys is not None:
             if not isinstance(keys, list):
                 raise bad_request("`keys` must be an array")
-            for key in keys[skip: None if limit is None else skip + limit]:
-                found = db.get(key) if isinstance(key, str) else None
-                if found is None:
-                    rows.append(b'{"key":' + dumps(key) + b',"error":"not_found"}')
-                    continue
-                rev, deleted, doc, _, _ = found
-                value = b'{"rev":"' + rev.encode() + (b'","deleted":true}' if deleted else b'"}')
-                row = b'{"id":' + dumps(key) + b',"key":' + dumps(key) + b',"value":' + value
-                if include_docs:
-                    row += b',"doc":' + (b"null" if deleted else doc)
-                rows.append(row + b"}")
-            offset = 0
+            keys = keys[skip: None if limit is None else skip + limit]
         else:
             key = _json_param(request, "key")
             start = _json_param(request, "startkey", "start_key")
@@ -483,33 +546,113 @@ class Handlers:
             for name, value in (("startkey", start), ("endkey", end)):
                 if value is not None and not isinstance(value, str):
                     raise bad_request(f"{name} must be a string document id")
-            found_rows = db.all_docs(start=start, end=end, inclusive_end=_bool_param(request, "inclusive_end", True),
-                                     descending=descending, limit=limit, skip=skip)
+        total = db.doc_count
+
+        def keys_page(offset: int) -> tuple[list[bytes], bool]:
+            conn = db.query_conn()
+            rows = []
+            assert keys is not None
+            for i, key in enumerate(keys[offset: offset + page_size]):
+                if not i & 255:
+                    limits.check_budget()
+                found = db.get(key, conn) if isinstance(key, str) else None
+                if found is None:
+                    rows.append(b'{"key":' + dumps(key) + b',"error":"not_found"}')
+                    continue
+                rev, deleted, doc, _, _ = found
+                value = b'{"rev":"' + rev.encode() + (b'","deleted":true}' if deleted else b'"}')
+                row = b'{"id":' + dumps(key) + b',"key":' + dumps(key) + b',"value":' + value
+                if include_docs:
+                    row += b',"doc":' + (b"null" if deleted else doc)
+                rows.append(row + b"}")
+            return rows, offset + page_size >= len(keys)
+
+        def range_page(after: str | None, remaining: int | None) -> tuple[list[bytes], str | None, bool]:
+            want = page_size if remaining is None else min(page_size, remaining)
+            # A page is bounded in bytes too: it ends after the row reaching BATCH_BYTES.
+            found_rows = db.all_docs(start=start, end=end, inclusive_end=inclusive_end, descending=descending,
+                                     limit=want, skip=skip if after is None else 0, after=after,
+                                     conn=db.query_conn(), max_bytes=changes.BATCH_BYTES if include_docs else None)
+            rows = []
+            size = 0
             for doc_id, rev, doc in found_rows:
                 enc = dumps(doc_id)
                 row = b'{"id":' + enc + b',"key":' + enc + b',"value":{"rev":"' + rev.encode() + b'"}'
                 if include_docs:
                     row += b',"doc":' + doc
+                    size += len(doc)
                 rows.append(row + b"}")
-            offset = (db.count_before(start, descending) if start is not None else 0) + skip
-        head = b'{"total_rows":' + str(db.doc_count).encode() + b',"offset":' + str(
-            min(offset, db.doc_count)).encode()
-        if _bool_param(request, "update_seq"):
+            last = found_rows[-1][0] if found_rows else None
+            return rows, last, len(found_rows) < want and size < changes.BATCH_BYTES
+
+        off_loop = self.state.off_loop
+        last: str | None = None
+        remaining = limit
+        if keys is not None:
+            offset = 0
+            rows, done = await off_loop(lambda: keys_page(0))
+        else:
+            offset = (await off_loop(lambda: db.count_before(start, descending, db.query_conn()))
+                      if start is not None else 0) + skip
+            rows, last, done = await off_loop(lambda: range_page(None, remaining))
+            if remaining is not None:
+                remaining -= len(rows)
+                done = done or remaining <= 0
+        head = b'{"total_rows":' + str(total).encode() + b',"offset":' + str(min(offset, total)).encode()
+        if update_seq:
             head += b',"update_seq":"' + encode_seq(db.update_seq).encode() + b'"'
-        return raw_json_response(head + b',"rows":[\n' + b",\n".join(rows) + b"\n]}\n")
+        head += b',"rows":[\n'
+        if done or request.method == "HEAD":
+            return raw_json_response(head + b",\n".join(rows) + b"\n]}\n")
+        resp = web.StreamResponse(headers={"Content-Type": JSON})
+        resp.enable_chunked_encoding()
+        await resp.prepare(request)
+        watchdog = self.state.watchdog
+        try:
+            await watchdog.send(request, resp.write(head + b",\n".join(rows)))
+            key_offset = 0
+            while not done:
+                if keys is not None:
+                    key_offset += page_size
+                    rows, done = await off_loop(functools.partial(keys_page, key_offset))
+                else:
+                    rows, last, done = await off_loop(functools.partial(range_page, last, remaining))
+                    if remaining is not None:
+                        remaining -= len(rows)
+                        done = done or remaining <= 0
+                if rows:
+                    await watchdog.send(request, resp.write(b",\n" + b",\n".join(rows)))
+            await watchdog.send(request, resp.write(b"\n]}\n"))
+        except (ConnectionError, TimeoutError, CouchError) as exc:
+            # Headers are out: a client that stopped reading (or a page past its time
+            # budget) gets its connection reset rather than a body that looks complete.
+            log.info("_all_docs stream ended early: %s", exc)
+            changes._reset(request)
+        return resp
 
     # -- mango -----------------------------------------------------------------------
 
     async def find(self, request: web.Request, db: Database) -> web.Response:
         self._allow(request.method, "POST")
-        query = mango.Query(await read_json(request), db.indexes())
-        return json_response(mango.run_find(db.reader, query))
+        body = await read_json(request)
+        indexes = db.indexes()
+
+        def run() -> bytes:
+            return dumps(mango.run_find(db.query_conn(), mango.Query(body, indexes)))
+
+        return raw_json_response(await self.state.off_loop(run))
 
     async def explain(self, request: web.Request, db: Database) -> web.Response:
         self._allow(request.method, "POST")
-        query = mango.Query(await read_json(request), db.indexes())
-        plan = [row[3] for row in db.reader.execute("EXPLAIN QUERY PLAN " + query.sql, query.args)]
-        return json_response(query.explain(db.name, plan))
+        body = await read_json(request)
+        indexes = db.indexes()
+
+        def run() -> bytes:
+            query = mango.Query(body, indexes)
+            plan = [row[3] for row in db.query_conn().execute("EXPLAIN QUERY PLAN " + query.sql, query.args)]
+            return dumps(query.explain(db.name, plan))
+
+        return raw_json_response(await self.state.off_loop(run))
 
     async def index(self, request: web.Request, db: Database, rest: list[str]) -> web.Response:
         method = request.method
@@ -591,11 +734,108 @@ class Handlers:
         body = await read_json(request, empty={}) if request.method == "POST" else {}
         if params.get("feed") == "eventsource" and "Last-Event-ID" in request.headers:
             params["since"] = request.headers["Last-Event-ID"]
+        for name in ("selector", "doc_ids"):
+            if name in params:
+                params[name] = _json_param(request, name)
         opts = changes.FeedOptions(db, params, body)
         return await changes.serve_changes(request, db, opts, self.state)
 
 
 # -- application ---------------------------------------------------------------------
+
+
+def _host_name(host: str) -> str:
+    """The name in a ``Host`` header, without port or IPv6 brackets, lowercased."""
+    host = host.strip().lower()
+    if host.startswith("["):
+        return host[1:host.find("]")] if "]" in host else host
+    if host.count(":") == 1:
+        host = host.partition(":")[0]
+    return host.rstrip(".")
+
+
+class _Gate:
+    """Who may talk to the server before authentication: ``Host`` names (DNS rebinding),
+    ``Origin`` of WebSocket/EventSource feeds (any web page can open those), and CORS."""
+
+    def __init__(self, config: ServerConfig, auth: Auth) -> None:
+        self.auth = auth
+        self.hosts = {_host_name(h) for h in config.allow_hosts}
+        self.any_host = "*" in config.allow_hosts
+        bound = _host_name(config.host)
+        self.hosts.add(bound)
+        # Bound to every address (with --insecure-no-auth): clients use any of the
+        # machine's addresses. An IP literal cannot be rebound by DNS, a name can.
+        self.ip_literals = bound in ("0.0.0.0", "::", "")
+        self.origins = {o.rstrip("/").lower() for o in config.allow_origins}
+        self.any_origin = "*" in config.allow_origins
+
+    def host_allowed(self, host: str | None) -> bool:
+        if not host or self.any_host:
+            return True
+        name = _host_name(host)
+        if name in self.hosts or name == "localhost" or name.endswith(".localhost"):
+            return True
+        try:
+            address = ipaddress.ip_address(name)
+        except ValueError:
+            return False
+        return address.is_loopback or self.ip_literals
+
+    def origin_allowed(self, request: web.Request, origin: str) -> bool:
+        origin = origin.rstrip("/").lower()
+        if self.any_origin and origin != "null":
+            return True
+        if origin in self.origins:
+            return True
+        # Same origin: a page served from this very address.
+        netloc = urlsplit(origin).netloc
+        return bool(netloc) and netloc == (request.headers.get("Host") or "").lower()
+
+    def check(self, request: web.Request) -> None:
+        if not self.auth.enabled and not self.host_allowed(request.headers.get("Host")):
+            raise CouchError(403, "forbidden",
+                             f"Host {request.headers.get('Host')!r} is not allowed: without --admin the server "
+                             "answers only loopback names (see --allow-host)")
+        origin = request.headers.get("Origin")
+        if origin is not None and _is_feed_stream(request) and not self.origin_allowed(request, origin):
+            raise CouchError(403, "forbidden",
+                             f"Origin {origin!r} may not open change feeds (see --allow-origin)")
+
+    def preflight(self, request: web.Request) -> web.Response:
+        """A CORS preflight: allowed origins get the methods and headers they asked for."""
+        self.check_host_only(request)
+        origin = request.headers.get("Origin")
+        if origin is None or not (self.origins or self.any_origin) or not self.origin_allowed(request, origin):
+            raise CouchError(403, "forbidden", "CORS is not enabled for this origin (see --allow-origin)")
+        wanted = request.headers.get("Access-Control-Request-Headers")
+        return web.Response(status=204, headers={
+            "Access-Control-Allow-Methods": "GET, HEAD, POST, PUT, DELETE, COPY",
+            "Access-Control-Allow-Headers": wanted or CORS_HEADERS,
+            "Access-Control-Max-Age": "600",
+        })
+
+    def check_host_only(self, request: web.Request) -> None:
+        if not self.auth.enabled and not self.host_allowed(request.headers.get("Host")):
+            raise CouchError(403, "forbidden", "Host not allowed (see --allow-host)")
+
+    def cors_headers(self, request: web.Request, response: web.StreamResponse) -> None:
+        origin = request.headers.get("Origin")
+        if origin is None or not (self.origins or self.any_origin) or not self.origin_allowed(request, origin):
+            return
+        response.headers["Access-Control-Allow-Origin"] = origin
+        response.headers["Access-Control-Allow-Credentials"] = "true"
+        response.headers["Access-Control-Expose-Headers"] = CORS_EXPOSE
+        response.headers["Vary"] = "Origin"
+
+
+def _is_feed_stream(request: web.Request) -> bool:
+    """A WebSocket upgrade or an EventSource feed (which browsers open from any page)."""
+    if request.headers.get("Upgrade", "").lower() == "websocket":
+        return True
+    return (request.query.get("feed") in ("eventsource", "websocket")
+            or "text/event-stream" in request.headers.get("Accept", ""))
+
 
 _PUBLIC = {("GET", ()), ("HEAD", ()), ("GET", ("_up",)), ("HEAD", ("_up",))}
 
@@ -610,22 +850,36 @@ def make_app(config: ServerConfig, storage: Storage | None = None) -> web.Applic
     state = _State(config, storage, auth)
     handlers = Handlers(state)
 
+    gate = _Gate(config, auth)
+
     @web.middleware
     async def couch_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
         try:
+            if request.method == "OPTIONS" and "Access-Control-Request-Method" in request.headers:
+                return gate.preflight(request)
+            gate.check(request)
             if auth.enabled:
-                _authenticate(request, auth)
+                _authenticate(request, auth, state.throttle)
             return await handler(request)
-        except CouchError as exc:
-            headers = {"WWW-Authenticate": 'Basic realm="cloudsync"'} if exc.status == 401 else None
-            return json_response(exc.as_json(), exc.status, headers)
-        except web.HTTPException as exc:
-            if exc.status == 413:
-                return json_response({"error": "too_large", "reason": "the request entity is too large"}, 413)
-            return json_response({"error": exc.reason.lower().replace(" ", "_"), "reason": exc.reason}, exc.status)
-        except (asyncio.CancelledError, ConnectionError):
-            raise
-        except Exception:
+        except Exception as exc:
+            ws = request.get("ws")
+            if isinstance(ws, web.WebSocketResponse) and ws.prepared:
+                # After the upgrade the stream is WebSocket frames: answer with a close code.
+                return await _close_ws(ws, exc, request)
+            if isinstance(exc, CouchError):
+                headers = {"WWW-Authenticate": 'Basic realm="cloudsync"'} if exc.status == 401 else {}
+                if exc.status == 429:
+                    headers["Retry-After"] = str(state.throttle.retry_after(request.remote or ""))
+                return json_response(exc.as_json(), exc.status, headers or None)
+            if isinstance(exc, web.HTTPException):
+                if exc.status == 413:
+                    return json_response(_too_large().as_json(), 413)
+                return json_response({"error": exc.reason.lower().replace(" ", "_"), "reason": exc.reason},
+                                     exc.status)
+            if isinstance(exc, ConnectionError):
+                raise
+            if isinstance(exc, RecursionError):
+                return json_response(bad_request("input nested too deeply").as_json(), 400)
             log.exception("unexpected error in %s %s", request.method, request.path)
             return json_response({"error": "internal_server_error",
                                   "reason": "An unexpected error occurred; see the server log."}, 500)
@@ -633,13 +887,16 @@ def make_app(config: ServerConfig, storage: Storage | None = None) -> web.Applic
     async def add_headers(request: web.Request, response: web.StreamResponse) -> None:
         response.headers["X-Couch-Request-ID"] = os.urandom(5).hex()
         response.headers["Server"] = f"cloudsync/{__version__} (CouchDB {COUCHDB_VERSION} API)"
+        gate.cors_headers(request, response)
 
     async def on_startup(app: web.Application) -> None:
         state.watchdog.start()
 
     async def on_shutdown(app: web.Application) -> None:
-        # End open feeds promptly: they see `closing` as soon as they are woken.
+        # End open feeds promptly: they see `closing` as soon as they are woken; running
+        # queries stop at their next budget check (or SQLite progress callback).
         state.closing = True
+        limits.shutting_down.set()
         for name in storage.names():
             db = storage.get(name)
             if db is not None:
@@ -647,6 +904,7 @@ def make_app(config: ServerConfig, storage: Storage | None = None) -> web.Applic
 
     async def on_cleanup(app: web.Application) -> None:
         state.watchdog.stop()
+        state.query_executor.shutdown(wait=True, cancel_futures=True)
         storage.close()
 
     app = web.Application(middlewares=[couch_middleware], client_max_size=config.max_body)
@@ -659,11 +917,32 @@ def make_app(config: ServerConfig, storage: Storage | None = None) -> web.Applic
     return app
 
 
-def _authenticate(request: web.Request, auth: Auth) -> None:
+async def _close_ws(ws: web.WebSocketResponse, exc: Exception, request: web.Request) -> web.WebSocketResponse:
+    """End an upgraded request that failed: 1008 (policy violation) for a bad input, 1011
+    (internal error) otherwise, with the reason as the close message (at most 123 bytes)."""
+    if isinstance(exc, CouchError) and exc.status < 500:
+        code, reason = 1008, exc.reason
+    elif isinstance(exc, (ConnectionError, asyncio.CancelledError)):
+        return ws
+    else:
+        log.error("unexpected error in a websocket feed %s", request.path, exc_info=exc)
+        code, reason = 1011, "internal error; see the server log"
+    if not ws.closed:
+        try:
+            await ws.close(code=code, message=reason.encode()[:123])
+        except Exception:  # the client may be gone already
+            changes._reset(request)
+    return ws
+
+
+def _authenticate(request: web.Request, auth: Auth, throttle: LoginThrottle) -> None:
     header = request.headers.get("Authorization")
     if header is not None:
+        peer = request.remote or ""
+        throttle.check(peer)
         user = auth.basic(header)
         if user is None:
+            throttle.failed(peer)
             raise CouchError(401, "unauthorized", "Name or password is incorrect.")
         request["user"], request["auth_via"] = user, "default"
         return
@@ -679,6 +958,61 @@ def _authenticate(request: web.Request, auth: Auth) -> None:
     raise CouchError(401, "unauthorized", "You are not authorized to access this db.")
 
 
+class _CouchRequestHandler(RequestHandler):
+    """aiohttp's connection handler, answering requests it cannot parse (a request line or
+    header past 8190 bytes, bad framing) in CouchDB's JSON error shape, logged at debug
+    level rather than as an error with a traceback each."""
+
+    def handle_error(self, request: Any, status: int = 500, exc: BaseException | None = None,
+                     message: str | None = None) -> web.StreamResponse:
+        if status >= 500:
+            return super().handle_error(request, status, exc, message)
+        self.logger.debug("malformed request from %s: %s", request.remote, exc)
+        if request.writer.output_size > 0:
+            raise ConnectionError("Response is sent already, cannot send another response with the error message")
+        if isinstance(exc, LineTooLong):
+            reason = "The request line or a header is longer than 8190 bytes"
+        else:
+            reason = f"Malformed HTTP request ({type(exc).__name__ if exc else status})"
+        resp = json_response({"error": "bad_request" if status == 400 else "request_error", "reason": reason},
+                             status)
+        resp.force_close()
+        return resp
+
+
+class _CouchServer(web.Server):
+    def __call__(self) -> RequestHandler:
+        return _CouchRequestHandler(self, loop=self._loop, **self._kwargs)
+
+
+def _quiet_accept_errors(loop: asyncio.AbstractEventLoop) -> None:
+    """At the open-files limit asyncio retries accept() every 0.1-1 s and reports each
+    failure with a traceback: log the condition once (then at most every 10 minutes),
+    keep serving the connections already open."""
+    previous = loop.get_exception_handler()
+    last = [0.0]
+    suppressed = [0]
+
+    def handler(loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
+        if context.get("message") == "socket.accept() out of system resource":
+            now = time.monotonic()
+            if not last[0] or now - last[0] > 600:
+                exc = context.get("exception")
+                log.error("cannot accept new connections: %s (open-files limit: ulimit -n); serving the open "
+                          "ones, retrying every second (%d similar failures not logged)", exc, suppressed[0])
+                last[0] = now
+                suppressed[0] = 0
+            else:
+                suppressed[0] += 1
+            return
+        if previous is not None:
+            previous(loop, context)
+        else:
+            loop.default_exception_handler(context)
+
+    loop.set_exception_handler(handler)
+
+
 async def run(config: ServerConfig, *, ready: Callable[[str, int], None] | None = None,
               stop: asyncio.Event | None = None) -> None:
     """Serve until ``stop`` is set; calls ``ready(host, port)`` once listening."""
@@ -691,10 +1025,22 @@ async def run(config: ServerConfig, *, ready: Callable[[str, int], None] | None 
     if config.memory and config.data_dir is None:
         temp_dir = tempfile.mkdtemp(prefix="cloudsync-memory-")
         config.data_dir = temp_dir
+    if not config.admins:
+        log.warning(
+            "running WITHOUT AUTHENTICATION: anyone who can connect to %s:%s can read and write every "
+            "database. Pass --admin USER:PASS (or set CLOUDSYNC_ADMIN) to require a login.",
+            config.host, config.port)
+    limits.shutting_down.clear()
+    _quiet_accept_errors(asyncio.get_running_loop())
     try:
         app = make_app(config)
-        runner = web.AppRunner(app, handler_cancellation=True, access_log=None, shutdown_timeout=2.0)
+        # keepalive_timeout also closes a connection that sends no complete request head
+        # within that time of opening (aiohttp arms it at connection_made).
+        runner = web.AppRunner(app, handler_cancellation=True, access_log=None, shutdown_timeout=2.0,
+                               keepalive_timeout=config.idle_timeout or 3600.0)
         await runner.setup()
+        assert runner.server is not None
+        runner.server.__class__ = _CouchServer
         try:
             site = web.TCPSite(runner, config.host, config.port, backlog=2048)
             await site.start()
@@ -705,6 +1051,9 @@ async def run(config: ServerConfig, *, ready: Callable[[str, int], None] | None 
                 ready(config.host, port)
             await (stop or asyncio.Event()).wait()
         finally:
+            # Queries running on threads stop at their next budget check, so the
+            # process exits within seconds of SIGTERM whatever they were doing.
+            limits.shutting_down.set()
             await runner.cleanup()
     finally:
         if temp_dir is not None:

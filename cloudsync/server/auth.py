@@ -3,17 +3,23 @@
 from __future__ import annotations
 
 import base64
+import collections
 import hashlib
 import hmac
+import math
 import os
 import secrets
 import time
 from pathlib import Path
 
-__all__ = ["Auth", "parse_admin"]
+from .errors import CouchError
+
+__all__ = ["Auth", "LoginThrottle", "parse_admin"]
 
 COOKIE = "AuthSession"
 SESSION_TIMEOUT = 600  # seconds, CouchDB's default; renewed on use
+#: Clock skew tolerated on a cookie's time stamp (a cookie from the future is forged).
+COOKIE_SKEW = 60
 
 
 def parse_admin(value: str) -> tuple[str, str]:
@@ -40,15 +46,24 @@ class Auth:
         # Persisted next to the data so sessions survive a restart, as in CouchDB.
         if secret_dir is None:
             return secrets.token_bytes(32)
+        # Anyone who reads it can mint an admin session: only the owner may (0600).
         path = secret_dir / ".cloudsync-secret"
         try:
-            return bytes.fromhex(path.read_text())
+            secret = bytes.fromhex(path.read_text())
+            if len(secret) >= 32:
+                if path.stat().st_mode & 0o077:
+                    os.chmod(path, 0o600)
+                return secret
         except (OSError, ValueError):
-            secret = secrets.token_bytes(32)
-            tmp = path.with_suffix(".tmp")
-            tmp.write_text(secret.hex())
-            os.replace(tmp, path)
-            return secret
+            pass
+        secret = secrets.token_bytes(32)
+        tmp = path.with_suffix(".tmp")
+        tmp.unlink(missing_ok=True)
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as f:
+            f.write(secret.hex())
+        os.replace(tmp, path)
+        return secret
 
     def check_password(self, user: str, password: str) -> bool:
         expected = self._admins.get(user)
@@ -79,9 +94,65 @@ class Auth:
             raw = base64.urlsafe_b64decode(value + "=" * (-len(value) % 4)).decode()
             payload, _, mac = raw.rpartition(":")
             user, _, stamp = payload.rpartition(":")
-            fresh = time.time() - int(stamp, 16) < SESSION_TIMEOUT
+            if not (0 < len(stamp) <= 16 and all(c in "0123456789ABCDEF" for c in stamp)):
+                return None
+            age = time.time() - int(stamp, 16)
+            # Neither past its lifetime nor stamped in the future (beyond clock skew).
+            fresh = -COOKIE_SKEW <= age < SESSION_TIMEOUT
         except (ValueError, UnicodeDecodeError):
             return None
         if fresh and user in self._admins and hmac.compare_digest(mac, self._mac(payload)):
             return user
         return None
+
+
+class LoginThrottle:
+    """Failed logins per client address: after ``per_minute`` failures within a minute, the
+    address gets ``429 too_many_requests`` (with ``Retry-After``) until the oldest of them
+    is a minute old; its password is not even checked meanwhile."""
+
+    WINDOW = 60.0
+    #: Addresses remembered at most (the oldest are forgotten first).
+    MAX_ADDRESSES = 10_000
+
+    def __init__(self, per_minute: int) -> None:
+        self.per_minute = per_minute
+        self._failures: collections.OrderedDict[str, collections.deque[float]] = collections.OrderedDict()
+
+    def _recent(self, peer: str) -> collections.deque[float] | None:
+        times = self._failures.get(peer)
+        if times is None:
+            return None
+        cutoff = time.monotonic() - self.WINDOW
+        while times and times[0] <= cutoff:
+            times.popleft()
+        if not times:
+            del self._failures[peer]
+            return None
+        return times
+
+    def retry_after(self, peer: str) -> int:
+        times = self._recent(peer)
+        if not times:
+            return 0
+        return max(1, math.ceil(times[0] + self.WINDOW - time.monotonic()))
+
+    def check(self, peer: str) -> None:
+        """Raise 429 while ``peer`` has used up its failed attempts."""
+        if self.per_minute <= 0:
+            return
+        times = self._recent(peer)
+        if times is not None and len(times) >= self.per_minute:
+            raise CouchError(429, "too_many_requests",
+                             f"Too many failed logins from this address; retry in {self.retry_after(peer)} s.")
+
+    def failed(self, peer: str) -> None:
+        times = self._failures.get(peer)
+        if times is None:
+            times = self._failures[peer] = collections.deque()
+            if len(self._failures) > self.MAX_ADDRESSES:
+                self._failures.popitem(last=False)
+        times.append(time.monotonic())
+
+    def succeeded(self, peer: str) -> None:
+        self._failures.pop(peer, None)

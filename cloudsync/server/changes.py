@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import socket
 import struct
 from collections.abc import Awaitable, Callable, Mapping
@@ -22,8 +23,9 @@ from typing import Any
 from aiohttp import WSMsgType, web
 
 from .._json import JSONDecodeError, dumps, loads
-from . import mango
+from . import limits, mango
 from .errors import CouchError, bad_request
+from .limits import parse_int, parse_json
 from .storage import _SEQ_HIGH, _SEQ_LOW, Database, Row, decode_seq, seq_bytes
 
 __all__ = ["FeedOptions", "SendWatchdog", "serve_changes", "serve_websocket"]
@@ -38,6 +40,12 @@ WS_BATCH = 500
 #: Commits are pushed to a waiting feed while its connection holds at most this many
 #: bytes not yet taken by the client (see _Stream).
 PUSH_HIGH_WATER = 64 * 1024
+#: A batch stops after the row whose body brings it to this size: what a feed holds (and
+#: writes as one chunk) is bounded in bytes, not only in rows.
+BATCH_BYTES = 1024 * 1024
+#: A commit framed larger than this is not pushed (written whole to every subscriber's
+#: transport) but read by each feed's task in bounded batches.
+PUSH_MAX_BYTES = 256 * 1024
 
 
 def _bool(value: Any, name: str) -> bool:
@@ -49,19 +57,16 @@ def _bool(value: Any, name: str) -> bool:
 
 
 def _int(value: Any, name: str) -> int:
-    if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
-        return value
-    if isinstance(value, str) and value.isdigit():
-        return int(value)
-    raise bad_request(f"Invalid value for {name}: expected a non-negative integer")
+    return parse_int(value, name)
+
+
+#: JSON nesting accepted in ``selector``/``doc_ids`` parameters (the server passes its own).
+JSON_DEPTH = 64
 
 
 def _json_param(value: Any, name: str) -> Any:
     if isinstance(value, str):
-        try:
-            return loads(value)
-        except JSONDecodeError:
-            raise bad_request(f"Invalid JSON in parameter {name}") from None
+        return parse_json(value, JSON_DEPTH, f"parameter {name}")
     return value
 
 
@@ -71,6 +76,8 @@ class FeedOptions:
     def __init__(self, db: Database, params: Mapping[str, Any], body: Mapping[str, Any] | None = None,
                  *, implicit_filters: bool = False) -> None:
         body = body or {}
+        #: Whether ``accept`` evaluates a Mango selector (then it runs on a query thread).
+        self.selector = False
         self.feed = params.get("feed", "normal")
         if self.feed not in FEEDS:
             raise bad_request(f"Unknown feed type: {self.feed}")
@@ -118,6 +125,7 @@ class FeedOptions:
             if not isinstance(sel, dict):
                 raise bad_request("Selector must be specified in POST payload")
             match = mango.compile_selector(sel)
+            self.selector = True
             return lambda row: match(loads(row[4]))
         if name == "_design":
             return lambda row: row[1].startswith("_design/")
@@ -136,18 +144,28 @@ class Feed:
         self.remaining = opts.limit
         # Bodies are read from SQLite only when sent or filtered on.
         self.bodies = opts.include_docs or opts.accept is not None
+        #: Runs a selector filter off the event loop (set by _Stream from the server state).
+        self.offload: Callable[[Callable[[], list[Row]]], Awaitable[list[Row]]] | None = None
 
-    def next_rows(self) -> list[Row]:
-        """The next matching rows after ``self.since`` (advancing it); [] when caught up."""
+    async def next_rows(self) -> list[Row]:
+        """The next matching rows after ``self.since`` (advancing it); [] when caught up.
+        Rows are read on the loop (the ring is the loop's); a selector filter runs on a
+        query thread within the query time budget."""
         db, accept = self.db, self.opts.accept
         while True:
             want = BATCH if self.remaining is None else min(BATCH, self.remaining)
             if want == 0:
                 return []
-            raw = db.changes(self.since, BATCH, bodies=self.bodies)
+            raw = db.changes(self.since, BATCH, bodies=self.bodies,
+                             max_bytes=BATCH_BYTES if self.bodies else None)
             if not raw:
                 return []
-            rows = raw if accept is None else [r for r in raw if accept(r)]
+            if accept is None:
+                rows = raw
+            elif self.opts.selector and self.offload is not None:
+                rows = await self.offload(functools.partial(_filter_rows, accept, raw))
+            else:
+                rows = [r for r in raw if accept(r)]
             if len(rows) > want:
                 rows = rows[:want]
                 self.since = rows[-1][0]
@@ -229,6 +247,16 @@ class Feed:
     def tail(self) -> bytes:
         return b'"last_seq":"' + seq_bytes(self.since) + b'","pending":' + str(
             self.db.pending(self.since)).encode()
+
+
+def _filter_rows(accept: Callable[[Row], bool], rows: list[Row]) -> list[Row]:
+    out = []
+    for i, row in enumerate(rows):
+        if not i & 63:
+            limits.check_budget()
+        if accept(row):
+            out.append(row)
+    return out
 
 
 _DELETED = (b"", b',"deleted":true')
@@ -329,10 +357,21 @@ class _Stream:
         self._wakeup: asyncio.Future[None] | None = None
         framing = {"eventsource": _http_chunk, "continuous": _http_chunk, "websocket": _ws_text}
         self._frame = framing.get(opts.feed) if opts.limit is None and opts.style == "main_only" else None
+        feed.offload = getattr(state, "off_loop", None)
+        if opts.selector:  # never evaluated on the loop: the task filters on a query thread
+            self._frame = None
         # Feeds whose chunk depends only on these share it within one notification round.
         self._share = (opts.feed, opts.include_docs) if opts.accept is None else None
 
+    async def prepare(self) -> None:
+        """Send the response headers (before the first data or the first wait): errors
+        found before then are still plain HTTP error answers."""
+        if not self.resp.prepared:
+            await self.resp.prepare(self.request)
+
     async def write(self, data: bytes) -> None:
+        if not self.resp.prepared:
+            await self.resp.prepare(self.request)
         if self.websocket:
             assert isinstance(self.resp, web.WebSocketResponse)
             write = self.resp.send_frame(data, WSMsgType.TEXT)
@@ -421,7 +460,11 @@ class _Stream:
         except Exception:  # e.g. a selector failing on a document: the task raises it properly
             fut.set_result(None)
             return False
-        wire, feed.since = hit
+        wire, last_seq = hit
+        if len(wire) > PUSH_MAX_BYTES:  # too big to write whole: the task sends it in batches
+            fut.set_result(None)
+            return False
+        feed.since = last_seq
         if wire:
             transport.write(wire)
             self.last_sent = self.loop.time()
@@ -438,15 +481,21 @@ async def serve_changes(request: web.Request, db: Database, opts: FeedOptions, s
         "Cache-Control": "no-cache",
     })
     resp.enable_chunked_encoding()
-    await resp.prepare(request)
     stream = _Stream(request, resp, feed, state)
     try:
         if opts.feed in ("normal", "longpoll"):
             await _results_feed(stream, longpoll=opts.feed == "longpoll")
         else:
+            await stream.prepare()
             await _line_feed(stream, eventsource)
     except (ConnectionError, TimeoutError):
         # Gone, or not reading for send_timeout: drop it; it resumes from its last seq.
+        _reset(request)
+    except CouchError:
+        if not resp.prepared:
+            raise  # still a plain error answer
+        # Mid-stream (e.g. a selector batch past the query timeout): cut it, as CouchDB
+        # does; the client sees a truncated chunked body and resumes from its last seq.
         _reset(request)
     return resp
 
@@ -463,37 +512,71 @@ def _reset(request: web.Request) -> None:
     transport.abort()
 
 
+async def _descending_feed(stream: _Stream) -> None:
+    """``descending=true`` (normal feed): newest first, read in bounded batches."""
+    feed = stream.feed
+    db, accept = feed.db, feed.opts.accept
+    remaining = feed.opts.limit
+    before = None
+    last = None
+    head = b'{"results":[\n'
+    while remaining is None or remaining > 0:
+        want = BATCH if remaining is None else min(BATCH, remaining)
+        raw = db.changes_before(feed.since, before, want, bodies=feed.bodies,
+                                max_bytes=BATCH_BYTES if feed.bodies else None)
+        if not raw:
+            break
+        before = raw[-1][0]
+        if accept is None:
+            rows = raw
+        elif feed.opts.selector and feed.offload is not None:
+            rows = await feed.offload(functools.partial(_filter_rows, accept, raw))
+        else:
+            rows = [r for r in raw if accept(r)]
+        if not rows:
+            continue
+        if remaining is not None:
+            rows = rows[:remaining]
+            remaining -= len(rows)
+        last = rows[-1][0]  # last_seq: the last row sent (the oldest), as before
+        await stream.write(head + b",\n".join(feed.encode_rows(rows)))
+        head = b",\n"
+    feed.since = db.update_seq if last is None else last
+    await stream.write((b'{"results":[\n' if last is None else b"") + b"\n],\n" + feed.tail() + b"}\n")
+
+
 async def _results_feed(stream: _Stream, *, longpoll: bool) -> None:
     feed = stream.feed
-    await stream.write(b'{"results":[\n')
     if feed.opts.descending:
-        rows = feed.db.changes(feed.since, feed.opts.limit or -1, descending=True)
-        rows = [r for r in rows if feed.opts.accept is None or feed.opts.accept(r)]
-        feed.since = rows[-1][0] if rows else feed.db.update_seq
-        await stream.write(b",\n".join(feed.encode_rows(rows)) + b"\n],\n" + feed.tail() + b"}\n")
+        await _descending_feed(stream)
         return
+    head = b'{"results":[\n'  # written with the first rows, or before waiting
     first = True
     while True:
-        rows = feed.next_rows()
+        rows = await feed.next_rows()
         if rows:
             chunk = b",\n".join(feed.encode_rows(rows))
-            await stream.write(chunk if first else b",\n" + chunk)
+            await stream.write(head + chunk if first else b",\n" + chunk)
+            head = b""
             first = False
             continue
         if not longpoll or not first or feed.done:
             break
+        if head:
+            await stream.write(head)
+            head = b""
         event = await stream.wait()
         if event == "heartbeat":
             await stream.write(b"\n")
         elif event != "change":
             break
-    await stream.write(b"\n],\n" + feed.tail() + b"}\n")
+    await stream.write(head + b"\n],\n" + feed.tail() + b"}\n")
 
 
 async def _line_feed(stream: _Stream, eventsource: bool) -> None:
     feed = stream.feed
     while True:
-        rows = feed.next_rows()
+        rows = await feed.next_rows()
         if rows:
             for message in feed.messages(rows):
                 await stream.write(message)
@@ -516,13 +599,15 @@ async def serve_websocket(request: web.Request, db: Database, state: Any) -> web
     """The Sync Gateway style websocket feed: one options message in, arrays of rows out."""
     ws = web.WebSocketResponse(compress=False, max_msg_size=1 << 20)
     await ws.prepare(request)
+    request["ws"] = ws  # a failure from here on is answered with a close code (see app.py)
     params: dict[str, Any] = dict(request.query)
     try:
         # The options message wins over query parameters; a client that sends none
         # gets a feed from its query parameters after a short grace period.
         msg = await ws.receive(timeout=state.ws_options_grace)
         if msg.type == WSMsgType.TEXT:
-            message = loads(msg.data) if msg.data.strip() else {}
+            depth = getattr(getattr(state, "config", None), "max_json_depth", JSON_DEPTH)
+            message = parse_json(msg.data, depth, "options message") if msg.data.strip() else {}
             if not isinstance(message, dict):
                 raise bad_request("The options message must be a JSON object")
             params.update({k: v for k, v in message.items() if v is not None})
@@ -571,7 +656,7 @@ async def _ws_feed(ws: web.WebSocketResponse, stream: _Stream) -> None:
     feed, state = stream.feed, stream.state
     caught_up = False
     while not ws.closed:
-        rows = feed.next_rows()
+        rows = await feed.next_rows()
         if rows:
             for message in feed.messages(rows):
                 await stream.write(message)

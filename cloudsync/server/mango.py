@@ -18,14 +18,22 @@ from __future__ import annotations
 import base64
 import functools
 import hashlib
+import importlib
 import math
-import re
 import time
 from collections.abc import Callable
 from typing import Any
 
 from .._json import dumps, loads
 from .errors import CouchError, bad_request
+from .limits import MAX_INT, check_budget
+
+try:  # RE2 matches in time linear in the input: no catastrophic backtracking (the server extra)
+    _re2: Any = importlib.import_module("re2")
+    _RE2_OPTIONS = _re2.Options()
+    _RE2_OPTIONS.log_errors = False
+except ImportError:  # pragma: no cover - the server extra installs google-re2
+    _re2 = None
 
 __all__ = ["Index", "Query", "compile_selector", "collate", "field_expr", "indexes_from_ddoc", "run_find"]
 
@@ -33,6 +41,11 @@ _MISSING = object()
 _TYPE_NAMES = {"null", "boolean", "number", "string", "array", "object"}
 NO_INDEX_WARNING = "No matching index found, create an index to optimize query time."
 DEFAULT_LIMIT = 25
+#: Longest ``$regex`` pattern accepted (characters).
+MAX_REGEX = 4096
+#: ``$in`` lists longer than this are not pushed into SQL (SQLite's bound-parameter limit).
+MAX_SQL_IN = 500
+_SQL_INT_MIN = -(1 << 63)
 
 
 # -- collation and field access ------------------------------------------------------
@@ -102,7 +115,7 @@ def get_field(doc: Any, path: tuple[str, ...]) -> Any:
             doc = doc.get(key, _MISSING)
             if doc is _MISSING:
                 return doc
-        elif isinstance(doc, list) and key.isdigit() and int(key) < len(doc):
+        elif isinstance(doc, list) and key.isascii() and key.isdigit() and int(key) < len(doc):
             doc = doc[int(key)]
         else:
             return _MISSING
@@ -134,15 +147,112 @@ def compile_selector(selector: Any) -> Pred:
 
 
 def _all_of(preds: list[Callable[[Any], bool]], doc: Any) -> bool:
+    if len(preds) > 64:
+        check_budget()
     return all(p(doc) for p in preds)
 
 
 def _any_of(preds: list[Callable[[Any], bool]], doc: Any) -> bool:
+    if len(preds) > 64:
+        check_budget()
     return any(p(doc) for p in preds)
 
 
 def _none_of(preds: list[Callable[[Any], bool]], doc: Any) -> bool:
-    return not any(p(doc) for p in preds)
+    return not _any_of(preds, doc)
+
+
+def _key(v: Any) -> tuple[Any, ...] | None:
+    """A hashable key equal for values that collate equal (scalars only; ``None`` for
+    arrays and objects). Booleans and numbers get different ranks, so ``True != 1``."""
+    if v is None:
+        return (0,)
+    if v is False:
+        return (1,)
+    if v is True:
+        return (2,)
+    t = type(v)
+    if t is int or t is float:
+        return (3, v)
+    if t is str:
+        return (4, v)
+    return None
+
+
+class _ValueSet:
+    """Membership by CouchDB collation: a hash set for scalars, a list for the rest."""
+
+    __slots__ = ("keys", "others", "plain")
+
+    def __init__(self, values: list[Any]) -> None:
+        self.keys: set[tuple[Any, ...]] = set()
+        self.others: list[Any] = []
+        for i, value in enumerate(values):
+            if not i & 4095:
+                check_budget()
+            key = _key(value)
+            if key is None:
+                self.others.append(value)
+            else:
+                self.keys.add(key)
+        #: The values themselves when all are numbers or strings: Python's own set
+        #: operations then rule out a match at C speed (Python equality differs from
+        #: collation only by ``True == 1``, so a hit is confirmed the slow way).
+        self.plain: frozenset[Any] | None = None
+        if not self.others and all(k[0] in (3, 4) for k in self.keys):
+            self.plain = frozenset(k[1] for k in self.keys)
+
+    def cannot_match(self, values: list[Any]) -> bool:
+        """True when no element of ``values`` can collate equal to a wanted value."""
+        if self.plain is None:
+            return False
+        try:
+            return self.plain.isdisjoint(values)
+        except TypeError:  # arrays or objects among the values
+            return False
+
+    def missing_any(self, values: list[Any]) -> bool:
+        """True when some wanted value is certainly not among ``values``."""
+        if self.plain is None:
+            return False
+        try:
+            return len(self.plain.intersection(values)) < len(self.plain)
+        except TypeError:
+            return False
+
+    def __contains__(self, value: Any) -> bool:
+        key = _key(value)
+        if key is not None:
+            return key in self.keys
+        return any(collate(value, other) == 0 for other in self.others)
+
+    def any_in(self, values: list[Any]) -> bool:
+        if self.cannot_match(values):
+            return False
+        for i, value in enumerate(values):
+            if not i & 4095:
+                check_budget()
+            if value in self:
+                return True
+        return False
+
+
+def _any_elem(sub: Pred, values: list[Any]) -> bool:
+    for i, value in enumerate(values):
+        if not i & 1023:
+            check_budget()
+        if sub(value):
+            return True
+    return False
+
+
+def _all_elems(sub: Pred, values: list[Any]) -> bool:
+    for i, value in enumerate(values):
+        if not i & 1023:
+            check_budget()
+        if not sub(value):
+            return False
+    return True
 
 
 def _compile(sel: Any, path: tuple[str, ...]) -> Pred:
@@ -153,6 +263,11 @@ def _compile(sel: Any, path: tuple[str, ...]) -> Pred:
         if key in ("$and", "$or", "$nor"):
             if not isinstance(arg, list):
                 raise bad_request(f"{key} requires an array argument")
+            if key == "$or" and len(arg) > 8:
+                same = _or_of_equalities(arg, path)
+                if same is not None:
+                    preds.append(same)
+                    continue
             subs = [_compile(s, path) for s in arg]
             combine = {"$and": _all_of, "$or": _any_of}.get(key, _none_of)
             preds.append(functools.partial(combine, subs))
@@ -171,6 +286,28 @@ def _compile(sel: Any, path: tuple[str, ...]) -> Pred:
     if len(preds) == 1:
         return preds[0]
     return lambda d: all(p(d) for p in preds)
+
+
+def _or_of_equalities(branches: list[Any], path: tuple[str, ...]) -> Pred | None:
+    """``{"$or": [{"f": 1}, {"f": 2}, ...]}`` as one hash lookup instead of a branch per
+    value (a 5,000-branch ``$or`` is otherwise 5,000 calls per document), or ``None``."""
+    field = None
+    keys = set()
+    for branch in branches:
+        if not isinstance(branch, dict) or len(branch) != 1:
+            return None
+        (name, value), = branch.items()
+        if isinstance(value, dict) and len(value) == 1 and "$eq" in value:
+            value = value["$eq"]
+        key = _key(value)
+        if name.startswith("$") or key is None or (field is not None and name != field):
+            return None
+        field = name
+        keys.add(key)
+    if field is None:
+        return None
+    # $eq: an array or object value never equals a scalar, and _key() of one is None.
+    return _field_pred(path + parse_field(field), lambda v: _key(v) in keys)
 
 
 def _field_pred(path: tuple[str, ...], test: Callable[[Any], bool]) -> Pred:
@@ -203,9 +340,10 @@ def _operator(op: str, arg: Any) -> Callable[[Any], bool]:
         if not isinstance(arg, list):
             raise bad_request(f"{op} requires an array argument")
 
+        wanted = _ValueSet(arg)
+
         def within(v: Any) -> bool:
-            values = v if isinstance(v, list) else [v]
-            return any(collate(x, a) == 0 for x in values for a in arg)
+            return wanted.any_in(v) if isinstance(v, list) else v in wanted
 
         return within if op == "$in" else (lambda v: not within(v))
     if op == "$exists":
@@ -224,10 +362,15 @@ def _operator(op: str, arg: Any) -> Callable[[Any], bool]:
     if op == "$regex":
         if not isinstance(arg, str):
             raise bad_request("$regex requires a string argument")
+        if len(arg) > MAX_REGEX:
+            raise bad_request(f"$regex longer than {MAX_REGEX} characters")
+        if _re2 is None:  # pragma: no cover
+            raise bad_request("$regex needs the google-re2 package (pip install 'cloudsync[server]')")
         try:
-            rx = re.compile(arg)
-        except re.error as exc:
-            raise bad_request(f"Invalid $regex: {exc}") from None
+            rx = _re2.compile(arg, _RE2_OPTIONS)
+        except (_re2.error, TypeError, ValueError) as exc:
+            reason = exc.args[0].decode(errors="replace") if exc.args and isinstance(exc.args[0], bytes) else exc
+            raise bad_request(f"Invalid $regex (RE2 syntax: no backreferences or lookaround): {reason}") from None
         return lambda v: isinstance(v, str) and rx.search(v) is not None
     if op == "$beginsWith":
         if not isinstance(arg, str):
@@ -246,16 +389,35 @@ def _operator(op: str, arg: Any) -> Callable[[Any], bool]:
     if op == "$all":
         if not isinstance(arg, list):
             raise bad_request("$all requires an array argument")
-        return lambda v: (isinstance(v, list) and len(arg) > 0
-                          and (v == arg or all(any(collate(x, a) == 0 for x in v) for a in arg)))
+
+        wanted = _ValueSet(arg)
+
+        def has_all(v: Any) -> bool:
+            # One pass over the document's array, stopping once every wanted value is seen.
+            if not isinstance(v, list) or not arg or wanted.missing_any(v):
+                return False
+            keys, found = wanted.keys, set()
+            for i, x in enumerate(v):
+                if not i & 4095:
+                    check_budget()
+                key = _key(x)
+                if key in keys:
+                    found.add(key)
+                    if len(found) == len(keys) and not wanted.others:
+                        return True
+            if len(found) < len(keys):
+                return False
+            return all(any(collate(x, other) == 0 for x in v) for other in wanted.others)
+
+        return has_all
     if op in ("$elemMatch", "$allMatch"):
         sub = _compile_elem(arg)
         if op == "$elemMatch":
-            return lambda v: isinstance(v, list) and any(sub(x) for x in v)
-        return lambda v: isinstance(v, list) and len(v) > 0 and all(sub(x) for x in v)
+            return lambda v: isinstance(v, list) and _any_elem(sub, v)
+        return lambda v: isinstance(v, list) and len(v) > 0 and _all_elems(sub, v)
     if op == "$keyMapMatch":
         sub = _compile_elem(arg)
-        return lambda v: isinstance(v, dict) and any(sub(k) for k in v)
+        return lambda v: isinstance(v, dict) and _any_elem(sub, list(v))
     if op == "$not":
         sub = _compile_elem(arg)
         return lambda v: not sub(v)
@@ -413,7 +575,10 @@ def _implies_exists(conds: list[tuple[str, Any]]) -> bool:
 
 
 def _sql_scalar(v: Any) -> bool:
-    return isinstance(v, (str, int, float)) and not isinstance(v, bool)
+    # Integers outside SQLite's signed 64 bits cannot be bound: filtered in Python only.
+    if isinstance(v, int) and not isinstance(v, bool):
+        return _SQL_INT_MIN <= v <= MAX_INT
+    return isinstance(v, (str, float))
 
 
 def _pushdown(expr: str, conds: list[tuple[str, Any]], args: list[Any]) -> list[str]:
@@ -430,7 +595,7 @@ def _pushdown(expr: str, conds: list[tuple[str, Any]], args: list[Any]) -> list[
         elif op in ("$gt", "$gte", "$lt", "$lte") and _sql_scalar(arg):
             terms.append(f"{expr} {dict(gt='>', gte='>=', lt='<', lte='<=')[op[1:]]} ?")
             args.append(arg)
-        elif op == "$in" and isinstance(arg, list) and arg and all(_sql_scalar(a) or isinstance(a, bool) for a in arg):
+        elif op == "$in" and isinstance(arg, list) and 0 < len(arg) <= MAX_SQL_IN and all(_sql_scalar(a) or isinstance(a, bool) for a in arg):
             terms.append(f"{expr} IN ({', '.join('?' * len(arg))})")
             args.extend(int(a) if isinstance(a, bool) else a for a in arg)
     return terms
@@ -546,7 +711,9 @@ class Query:
             raw = str(self.bookmark)
             key = loads(base64.urlsafe_b64decode(raw + "=" * (-len(raw) % 4)))
             name = self.index.name if self.index else "_all_docs"
-            if isinstance(key, list) and len(key) == 2 and key[0] == name and len(key[1]) == len(self.key_exprs):
+            if (isinstance(key, list) and len(key) == 2 and key[0] == name and isinstance(key[1], list)
+                    and len(key[1]) == len(self.key_exprs)
+                    and all(v is None or _sql_scalar(v) or isinstance(v, bool) for v in key[1])):
                 return key[1]
         except Exception:
             pass
@@ -634,6 +801,7 @@ def run_find(conn: Any, query: Query) -> dict[str, Any]:
         batch = cursor.fetchmany(256)
         if not batch:
             break
+        check_budget()
         for row in batch:
             examined += 1
             doc = loads(row[n])

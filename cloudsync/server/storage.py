@@ -23,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import bisect
+import collections
 import hashlib
 import os
 import re
@@ -36,7 +37,7 @@ from typing import Any, Literal, Protocol, TypeVar, overload
 from urllib.parse import quote, unquote
 
 from .._json import dumps, loads
-from . import mango
+from . import limits, mango
 from .errors import CouchError, bad_request
 
 __all__ = ["Database", "Listener", "Storage", "Row", "decode_seq", "encode_seq", "seq_bytes", "valid_db_name"]
@@ -47,12 +48,17 @@ T = TypeVar("T")
 Row = tuple[int, str, str, bool, bytes]
 
 _DB_NAME = re.compile(r"^[a-z][a-z0-9_$()+/-]*$")
-_SEQ = re.compile(r"^(\d+)(?:-([A-Za-z0-9_\-]+))?$")
+_SEQ = re.compile(r"^([0-9]{1,19})(?:-([A-Za-z0-9_\-]+))?$")
 #: Revision history kept per leaf (CouchDB's revs_limit is 1000; a shorter one keeps
 #: every update's row small).
 REVS_LIMIT = 100
 #: Recent changes kept in memory so live feeds are served without touching SQLite.
 RING_SIZE = 20_000
+#: ... and at most about this many bytes of document bodies (twice this before a trim):
+#: 20,000 changes of 64 KB documents would otherwise pin 1.3-2.6 GB.
+RING_BYTES = 32 * 1024 * 1024
+#: Query-thread SQLite connections each thread keeps open (least recently used closed first).
+QUERY_CONNS_PER_THREAD = 16
 _IGNORED_SPECIALS = frozenset({"_conflicts", "_deleted_conflicts", "_local_seq", "_revs_info"})
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS docs (
@@ -90,9 +96,15 @@ CHANGES_SQL = {
 }
 
 
+#: Longest file name most file systems take (the database file is ``<quoted name>.sqlite``).
+_MAX_FILE_NAME = 255
+
+
 def valid_db_name(name: str) -> bool:
-    """CouchDB's database name rule (lowercase, starts with a letter, at most 238 chars)."""
-    return len(name) <= 238 and _DB_NAME.match(name) is not None
+    """CouchDB's database name rule (lowercase, starts with a letter, at most 238 chars),
+    and short enough as a file name once ``/``, ``$``... are percent-encoded."""
+    return (len(name) <= 238 and _DB_NAME.match(name) is not None
+            and len(quote(name, safe="")) + len(".sqlite") <= _MAX_FILE_NAME)
 
 
 def _seq_piece(tag: bytes, i: int) -> bytes:
@@ -132,13 +144,16 @@ def encode_seq(n: int) -> str:
 
 def decode_seq(value: Any) -> int:
     """The sequence number in a ``since``-style value; 400 for anything malformed."""
-    if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
+    if isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= _MAX_SEQ:
         return value
     if isinstance(value, str):
         m = _SEQ.match(value)
-        if m:
+        if m and int(m.group(1)) <= _MAX_SEQ:
             return int(m.group(1))
     raise bad_request("Malformed sequence supplied in 'since' parameter.")
+
+
+_MAX_SEQ = (1 << 63) - 1
 
 
 def new_rev(gen: int, parent: str | None, deleted: bool, fields: bytes) -> str:
@@ -152,7 +167,7 @@ def new_rev(gen: int, parent: str | None, deleted: bool, fields: bytes) -> str:
 def _rev_gen(rev: Any) -> int:
     if isinstance(rev, str):
         gen, _, digest = rev.partition("-")
-        if digest and gen.isdigit():
+        if digest and gen.isascii() and gen.isdigit() and len(gen) <= 18:
             return int(gen)
     raise RowError("bad_request", "Invalid rev format")
 
@@ -391,6 +406,10 @@ class Tx:
             self.conn.execute(wanted[name].create_sql())
 
 
+#: Per query thread: the databases whose connections it keeps, least recently used first.
+_query_threads = threading.local()
+
+
 class Database:
     """One database: its SQLite connections, counters, recent-change ring and waiters."""
 
@@ -415,6 +434,7 @@ class Database:
         self._ring: list[Row] = []
         self._ring_seqs: list[int] = []
         self._ring_base = self.update_seq
+        self._ring_bytes = 0
         self._latest: dict[str, int] = {}
         # Feeds waiting for the next commit, in the order they started waiting (see listen()).
         self._listeners: dict[Listener, None] = {}
@@ -422,6 +442,34 @@ class Database:
         self._queue: list[tuple[Callable[[Tx], Any], asyncio.Future[Any]]] = []
         self._draining = False
         self._indexes: list[mango.Index] | None = None
+        # Read connections of the query threads, by thread id (see query_conn()).
+        self._query_conns: dict[int, sqlite3.Connection] = {}
+
+    def query_conn(self) -> sqlite3.Connection:
+        """This (query) thread's own read connection. Its statements stop with
+        :class:`~.limits.QueryTimeout` when the thread's query budget is spent. A thread
+        keeps at most QUERY_CONNS_PER_THREAD of them open (test suites make hundreds of
+        databases; each connection holds file descriptors and a page cache)."""
+        me = threading.get_ident()
+        recent = getattr(_query_threads, "recent", None)
+        if recent is None:
+            recent = _query_threads.recent = collections.OrderedDict()
+        conn = self._query_conns.get(me)
+        if conn is None:
+            if self.closed:
+                raise CouchError(404, "not_found", "Database does not exist.")
+            conn = self._connect(self.path)
+            conn.execute("PRAGMA query_only = ON")
+            conn.set_progress_handler(limits.expired, 10_000)
+            self._query_conns[me] = conn
+            while len(recent) >= QUERY_CONNS_PER_THREAD:
+                oldest, _ = recent.popitem(last=False)
+                stale = oldest._query_conns.pop(me, None)
+                if stale is not None:
+                    stale.close()
+        recent[self] = None
+        recent.move_to_end(self)
+        return conn
 
     def _connect(self, path: Path) -> sqlite3.Connection:
         conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
@@ -460,9 +508,12 @@ class Database:
                     outcomes, tx = await loop.run_in_executor(self.storage.executor, self._run_batch, batch)
                 except Exception as exc:  # the commit itself failed: nothing in the batch is durable
                     self._next_seq = self.update_seq
+                    failure = exc if isinstance(exc, CouchError) else _storage_error(exc)
+                    if not isinstance(failure, CouchError):
+                        failure = CouchError(500, "internal_server_error", f"write failed: {exc}")
                     for _, fut in batch:
                         if not fut.done():
-                            fut.set_exception(CouchError(500, "internal_server_error", f"write failed: {exc}"))
+                            fut.set_exception(failure)
                     continue
                 self._apply(tx)
                 for (_, fut), (ok, value) in zip(batch, outcomes, strict=True):
@@ -499,6 +550,10 @@ class Database:
                     conn.execute("RELEASE op")
                     outcomes.append((True, value))
                 except Exception as exc:
+                    if not conn.in_transaction:
+                        # SQLite rolled the whole transaction back itself (disk full, I/O
+                        # error): the savepoint is gone, and so is the batch.
+                        raise _storage_error(exc) from exc
                     conn.execute("ROLLBACK TO op")
                     conn.execute("RELEASE op")
                     del tx.rows[mark[0]:]
@@ -523,16 +578,21 @@ class Database:
             return
         self.update_seq = tx.rows[-1][0]
         ring, seqs, latest = self._ring, self._ring_seqs, self._latest
+        size = self._ring_bytes
         for row in tx.rows:
             ring.append(row)
             seqs.append(row[0])
             latest[row[1]] = row[0]
-        if len(ring) > 2 * RING_SIZE:
-            for old in ring[:RING_SIZE]:
+            size += len(row[4])
+        self._ring_bytes = size
+        if len(ring) > 2 * RING_SIZE or (size > 2 * RING_BYTES and len(ring) > 1):
+            cut = RING_SIZE if len(ring) > 2 * RING_SIZE else len(ring) // 2
+            for old in ring[:cut]:
                 if latest.get(old[1]) == old[0]:
                     del latest[old[1]]
-            del ring[:RING_SIZE]
-            del seqs[:RING_SIZE]
+                self._ring_bytes -= len(old[4])
+            del ring[:cut]
+            del seqs[:cut]
             self._ring_base = seqs[0] - 1
 
     def _notify(self) -> None:
@@ -577,18 +637,21 @@ class Database:
             "props": {},
         }
 
-    def get(self, doc_id: str) -> tuple[str, bool, bytes, list[str], bool] | None:
-        """``(rev, deleted, body, revs, conflicted)`` of a document's winning leaf."""
-        row = self._reader.execute(
+    def get(self, doc_id: str, conn: sqlite3.Connection | None = None
+            ) -> tuple[str, bool, bytes, list[str], bool] | None:
+        """``(rev, deleted, body, revs, conflicted)`` of a document's winning leaf
+        (``conn``: a query thread's connection, see :meth:`query_conn`)."""
+        row = (conn or self._reader).execute(
             "SELECT rev, deleted, CAST(body AS BLOB), revs, conflicted FROM docs WHERE id = ?", (doc_id,)
         ).fetchone()
         if row is None:
             return None
         return row[0], bool(row[1]), row[2], loads(row[3]), bool(row[4])
 
-    def get_leaf(self, doc_id: str, rev: str) -> tuple[bool, bytes, list[str]] | None:
+    def get_leaf(self, doc_id: str, rev: str, conn: sqlite3.Connection | None = None
+                 ) -> tuple[bool, bytes, list[str]] | None:
         """A losing leaf by rev (``new_edits=false`` conflicts)."""
-        row = self._reader.execute(
+        row = (conn or self._reader).execute(
             "SELECT deleted, CAST(body AS BLOB), revs FROM conflicts WHERE id = ? AND rev = ?", (doc_id, rev)
         ).fetchone()
         return None if row is None else (bool(row[0]), row[1], loads(row[2]))
@@ -606,11 +669,17 @@ class Database:
 
     def all_docs(
         self, *, start: str | None, end: str | None, inclusive_end: bool, descending: bool,
-        limit: int | None, skip: int,
+        limit: int | None, skip: int, after: str | None = None, conn: sqlite3.Connection | None = None,
+        max_bytes: int | None = None,
     ) -> list[tuple[str, str, bytes]]:
-        """Live documents ``(id, rev, body)`` in id order between ``start`` and ``end``."""
+        """Live documents ``(id, rev, body)`` in id order between ``start`` and ``end``
+        (``after``: only ids past this one in that order, to read page by page;
+        ``max_bytes``: stop after the row that brings the bodies to this size)."""
         where = ["deleted = 0"]
         args: list[Any] = []
+        if after is not None:
+            where.append("id < ?" if descending else "id > ?")
+            args.append(after)
         lo, hi = (end, start) if descending else (start, end)
         lo_inclusive = True if not descending else inclusive_end
         hi_inclusive = inclusive_end if not descending else True
@@ -624,18 +693,37 @@ class Database:
             f"SELECT id, rev, CAST(body AS BLOB) FROM docs WHERE {' AND '.join(where)} "
             f"ORDER BY id {'DESC' if descending else 'ASC'} LIMIT ? OFFSET ?"
         )
-        return self._reader.execute(sql, (*args, -1 if limit is None else limit, skip)).fetchall()
+        cursor = (conn or self._reader).execute(sql, (*args, -1 if limit is None else limit, skip))
+        if max_bytes is None:
+            return cursor.fetchall()
+        rows: list[tuple[str, str, bytes]] = []
+        size = 0
+        try:
+            while size < max_bytes:
+                page = cursor.fetchmany(16)
+                if not page:
+                    break
+                for row in page:
+                    rows.append(row)
+                    size += len(row[2])
+                    if size >= max_bytes:
+                        break
+        finally:
+            cursor.close()
+        return rows
 
-    def count_before(self, doc_id: str, descending: bool) -> int:
+    def count_before(self, doc_id: str, descending: bool, conn: sqlite3.Connection | None = None) -> int:
         """How many live docs sort before ``doc_id`` (``_all_docs``'s ``offset``)."""
         op = ">" if descending else "<"
-        return self._reader.execute(
+        return (conn or self._reader).execute(
             f"SELECT count(*) FROM docs WHERE deleted = 0 AND id {op} ?", (doc_id,)
         ).fetchone()[0]
 
-    def changes(self, since: int, limit: int, *, descending: bool = False, bodies: bool = True) -> list[Row]:
+    def changes(self, since: int, limit: int, *, descending: bool = False, bodies: bool = True,
+                max_bytes: int | None = None) -> list[Row]:
         """Up to ``limit`` changes after ``since``, one per document at its latest seq.
-        ``bodies=False``: rows read from SQLite may carry ``None`` for the body (not read)."""
+        ``bodies=False``: rows read from SQLite may carry ``None`` for the body (not read).
+        ``max_bytes``: stop after the row that brings the bodies read to this size."""
         if self.closed:
             return []
         if not descending and since >= self._ring_base:
@@ -643,14 +731,63 @@ class Database:
             i = bisect.bisect_right(seqs, since)
             latest = self._latest
             out: list[Row] = []
+            size = 0
             for row in self._ring[i:]:
                 if latest.get(row[1]) == row[0]:
                     out.append(row)
                     if len(out) >= limit:
                         break
+                    if max_bytes is not None:
+                        size += len(row[4])
+                        if size >= max_bytes:
+                            break
             return out
         sql = CHANGES_SQL[bodies, descending]
-        return self._reader.execute(sql, (since, limit)).fetchall()
+        if max_bytes is None or not bodies:
+            return self._reader.execute(sql, (since, limit)).fetchall()
+        cursor = self._reader.execute(sql, (since, limit))
+        rows: list[Row] = []
+        size = 0
+        try:
+            while size < max_bytes:
+                page = cursor.fetchmany(64)
+                if not page:
+                    break
+                for row in page:
+                    rows.append(row)
+                    size += len(row[4])
+                    if size >= max_bytes:
+                        break
+        finally:
+            cursor.close()
+        return rows
+
+    def changes_before(self, since: int, before: int | None, limit: int, *, bodies: bool = True,
+                       max_bytes: int | None = None) -> list[Row]:
+        """Changes after ``since`` and before ``before``, newest first (``descending=true``),
+        at most ``limit`` rows and (with bodies) about ``max_bytes`` of them."""
+        if self.closed:
+            return []
+        body = "CAST(body AS BLOB)" if bodies else "NULL"
+        cursor = self._reader.execute(
+            f"SELECT seq, id, rev, deleted, {body} FROM docs WHERE seq > ? AND seq < ? ORDER BY seq DESC LIMIT ?",
+            (since, _MAX_SEQ if before is None else before, limit))
+        rows: list[Row] = []
+        size = 0
+        try:
+            while True:
+                page = cursor.fetchmany(64)
+                if not page:
+                    break
+                for row in page:
+                    rows.append(row)
+                    if bodies and max_bytes is not None:
+                        size += len(row[4])
+                        if size >= max_bytes:
+                            return rows
+        finally:
+            cursor.close()
+        return rows
 
     def pending(self, after: int) -> int:
         """Changes after ``after`` (CouchDB's ``pending``)."""
@@ -676,9 +813,21 @@ class Database:
         self.closed = True
         self.wake()
         self._reader.close()
+        for conn in list(self._query_conns.values()):
+            conn.interrupt()
+            conn.close()
+        self._query_conns.clear()
         # The writer connection belongs to the writer thread: close it there, after any
         # batch already running.
         self.storage.executor.submit(self._writer.close)
+
+
+def _storage_error(exc: Exception) -> Exception:
+    """A failure of the database file itself, told plainly (not "no such savepoint")."""
+    text = str(exc)
+    if isinstance(exc, sqlite3.OperationalError) and ("full" in text or "disk I/O" in text):
+        return CouchError(507, "insufficient_storage", f"the write failed: {text}")
+    return exc
 
 
 def _as_couch_error(exc: Exception) -> CouchError:

@@ -32,3 +32,23 @@ def db(server: ServerProcess, http: requests.Session) -> str:
     url = f"{server.url}/test-{next(_names)}"
     assert http.put(url).status_code == 201
     return url
+
+
+#: The hostile-input suite's server: short budgets, so a case that hits one ends fast.
+HARDENED_ARGS = ("--query-timeout", "2", "--idle-timeout", "2", "--allow-host", "dev.example",
+                 "--allow-origin", "http://app.example")
+
+
+@pytest.fixture(scope="session")
+def hardened() -> Iterator[ServerProcess]:
+    """A no-admin server with a 2 s query timeout and idle timeout, one extra allowed Host
+    and one allowed Origin."""
+    with serve(memory=True, extra_args=HARDENED_ARGS) as proc:
+        yield proc
+
+
+@pytest.fixture(scope="session")
+def secured(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
+    """A server with an admin user and a data directory (for the session secret file)."""
+    with serve(tmp_path_factory.mktemp("secured"), admin=("admin", "pw")) as proc:
+        yield proc

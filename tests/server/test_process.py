@@ -154,7 +154,7 @@ def test_stalled_reader_is_dropped_and_writers_keep_going():
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)  # before connect: a small window
         sock.connect((host, int(port)))
         sock.sendall(b"GET /slow/_changes?feed=continuous&include_docs=true&heartbeat=100 HTTP/1.1\r\n"
-                     b"Host: x\r\n\r\n")
+                     b"Host: 127.0.0.1\r\n\r\n")
         big = "x" * 20_000
         worst = 0.0
         for _ in range(0, 800, 50):

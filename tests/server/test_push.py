@@ -119,7 +119,7 @@ def test_subscriber_that_falls_behind_gets_every_row_once(server, db, http):
     sock.connect((host, int(port)))
     path = db.split(server.url, 1)[1]
     sock.sendall(f"GET {path}/_changes?feed=continuous&since=now&include_docs=true&timeout=2000 HTTP/1.1\r\n"
-                 "Host: x\r\n\r\n".encode())
+                 "Host: 127.0.0.1\r\n\r\n".encode())
     sock.settimeout(DEADLINE)
     head = b""
     while b"\r\n\r\n" not in head:
