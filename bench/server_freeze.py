@@ -1,6 +1,6 @@
 """Measure ``/_up`` latency while each of issue #12's freezing requests runs.
 
-    python -m tests.server.freeze_bench [--docs 50000] [--query-timeout 10]
+    python -m bench.server_freeze [--docs 50000] [--query-timeout 10]
 
 Starts a server (``--memory``), loads the issue's data sets, then for each hostile request
 probes ``GET /_up`` in a loop on one keep-alive connection while the request runs on a
