@@ -45,6 +45,8 @@ def _run(embedded_url: str, transport: str, answer: str) -> tuple[int, scenario.
         # Not asserted here: a subscription that wrongly gives up asks no more (reported below).
         lane.proxy.wait_for(lambda: lane.proxy.faults_injected["respond"] >= ANSWERED or lane.result.error is not None,
                             timeout=10)
+        # The last answer may still be on its way through the client: wait for it to count.
+        lane.proxy.wait_for(lambda: lane.sub.stats.errors - errors >= ANSWERED, timeout=10)
         lane.after_fault(when)
         counted = lane.sub.stats.errors - errors
     finally:
