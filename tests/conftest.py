@@ -44,9 +44,12 @@ ADMIN = ("admin", "s3cret-pw")
 
 @pytest.fixture(scope="session")
 def secured_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """URL of an embedded server that requires the ADMIN credentials."""
+    """URL of an embedded server that requires the ADMIN credentials. Many tests send
+    wrong ones on purpose: its login throttle is set out of their way (the throttle has
+    tests of its own)."""
     testing = pytest.importorskip("cloudsync.server.testing")
-    with testing.serve(data_dir=tmp_path_factory.mktemp("secured"), admin=ADMIN) as server:
+    with testing.serve(data_dir=tmp_path_factory.mktemp("secured"), admin=ADMIN,
+                       extra_args=("--max-login-failures", "0")) as server:
         yield server.url
 
 
