@@ -4,7 +4,11 @@ A feed may replay rows (a reconnect resumes from the last *delivered* change whi
 broken connection's rows are still queued; CouchDB may rewind). A row is a replay when
 the revisions it lists for its document were all delivered together before; a row whose
 revisions differ (a new winner, a new conflict leaf, a deleted losing branch, with
-``style=all_docs``) is new.
+``style=all_docs``) is new. (With the default style a row lists only the winner, so a
+document whose winner goes back to one delivered before, its conflicting successor
+deleted, reads as a replay: ``style=all_docs`` lists the leaves, which differ.) Old
+revisions stay remembered because a reconnect may reach a replica that lags behind and
+lists a document's older revision again.
 
 The window keeps at least the last ``size`` (document, revisions) pairs and at most
 twice that, in two generations: no per-change eviction.

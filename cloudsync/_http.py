@@ -79,9 +79,9 @@ def caused_by(exc: BaseException, *types: type[BaseException]) -> bool:
 
 
 def is_tls_failure(exc: BaseException) -> bool:
-    """Whether ``exc`` is (or was caused by) a failed certificate verification or TLS handshake."""
-    if isinstance(exc, requests.exceptions.SSLError):
-        return True
+    """Whether ``exc`` is (or was caused by) a certificate that failed verification: the
+    same certificate fails again, so it is not retried. Other TLS errors (a connection
+    dropped mid-handshake while a server restarts) are network errors, retried."""
     return caused_by(exc, ssl.SSLCertVerificationError, ssl.CertificateError)
 
 

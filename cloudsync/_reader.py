@@ -35,6 +35,17 @@ log = logging.getLogger("cloudsync.subscription")
 BATCH, ERROR = "batch", "error"
 #: Seconds between two WARNING lines about a subscription that keeps failing.
 WARN_EVERY = 30.0
+#: A clean end this soon after connecting, with nothing read, is not followed at once.
+QUICK_END = 1.0
+
+
+def wrap(exc: BaseException, what: str) -> CloudSyncError:
+    """``exc`` if it is a cloudsync error, else a :class:`SubscriptionError` caused by it."""
+    if isinstance(exc, CloudSyncError):
+        return exc
+    wrapped = SubscriptionError(f"{what} failed: {type(exc).__name__}: {exc}")
+    wrapped.__cause__ = exc
+    return wrapped
 
 
 class Reader:
@@ -97,7 +108,7 @@ class Reader:
                 return False
             self.closed.set()
             self.cond.notify_all()
-        self.transport.close()
+        self.transport.shutdown()  # for good: a connection being opened right now is refused too
         self.set_state(self.State.CLOSED)
         return True
 
@@ -126,73 +137,77 @@ class Reader:
                 log.exception("on_state_change raised")
 
     # -- the reader thread ---------------------------------------------------------------
-    def _run(self, gen: int) -> None:
+    def _run(self, gen: int, stalled: bool = False) -> None:
         try:
-            self._connections(gen)
+            self._connections(gen, stalled)
         except BaseException as exc:  # a bug of ours or a callback's: never die silently
-            if not isinstance(exc, CloudSyncError):
-                wrapped = SubscriptionError(f"the subscription's reader failed: {type(exc).__name__}: {exc}")
-                wrapped.__cause__ = exc
-                exc = wrapped
-            self._fail(gen, exc)
+            self._fail(gen, wrap(exc, "the subscription's reader"))
 
-    def _connections(self, gen: int) -> None:
+    def _connections(self, gen: int, stalled: bool) -> None:
+        """Connections one after another. ``stalled``: this thread replaces one the
+        watchdog abandoned, so it starts with that failure (and its backoff)."""
         failures = 0
-        failing_since = 0.0
+        failing_since = time.monotonic()
+        quick_ends = 0  # clean ends in a row that came at once with nothing
+        error: BaseException | None = self._stall_error(None) if stalled else None
         while True:
-            with self.cond:
-                if self.closed.is_set() or gen != self.gen:
-                    return  # closed, or this thread was abandoned and replaced
-                since = self.read_pos
-            self.set_state(self.State.CONNECTING)
-            error: BaseException | None = None
-            progressed = clean = False
-            self.stats.connections += 1
-            if failures:
-                self.stats.reconnects += 1
-            log.debug("connecting (%s, generation %d) since=%r", self.transport.name, gen, since)
-            try:
-                for batch in self._stream(replace(self.template, since=since)):
-                    if batch:
-                        if not self._enqueue(gen, batch):
-                            break
-                        progressed = True
-                else:
-                    clean = True
-            except Exception as exc:  # classified below
-                error = exc
-            with self.cond:
-                if self.closed.is_set():
-                    return
-                stalled = gen < self.min_gen
-                if stalled and gen == self.gen:
-                    self.gen += 1  # the watchdog retired this connection: carry on as the next one
-                    gen = self.gen
-                elif gen != self.gen:
-                    return  # abandoned: a new reader thread took over
-            if stalled:
-                timeout = RequestTimeout(f"no data for {self.stall_timeout:.1f}s: connection stalled")
-                timeout.__cause__ = error
-                error, clean = timeout, False
-            if clean:
-                log.debug("clean end (generation %d), reconnecting at once", gen)
-                if failures:
-                    self._recovered(failures)
-                failures = 0
+            if error is None:
                 with self.cond:
-                    self.gen += 1
-                    gen = self.gen
-                continue
-            if error is None:  # the queue refused: closed or retired
-                continue
-            if not isinstance(error, CloudSyncError):
-                wrapped = SubscriptionError(f"{self.transport.name} transport failed: {type(error).__name__}: {error}")
-                wrapped.__cause__ = error
-                error = wrapped
-            if progressed:
+                    if self.closed.is_set() or gen != self.gen:
+                        return  # closed, or this thread was abandoned and replaced
+                    since = self.read_pos
+                self.set_state(self.State.CONNECTING)
+                progressed = clean = False
+                self.stats.connections += 1
                 if failures:
-                    self._recovered(failures)
-                failures = 0
+                    self.stats.reconnects += 1
+                log.debug("connecting (%s, generation %d) since=%r", self.transport.name, gen, since)
+                opened = time.monotonic()
+                try:
+                    for batch in self._stream(replace(self.template, since=since)):
+                        if batch:
+                            if not self._enqueue(gen, batch):
+                                break
+                            progressed = True
+                    else:
+                        clean = True
+                except Exception as exc:  # classified below
+                    error = exc
+                with self.cond:
+                    if self.closed.is_set():
+                        return
+                    retired = gen < self.min_gen
+                    if retired and gen == self.gen:
+                        self.gen += 1  # the watchdog retired this connection: carry on as the next one
+                        gen = self.gen
+                    elif gen != self.gen:
+                        return  # abandoned: a new reader thread took over
+                if retired:
+                    error, clean = self._stall_error(error), False
+                if clean:
+                    if failures:
+                        self._recovered(failures)
+                    failures = 0
+                    with self.cond:
+                        self.gen += 1
+                        gen = self.gen
+                    # A feed that ends at once with nothing (a server refusing politely, a
+                    # proxy's empty answer) is not asked again in a tight loop.
+                    quick = not progressed and time.monotonic() - opened < QUICK_END
+                    quick_ends = quick_ends + 1 if quick else 0
+                    if quick_ends:
+                        log.debug("empty clean end %d in a row: waiting before reconnecting", quick_ends)
+                        self._wait(self.reconnect.delay(quick_ends), None)
+                    else:
+                        log.debug("clean end (generation %d), reconnecting at once", gen)
+                    continue
+                if error is None:  # the queue refused: closed or retired
+                    continue
+                if progressed:
+                    if failures:
+                        self._recovered(failures)
+                    failures = 0
+            error = wrap(error, f"{self.transport.name} transport")
             if failures == 0:
                 failing_since = time.monotonic()
             failures += 1
@@ -212,10 +227,19 @@ class Reader:
             delay = self._delay(failures, error)
             self._warn(failures, delay, error)
             self.set_state(self.State.BACKING_OFF)
-            if self.reconnect.sleep is not None:
-                self.reconnect.sleep(delay)
-            else:
-                self._backoff_wait(delay, error)
+            self._wait(delay, error)
+            error = None
+
+    def _stall_error(self, cause: BaseException | None) -> RequestTimeout:
+        timeout = RequestTimeout(f"no data for {self.stall_timeout:.1f}s: connection stalled")
+        timeout.__cause__ = cause
+        return timeout
+
+    def _wait(self, delay: float, error: BaseException | None) -> None:
+        if self.reconnect.sleep is not None:
+            self.reconnect.sleep(delay)
+        else:
+            self._backoff_wait(delay, error)
 
     def _delay(self, failures: int, error: CloudSyncError) -> float:
         delay = self.reconnect.delay(failures)
@@ -249,11 +273,11 @@ class Reader:
             self.queue.append((gen, ERROR, error))
             self.cond.notify_all()
 
-    def _backoff_wait(self, delay: float, error: BaseException) -> None:
+    def _backoff_wait(self, delay: float, error: BaseException | None) -> None:
         """Wait ``delay`` seconds (``close()`` interrupts); after a refused connection,
         probe the server meanwhile and stop waiting once it accepts connections."""
         interval = self.reconnect.probe_interval
-        if interval is None or not caused_by(error, ConnectionRefusedError):
+        if interval is None or error is None or not caused_by(error, ConnectionRefusedError):
             self.closed.wait(delay)
             return
         deadline = time.monotonic() + delay
@@ -292,6 +316,7 @@ class Reader:
             with self.cond:
                 while True:
                     if self.closed.is_set() or gen != self.gen or gen < self.min_gen:
+                        self.blocked = False
                         return False
                     room = self.queue_size - self.queued
                     if room > 0:
@@ -318,8 +343,17 @@ class Reader:
 
     # -- the watchdog thread -------------------------------------------------------------
     def _watch(self) -> None:
+        try:
+            self._watch_connections()
+        except BaseException as exc:  # e.g. no thread to replace an abandoned reader
+            with self.cond:
+                gen = self.gen
+            self._fail(gen, wrap(exc, "the subscription's watchdog"))
+
+    def _watch_connections(self) -> None:
         """No byte for ``stall_timeout`` aborts the connection; a reader that does not
-        come back from the abort within a second is abandoned and replaced."""
+        come back from the abort within a second is abandoned and replaced (by one that
+        backs off first, as after any stall)."""
         interval = min(1.0, self.stall_timeout / 4)
         mark: tuple[int, int, float] | None = None
         while not self.closed.wait(interval):
@@ -353,4 +387,4 @@ class Reader:
                 new = self.gen
                 self.read_pos = self.position
             log.debug("reader of generation %d did not return; abandoning it", gen)
-            self._spawn(functools.partial(self._run, new), "cloudsync-reader")
+            self._spawn(functools.partial(self._run, new, True), "cloudsync-reader")

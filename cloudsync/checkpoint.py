@@ -167,8 +167,11 @@ class LocalDocCheckpoint(CheckpointStore):
         return doc_path(self.database.path, self.id)
 
     def load(self) -> Any:
+        return self._load()
+
+    def _load(self, **request_options: Any) -> Any:
         try:
-            doc = self.database._http.request("GET", self._path)
+            doc = self.database._http.request("GET", self._path, **request_options)
         except NotFound:
             self._rev = None
             return None
@@ -176,21 +179,28 @@ class LocalDocCheckpoint(CheckpointStore):
         return doc.get("seq")
 
     def save(self, seq: Any) -> None:
-        self._put(seq)
+        self._put(seq, None)
 
     def save_final(self, seq: Any, timeout: float) -> None:
-        """One try, bounded by ``timeout`` (a hung server must not hold up close())."""
-        self._put(seq, timeout=(timeout, timeout), retry=RetryPolicy.never())
+        """Bounded by ``timeout`` in all (a hung server must not hold up close()): each
+        request is tried once, with what is left of it."""
+        self._put(seq, time.monotonic() + timeout)
 
-    def _put(self, seq: Any, **request_options: Any) -> None:
+    def _put(self, seq: Any, deadline: float | None) -> None:
+        def options() -> dict[str, Any]:
+            if deadline is None:
+                return {}
+            left = max(0.01, deadline - time.monotonic())
+            return {"timeout": (left, left), "retry": RetryPolicy.never()}
+
         for _ in range(2):
             body: dict[str, Any] = {"seq": seq}
             if self._rev is not None:
                 body["_rev"] = self._rev
             try:
-                answer = self.database._http.request("PUT", self._path, json=body, **request_options)
+                answer = self.database._http.request("PUT", self._path, json=body, **options())
             except Conflict:
-                self.load()
+                self._load(**options())
                 continue
             self._rev = answer.get("rev")
             return

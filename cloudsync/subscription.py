@@ -38,6 +38,7 @@ from ._dedupe import DedupeWindow, revisions_key
 from ._reader import BATCH, ERROR, WARN_EVERY, Reader
 from ._retry import full_jitter
 from .checkpoint import CheckpointStore
+from .errors import CloudSyncError
 from .models import Change
 from .transports import ChangesRequest, LastSeq, Transport, create_transport
 
@@ -232,6 +233,7 @@ class Subscription:
         self._delivered = 0
         self._window = DedupeWindow(dedupe_window)
         self._deliverer: threading.Thread | None = None
+        self._close_done = threading.Event()
 
         # Acknowledgements and the checkpoint.
         # manual_ack: [seq, acked, change] per delivered change or consumed marker.
@@ -292,7 +294,9 @@ class Subscription:
         # The per-change path of a drain, inlined: acknowledge what was handed out (before
         # _handing is set: a save may wait on a server, and close() must not), then hand
         # out the next change of the current batch if it names one revision of a document
-        # not in the dedupe window. Anything else goes through _take.
+        # not in the dedupe window (the common case of _take, _deliver, DedupeWindow.remember
+        # and _hand, which a change to them must keep in step). Anything else goes
+        # through _take.
         if self._outstanding:
             if self.checkpoint is None:
                 self._outstanding = 0
@@ -333,7 +337,7 @@ class Subscription:
             change = self._take(None)
         finally:
             self._handing = False
-        if change is None or change is _TIMEOUT:
+        if change is None:
             raise StopIteration
         return change  # type: ignore[no-any-return]
 
@@ -354,8 +358,12 @@ class Subscription:
         """Deliver on a background daemon thread: ``on_change(change)`` for each change,
         acknowledged when it returns. A terminal error, or an exception from
         ``on_change``, goes to ``on_error`` (logged without one) and closes the
-        subscription. After :meth:`close` returns no new ``on_change`` call starts; one
-        already running finishes (``close(timeout=...)`` or :meth:`join` waits for it)."""
+        subscription. After :meth:`close` returns no ``on_change`` call is dispatched; one
+        dispatched before finishes in its own time (``close(timeout=...)`` or :meth:`join`
+        waits for it). A subscription has one consumer: ``start()`` once, and do not also
+        iterate it."""
+        if self._deliverer is not None:
+            raise RuntimeError("start() was called already: a subscription has one consumer")
         self._ensure_started()
 
         def deliver() -> None:
@@ -366,7 +374,7 @@ class Subscription:
                         change = None if self._stopped else self._take(None)
                     finally:
                         self._handing = False  # from here on, the call counts as started
-                    if change is None or change is _TIMEOUT:
+                    if change is None:
                         return
                     on_change(change)
                     if self._outstanding:
@@ -389,7 +397,8 @@ class Subscription:
         """Mark ``change`` handled. The checkpoint advances over every leading handled change.
 
         Without ``manual_ack`` changes are acknowledged automatically; acknowledging the
-        last change handed out acknowledges it early, anything else is ignored."""
+        last change handed out acknowledges it early (call it from the consuming thread),
+        anything else is ignored."""
         if not self.manual_ack:
             if self._outstanding and change is self._last_handed:
                 self._ack_outstanding()
@@ -417,16 +426,20 @@ class Subscription:
         started = time.monotonic()
         self._stopped = True
         first = self._reader.close()
-        # Wait for a hand-out under way on another thread (microseconds); none starts
-        # after this. A consumer held up longer, by a checkpoint save on a hung server,
-        # sees _stopped before it hands anything out.
+        if not first:  # another close() is under way: return once it has finished
+            self._close_done.wait(CLOSE_BUDGET)
+        # Wait for a hand-out under way on another thread (microseconds: polled, since an
+        # event set per change would cost the drain path); none starts after this. A
+        # consumer held up longer, by a checkpoint save on a hung server, sees _stopped
+        # before it hands anything out.
         handing_deadline = started + CLOSE_BUDGET / 2
         while wait_for_handing and self._handing and time.monotonic() < handing_deadline:
             time.sleep(0.0002)
         if first:
             self._final_save(started + CLOSE_BUDGET * 0.75)
             log.debug("subscription closed at %r", self._reader.position)
-        self._reader.join(started + CLOSE_BUDGET)
+            self._reader.join(started + CLOSE_BUDGET)
+            self._close_done.set()
         if timeout is not None:
             self.join(max(0.0, timeout - (time.monotonic() - started)))
 
@@ -475,8 +488,10 @@ class Subscription:
                 if item.__class__ is LastSeq:
                     self._marker(item.seq)
                     continue
+                if self._stopped:  # close() was called while this consumer was held up
+                    return None
                 if self._deliver(item):
-                    return None if self._stopped else item
+                    return item
                 continue
             self._batch = _EMPTY
             self._batch_pos = 0
@@ -618,8 +633,8 @@ class Subscription:
         try:
             self._sealed = True
             seq = self._committed
-            if self.checkpoint is None or seq is None or seq == self._saved:
-                return
+            if self.checkpoint is None or seq is None:
+                return  # (even a seq already saved: a store may have kept it for later)
             try:
                 self.checkpoint.save_final(seq, timeout=max(0.05, deadline - time.monotonic()))
             except Exception as exc:
@@ -655,12 +670,16 @@ class _Batches:
         self._sub = sub
         self._max_size = max_size
         self._max_wait = max_wait
+        self._error: CloudSyncError | None = None
 
     def __iter__(self) -> _Batches:
         return self
 
     def __next__(self) -> list[Change]:
         sub = self._sub
+        if self._error is not None:  # raised after the batch handed out before it
+            error, self._error = self._error, None
+            raise error
         if sub._outstanding:
             sub._ack_outstanding()
         sub._handing = True
@@ -668,7 +687,7 @@ class _Batches:
             if sub._stopped:
                 raise StopIteration
             first = sub._take(None)
-            if first is None or first is _TIMEOUT:
+            if first is None:
                 raise StopIteration
             batch = [first]
             deadline = time.monotonic() + self._max_wait
@@ -676,7 +695,11 @@ class _Batches:
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
                     break
-                change = sub._take(remaining)
+                try:
+                    change = sub._take(remaining)
+                except CloudSyncError as exc:
+                    self._error = exc  # the changes already taken are handed out first
+                    break
                 if change is None or change is _TIMEOUT:
                     break
                 batch.append(change)

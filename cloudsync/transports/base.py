@@ -101,7 +101,7 @@ class Transport:
         self._abort_lock = threading.Lock()
         self._abort: Callable[[], None] | None = None
         self._close_count = 0
-        self._closed_token = -1
+        self._shut = False
 
     # -- for the subscription -----------------------------------------------------------
     def bind(self, database: Any) -> None:
@@ -177,11 +177,20 @@ class Transport:
                 abort()
 
     # -- for subclasses -----------------------------------------------------------------
+    def shutdown(self) -> None:
+        """Close for good (the subscription is closing): abort the current connection, and
+        any connection attempt begun after this is refused (its :meth:`_set_abort` fails).
+        A transport that does not use ``_begin``/``_set_abort`` gets :meth:`close`."""
+        with self._abort_lock:
+            self._shut = True
+        self.close()
+
     def _begin(self) -> int:
         """Start a connection attempt; returns a token for :meth:`_set_abort`."""
         with self._abort_lock:
             self._abort = None
-            return self._close_count
+            # After shutdown() the token is already stale: the attempt is refused.
+            return self._close_count - 1 if self._shut else self._close_count
 
     def _set_abort(self, token: int, abort: Callable[[], None] | None) -> bool:
         """Register how to abort the current connection.

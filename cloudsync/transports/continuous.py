@@ -60,7 +60,7 @@ class ContinuousTransport(Transport):
             request = replace(request, since=since)
         try:
             yield from self._continuous(request)
-        except BaseException:
+        except Exception:
             # The catch-up's kept-alive connection went the same way as this one (a dead
             # path kills both): the next connection's catch-up must not wait a second
             # stall window on it.
@@ -81,6 +81,11 @@ class ContinuousTransport(Transport):
                 response.close()
                 return
         parser.finish()  # a partial last line (a truncated body) is dropped
+
+    def shutdown(self) -> None:
+        if self._catch_up is not None:
+            self._catch_up.shutdown()
+        super().shutdown()
 
     def close(self) -> None:
         super().close()

@@ -24,6 +24,7 @@ from ..errors import (
     RequestTimeout,
     StreamError,
     TLSError,
+    Unauthorized,
     error_for_status,
 )
 from ..wire.websocket import WebSocketParser
@@ -99,6 +100,7 @@ class WebSocketTransport(Transport):
         self._connect_options = connect_options
         self._ssl_contexts: dict[Any, ssl.SSLContext] = {}
         self._last_rx = 0.0
+        self._renewed_on_close = False
 
     def effective_heartbeat(self, requested: float) -> float:
         """The server's heartbeat, or the ping interval when pings come sooner: the
@@ -216,7 +218,7 @@ class WebSocketTransport(Transport):
                     continue
                 if status < 400:  # a 2xx (an HTML page, a 204) where the upgrade was due
                     raise InvalidResponse(
-                        f"{what}: answered {status} {exc.status_message or ''}instead of upgrading (GET {redact(url)})"
+                        f"{what}: answered {status} {exc.status_message or ''} instead of upgrading (GET {redact(url)})"
                     ) from exc
                 raise error_from_parts(
                     status, exc.resp_body, CaseInsensitiveDict(exc.resp_headers or {}), exc.status_message, "GET", url
@@ -227,6 +229,15 @@ class WebSocketTransport(Transport):
                     raise redirect_error(answer.status, answer.headers.get("location"), "GET", url) from exc
                 raise _translate(exc, what, sent=False) from exc
             return ws
+
+    def _renew_after_close(self) -> bool:
+        """Renew the credentials after a close for "unauthorized" — at most once until a
+        connection delivers again, so a server that keeps refusing them ends it."""
+        auth = self.http.auth
+        if auth is None or self._renewed_on_close:
+            return False
+        self._renewed_on_close = auth.renew(self.http)
+        return self._renewed_on_close
 
     def _receive(self, ws: websocket.WebSocket, request: ChangesRequest, what: str) -> tuple[int, bytes]:
         """The next data or close frame. Pings are answered (by websocket-client) and,
@@ -289,15 +300,22 @@ class WebSocketTransport(Transport):
                 raise _translate(exc, what) from exc
             self._opened()
             parser = WebSocketParser(what)
+            delivered = False
             while True:
                 opcode, data = self._receive(ws, request, what)
                 if opcode == websocket.ABNF.OPCODE_CLOSE:
                     error = close_error(data, "GET", self._feed_url())
                     if error is None:
                         return
+                    if isinstance(error, Unauthorized) and self._renew_after_close():
+                        # Credentials that expired mid-stream: renewed, the next handshake
+                        # uses them (a retryable error, so the subscription reconnects).
+                        raise StreamError(f"{what}: the server ended the session ({error}); renewed") from error
                     raise error
                 items = parser.feed(data)
                 if items:
+                    if not delivered:
+                        delivered, self._renewed_on_close = True, False
                     yield items
                 if parser.ended:
                     return

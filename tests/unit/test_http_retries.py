@@ -229,3 +229,35 @@ def testcaused_by_walks_past_a_string_reason():
     assert caused_by(error, ConnectionRefusedError) is False
     error.__cause__ = ConnectionRefusedError()
     assert caused_by(error, ConnectionRefusedError) is True
+
+
+def test_tls_eof_mid_handshake_is_a_retryable_network_error():
+    """A TLS connection dropped mid-handshake (a server restarting) is retried, unlike a
+    certificate that fails verification."""
+    import ssl
+
+    import requests
+    import urllib3
+
+    from cloudsync._http import translate
+    from cloudsync.errors import NetworkError, TLSError
+
+    eof = requests.exceptions.SSLError(urllib3.exceptions.SSLError(ssl.SSLEOFError(8, "EOF occurred")))
+    error = translate(eof)
+    assert isinstance(error, NetworkError) and not isinstance(error, TLSError)
+    assert error.retryable
+
+
+def test_certificate_verification_failure_is_a_tls_error():
+    """A certificate that fails verification is a TLSError, not retried."""
+    import ssl
+
+    import requests
+    import urllib3
+
+    from cloudsync._http import translate
+    from cloudsync.errors import TLSError
+
+    cause = ssl.SSLCertVerificationError(1, "certificate verify failed: self-signed certificate")
+    error = translate(requests.exceptions.SSLError(urllib3.exceptions.SSLError(cause)))
+    assert isinstance(error, TLSError) and not error.retryable

@@ -63,12 +63,24 @@ def test_since_now_resolved_once() -> None:
 
 
 def test_clean_end_reconnects_without_backoff() -> None:
-    """A clean end reconnects at once: sleep is never called."""
+    """A clean end (an answer, even one with no change but its last_seq) reconnects at
+    once: sleep is never called."""
     sleeps = Sleeps()
-    transport = script([c(1)], [], [], [c(2)])
+    transport = script([c(1)], [LastSeq(1)], [LastSeq(1)], [c(2)])
     with Subscription(FakeDB(), transport, since=0, reconnect=fast_policy(sleep=sleeps)) as sub:
         assert [x.seq for x in take(sub, 2)] == [1, 2]
     assert sleeps.delays == []
+
+
+def test_empty_clean_ends_back_off() -> None:
+    """Connections that end cleanly at once with nothing at all are not asked again in a
+    tight loop: each such end in a row waits a growing backoff (not counted as an error)."""
+    sleeps = Sleeps()
+    transport = script([c(1)], [], [], [], [c(2)])
+    with Subscription(FakeDB(), transport, since=0, reconnect=fast_policy(sleep=sleeps)) as sub:
+        assert [x.seq for x in take(sub, 2)] == [1, 2]
+        assert sub.stats.errors == 0
+    assert sleeps.delays == [0.1, 0.2, 0.4]
 
 
 def test_drop_resumes_from_last_delivered_seq() -> None:

@@ -12,11 +12,12 @@ from collections.abc import Iterator
 import pytest
 
 import cloudsync
-from cloudsync.checkpoint import LocalDocCheckpoint, MemoryCheckpoint
+from cloudsync.checkpoint import FileCheckpoint, LocalDocCheckpoint, MemoryCheckpoint
+from cloudsync.errors import SubscriptionError
 from cloudsync.subscription import ReconnectPolicy, Subscription
 from cloudsync.transports import MockTransport
 
-from ._feed_helpers import InfoDB, c
+from ._feed_helpers import InfoDB, c, script
 
 
 def endless() -> MockTransport:
@@ -303,3 +304,37 @@ def test_queue_size_bounds_the_items_held() -> None:
         high = max(high, sub._reader.queued)
     sub.close()
     assert 0 < high <= 50
+
+
+def test_close_writes_a_file_checkpoint_kept_for_its_interval(tmp_path) -> None:
+    """A FileCheckpoint that held saves back for its interval gets the last acknowledged
+    position on close()."""
+    store = FileCheckpoint(tmp_path / "cp.json", interval=60)
+    sub = Subscription(InfoDB(), endless(), since=0, checkpoint=store)
+    it = iter(sub)
+    for _ in range(50):
+        next(it)
+    sub.close()
+    assert sub.committed_seq == 49
+    assert FileCheckpoint(tmp_path / "cp.json").load() == 49
+
+
+def test_batches_hand_out_what_was_taken_before_an_error() -> None:
+    """A terminal error after some changes were taken for a batch: that batch is handed
+    out first, the error raised by the next request for a batch."""
+    sub = Subscription(InfoDB(), script([c(1), c(2), KeyError("bug")]), since=0)
+    batches = sub.batches(max_size=10, max_wait=2)
+    assert [x.seq for x in next(batches)] == [1, 2]
+    with pytest.raises(SubscriptionError):
+        next(batches)
+    assert sub.last_seq == 2
+
+
+def test_shut_down_transport_refuses_a_connection_begun_after() -> None:
+    """After shutdown() (a closing subscription), a connection attempt that begins is
+    refused and its socket aborted, so no reader can open one after close()."""
+    transport = endless()
+    transport.shutdown()
+    aborted: list[bool] = []
+    assert transport._set_abort(transport._begin(), lambda: aborted.append(True)) is False
+    assert aborted == [True]

@@ -209,6 +209,40 @@ def test_handshake_401_twice_is_unauthorized(serve) -> None:
     assert len(server.requests) == 2
 
 
+def test_unauthorized_close_mid_stream_renews_and_is_retryable(serve) -> None:
+    """A close for "unauthorized" after rows were delivered (a session that expired
+    mid-stream) renews the credentials and raises a retryable error, so the subscription
+    reconnects with them."""
+    tokens = iter(["old", "new"])
+    row = b'[{"seq":1,"id":"a","changes":[{"rev":"1-a"}]}]'
+
+    def script(conn, request):
+        ws_handshake(conn, request)
+        ws_read(conn)
+        conn.sendall(ws_frame(row) + close_frame(1008, b"unauthorized: session expired"))
+
+    transport = bound(WebSocketTransport(), serve(script))
+    transport.http.auth = BearerTokenAuth(lambda: next(tokens))
+    got = []
+    with pytest.raises(StreamError) as info:
+        for item in transport.stream(ChangesRequest()):
+            got.append(item)
+    assert [c.id for c in got] == ["a"] and info.value.retryable
+    assert transport.http.auth.headers(transport.http) == {"Authorization": "Bearer new"}
+
+
+def test_unauthorized_close_again_without_delivering_is_terminal(serve) -> None:
+    """After one renewal, a connection closed for "unauthorized" before delivering
+    anything raises Unauthorized: no reconnect loop on credentials the server refuses."""
+    server = serve(closing_with(1008, b"unauthorized: no"))
+    transport = bound(WebSocketTransport(), server)
+    transport.http.auth = BearerTokenAuth(lambda: "token")
+    with pytest.raises(StreamError):
+        list(transport.stream(ChangesRequest()))
+    with pytest.raises(Unauthorized):
+        list(transport.stream(ChangesRequest()))
+
+
 @pytest.mark.parametrize("status", [301, 307])
 def test_redirect_is_not_followed(serve, status) -> None:
     """A 3xx handshake is a retryable InvalidResponse naming the target; nothing (and no
