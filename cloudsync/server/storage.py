@@ -696,21 +696,7 @@ class Database:
         cursor = (conn or self._reader).execute(sql, (*args, -1 if limit is None else limit, skip))
         if max_bytes is None:
             return cursor.fetchall()
-        rows: list[tuple[str, str, bytes]] = []
-        size = 0
-        try:
-            while size < max_bytes:
-                page = cursor.fetchmany(16)
-                if not page:
-                    break
-                for row in page:
-                    rows.append(row)
-                    size += len(row[2])
-                    if size >= max_bytes:
-                        break
-        finally:
-            cursor.close()
-        return rows
+        return _fetch_bounded(cursor, max_bytes, body=2, page=16)
 
     def count_before(self, doc_id: str, descending: bool, conn: sqlite3.Connection | None = None) -> int:
         """How many live docs sort before ``doc_id`` (``_all_docs``'s ``offset``)."""
@@ -745,22 +731,7 @@ class Database:
         sql = CHANGES_SQL[bodies, descending]
         if max_bytes is None or not bodies:
             return self._reader.execute(sql, (since, limit)).fetchall()
-        cursor = self._reader.execute(sql, (since, limit))
-        rows: list[Row] = []
-        size = 0
-        try:
-            while size < max_bytes:
-                page = cursor.fetchmany(64)
-                if not page:
-                    break
-                for row in page:
-                    rows.append(row)
-                    size += len(row[4])
-                    if size >= max_bytes:
-                        break
-        finally:
-            cursor.close()
-        return rows
+        return _fetch_bounded(self._reader.execute(sql, (since, limit)), max_bytes, body=4, page=64)
 
     def changes_before(self, since: int, before: int | None, limit: int, *, bodies: bool = True,
                        max_bytes: int | None = None) -> list[Row]:
@@ -903,3 +874,22 @@ class Storage:
         self._dbs.clear()
         self.executor.shutdown(wait=True)
 
+
+def _fetch_bounded(cursor: sqlite3.Cursor, max_bytes: int, *, body: int, page: int) -> list[Any]:
+    """The cursor's rows until the sizes of their column ``body`` add up to ``max_bytes``
+    (the row that reaches it included); the cursor is closed."""
+    rows: list[Any] = []
+    size = 0
+    try:
+        while size < max_bytes:
+            batch = cursor.fetchmany(page)
+            if not batch:
+                break
+            for row in batch:
+                rows.append(row)
+                size += len(row[body])
+                if size >= max_bytes:
+                    break
+    finally:
+        cursor.close()
+    return rows

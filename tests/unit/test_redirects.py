@@ -16,7 +16,7 @@ from cloudsync.transports import (
     WebSocketTransport,
 )
 
-from .test_transport_sockets import ScriptServer, bound
+from ._sockets import ScriptServer, bound
 
 
 @pytest.fixture

@@ -25,22 +25,7 @@ from cloudsync.errors import (
 )
 from cloudsync.transports import ChangesRequest, WebSocketTransport
 
-from .test_transport_sockets import ScriptServer, bound, ws_frame, ws_handshake, ws_read
-
-
-@pytest.fixture
-def serve():
-    """Start loopback ScriptServers; all closed after the test."""
-    servers: list[ScriptServer] = []
-
-    def start(script):
-        server = ScriptServer(script)
-        servers.append(server)
-        return server
-
-    yield start
-    for server in servers:
-        server.close()
+from ._sockets import bound, ws_frame, ws_handshake, ws_read
 
 
 def close_frame(code: int, reason: bytes = b"") -> bytes:
