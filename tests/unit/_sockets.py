@@ -80,8 +80,10 @@ def ws_frame(payload: bytes, opcode: int = 1) -> bytes:
     return header + payload
 
 
-def ws_read(conn: socket.socket) -> bytes:
-    def exact(n):
+def ws_read_frame(conn: socket.socket) -> tuple[int, bytes]:
+    """One masked client frame: ``(opcode, payload)``; ``OSError`` at EOF."""
+
+    def exact(n: int) -> bytes:
         data = b""
         while len(data) < n:
             part = conn.recv(n - len(data))
@@ -97,8 +99,12 @@ def ws_read(conn: socket.socket) -> bytes:
     elif n == 127:
         n = struct.unpack("!Q", exact(8))[0]
     mask = exact(4)
-    payload = exact(n)
-    return bytes(c ^ mask[i % 4] for i, c in enumerate(payload))
+    return b1 & 0x0F, bytes(c ^ mask[i % 4] for i, c in enumerate(exact(n)))
+
+
+def ws_read(conn: socket.socket) -> bytes:
+    """The payload of one masked client frame."""
+    return ws_read_frame(conn)[1]
 
 
 class _DB:

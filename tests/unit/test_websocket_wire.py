@@ -25,7 +25,7 @@ from cloudsync.errors import (
 )
 from cloudsync.transports import ChangesRequest, WebSocketTransport
 
-from ._sockets import bound, ws_frame, ws_handshake, ws_read
+from ._sockets import bound, ws_frame, ws_handshake, ws_read, ws_read_frame
 
 
 def close_frame(code: int, reason: bytes = b"") -> bytes:
@@ -45,26 +45,8 @@ def closing_with(code: int, reason: bytes = b""):
 
 def read_frames(conn: socket.socket, on_frame) -> None:
     """Read masked client frames until EOF, calling ``on_frame(opcode, payload)``."""
-
-    def exact(n):
-        data = b""
-        while len(data) < n:
-            part = conn.recv(n - len(data))
-            if not part:
-                raise OSError("eof")
-            data += part
-        return data
-
     while True:
-        b1, b2 = exact(2)
-        n = b2 & 0x7F
-        if n == 126:
-            n = struct.unpack("!H", exact(2))[0]
-        elif n == 127:
-            n = struct.unpack("!Q", exact(8))[0]
-        mask = exact(4)
-        payload = bytes(c ^ mask[i % 4] for i, c in enumerate(exact(n)))
-        on_frame(b1 & 0x0F, payload)
+        on_frame(*ws_read_frame(conn))
 
 
 def test_close_1008_not_found_reason_is_not_found(serve) -> None:
