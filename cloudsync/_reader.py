@@ -14,6 +14,7 @@ exits when it sees a newer generation than its own).
 from __future__ import annotations
 
 import collections
+import enum
 import functools
 import logging
 import threading
@@ -28,11 +29,23 @@ from .models import Change
 from .transports import ChangesRequest, LastSeq, Transport
 
 if TYPE_CHECKING:
-    from .subscription import ReconnectPolicy, State, SubscriptionStats
+    from .subscription import ReconnectPolicy, SubscriptionStats
 
 log = logging.getLogger("cloudsync.subscription")
 
 BATCH, ERROR = "batch", "error"
+
+
+class State(str, enum.Enum):
+    """Where a subscription is. ``str`` values, so ``sub.state == "streaming"`` works."""
+
+    IDLE = "idle"  # created, not iterated or started yet
+    CONNECTING = "connecting"
+    STREAMING = "streaming"
+    BACKING_OFF = "backing_off"
+    CLOSED = "closed"
+
+
 #: Seconds between two WARNING lines about a subscription that keeps failing.
 WARN_EVERY = 30.0
 #: A clean end this soon after connecting, with nothing read, is not followed at once.
@@ -60,8 +73,7 @@ class Reader:
         queue_size: int,
         stall_timeout: float,
         stats: SubscriptionStats,
-        states: type[State],
-        on_state_change: Callable[[Any, Any], Any] | None,
+        on_state_change: Callable[[State, State], Any] | None,
     ) -> None:
         self.transport = transport
         self.template = template
@@ -69,9 +81,8 @@ class Reader:
         self.queue_size = queue_size
         self.stall_timeout = stall_timeout
         self.stats = stats
-        self.State = states
         self.on_state_change = on_state_change
-        self.state = states.IDLE
+        self.state: State = State.IDLE
         self.cond = threading.Condition()
         self.closed = threading.Event()
         # (generation, BATCH, [items]) or (generation, ERROR, exception).
@@ -109,7 +120,7 @@ class Reader:
             self.closed.set()
             self.cond.notify_all()
         self.transport.shutdown()  # for good: a connection being opened right now is refused too
-        self.set_state(self.State.CLOSED)
+        self.set_state(State.CLOSED)
         return True
 
     def join(self, deadline: float) -> None:
@@ -123,10 +134,10 @@ class Reader:
         self.threads = [t for t in self.threads if t.is_alive()] + [thread]
         thread.start()
 
-    def set_state(self, new: Any) -> None:
+    def set_state(self, new: State) -> None:
         with self.cond:
             old = self.state
-            if old is new or old is self.State.CLOSED:
+            if old is new or old is State.CLOSED:
                 return
             self.state = new
         log.debug("state %s -> %s", old.value, new.value)
@@ -156,7 +167,7 @@ class Reader:
                     if self.closed.is_set() or gen != self.gen:
                         return  # closed, or this thread was abandoned and replaced
                     since = self.read_pos
-                self.set_state(self.State.CONNECTING)
+                self.set_state(State.CONNECTING)
                 progressed = clean = False
                 self.stats.connections += 1
                 if failures:
@@ -226,7 +237,7 @@ class Reader:
                 gen = self.gen
             delay = self._delay(failures, error)
             self._warn(failures, delay, error)
-            self.set_state(self.State.BACKING_OFF)
+            self.set_state(State.BACKING_OFF)
             self._wait(delay, error)
             error = None
 
@@ -334,12 +345,12 @@ class Reader:
                 self.queued += len(part)
                 if self.consumers_waiting:
                     self.cond.notify_all()
-        if self.state is not self.State.STREAMING:
-            self.set_state(self.State.STREAMING)
+        if self.state is not State.STREAMING:
+            self.set_state(State.STREAMING)
         return True
 
     def opened(self) -> None:
-        self.set_state(self.State.STREAMING)
+        self.set_state(State.STREAMING)
 
     # -- the watchdog thread -------------------------------------------------------------
     def _watch(self) -> None:
@@ -361,7 +372,7 @@ class Reader:
                 gen, state, blocked = self.gen, self.state, self.blocked
             now = time.monotonic()
             received = self.transport.bytes_received
-            if state not in (self.State.CONNECTING, self.State.STREAMING) or blocked:
+            if state not in (State.CONNECTING, State.STREAMING) or blocked:
                 mark = None
                 continue
             if mark is None or mark[0] != gen or mark[1] != received:
@@ -380,7 +391,7 @@ class Reader:
             if self.closed.wait(1.0):
                 return
             with self.cond:
-                if self.gen != gen or self.state is self.State.BACKING_OFF:
+                if self.gen != gen or self.state is State.BACKING_OFF:
                     continue  # the reader came back from the abort
                 # The transport did not unblock: abandon that reader and its generation.
                 self.gen += 1

@@ -24,7 +24,6 @@ Resume rules (seqs are opaque and never compared):
 from __future__ import annotations
 
 import collections
-import enum
 import logging
 import random as _random
 import threading
@@ -35,7 +34,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from ._dedupe import DedupeWindow, revisions_key
-from ._reader import BATCH, ERROR, WARN_EVERY, Reader
+from ._reader import BATCH, ERROR, WARN_EVERY, Reader, State
 from ._retry import full_jitter
 from .checkpoint import CheckpointStore
 from .errors import CloudSyncError
@@ -48,16 +47,6 @@ log = logging.getLogger("cloudsync.subscription")
 
 #: Seconds ``close()`` gives the final checkpoint save and the reader's threads.
 CLOSE_BUDGET = 0.8
-
-
-class State(str, enum.Enum):
-    """Where a subscription is. ``str`` values, so ``sub.state == "streaming"`` works."""
-
-    IDLE = "idle"  # created, not iterated or started yet
-    CONNECTING = "connecting"
-    STREAMING = "streaming"
-    BACKING_OFF = "backing_off"
-    CLOSED = "closed"
 
 
 @dataclass(frozen=True)
@@ -215,7 +204,7 @@ class Subscription:
         # is collected, and the finalizer stops the reader's threads.
         self._reader = reader = Reader(
             self.transport, template, reconnect=self.reconnect, queue_size=queue_size,
-            stall_timeout=self.stall_timeout, stats=self._stats, states=State,
+            stall_timeout=self.stall_timeout, stats=self._stats,
             on_state_change=on_state_change,
         )
         self.transport.on_open = reader.opened
@@ -255,7 +244,7 @@ class Subscription:
     # -- public ------------------------------------------------------------------------------
     @property
     def state(self) -> State:
-        return self._reader.state  # type: ignore[no-any-return]
+        return self._reader.state
 
     @property
     def last_seq(self) -> Any:
