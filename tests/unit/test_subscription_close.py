@@ -62,18 +62,31 @@ class RecordingStore(MemoryCheckpoint):
         super().save(seq)
 
 
-def test_iterator_hands_out_nothing_after_close_returns() -> None:
-    """Every change the iterator hands out was handed out before close() returned."""
-    sub = Subscription(InfoDB(), endless(), since=0)
+def consume_then_close(sub: Subscription, consume) -> tuple[int, int]:
+    """Run ``consume(got)`` on a thread until it has handled 200 changes, close() the
+    subscription, and let the consumer end: (changes it got, changes delivered when
+    close() returned)."""
     got: list[object] = []
-    consumer = threading.Thread(target=lambda: [handle(got, change) for change in sub], daemon=True)
+    consumer = threading.Thread(target=consume, args=(got,), daemon=True)
     consumer.start()
     assert wait_for(lambda: len(got) > 200)
     sub.close()
     delivered = sub.stats.changes
     consumer.join(2)
     assert not consumer.is_alive()
-    assert len(got) == delivered
+    return len(got), delivered
+
+
+def test_iterator_hands_out_nothing_after_close_returns() -> None:
+    """Every change the iterator hands out was handed out before close() returned."""
+    sub = Subscription(InfoDB(), endless(), since=0)
+
+    def consume(got: list[object]) -> None:
+        for change in sub:
+            handle(got, change)
+
+    got, delivered = consume_then_close(sub, consume)
+    assert got == delivered
 
 
 def test_callback_starts_nothing_after_close_returns() -> None:
@@ -91,21 +104,14 @@ def test_callback_starts_nothing_after_close_returns() -> None:
 def test_batches_hand_out_nothing_after_close_returns() -> None:
     """Every change in the batches handed out was handed out before close() returned."""
     sub = Subscription(InfoDB(), endless(), since=0)
-    got: list[object] = []
 
-    def consume() -> None:
+    def consume(got: list[object]) -> None:
         for batch in sub.batches(max_size=50, max_wait=0.01):
             for change in batch:
                 handle(got, change)
 
-    consumer = threading.Thread(target=consume, daemon=True)
-    consumer.start()
-    assert wait_for(lambda: len(got) > 200)
-    sub.close()
-    delivered = sub.stats.changes
-    consumer.join(2)
-    assert not consumer.is_alive()
-    assert len(got) == delivered
+    got, delivered = consume_then_close(sub, consume)
+    assert got == delivered
 
 
 def test_checkpoint_not_written_after_close_returns() -> None:
