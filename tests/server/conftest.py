@@ -27,11 +27,16 @@ def http() -> Iterator[requests.Session]:
 
 
 @pytest.fixture
-def db(server: ServerProcess, http: requests.Session) -> str:
+def unused_db(server: ServerProcess) -> str:
+    """The URL of a database that does not exist yet."""
+    return f"{server.url}/test-{next(_names)}"
+
+
+@pytest.fixture
+def db(unused_db: str, http: requests.Session) -> str:
     """The URL of a new, empty database."""
-    url = f"{server.url}/test-{next(_names)}"
-    assert http.put(url).status_code == 201
-    return url
+    assert http.put(unused_db).status_code == 201
+    return unused_db
 
 
 #: The hostile-input suite's server: short budgets, so a case that hits one ends fast.

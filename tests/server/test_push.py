@@ -7,66 +7,28 @@ import json
 import socket
 
 import requests
-import websocket
 
-from .test_changes import DEADLINE, Reader, put, stream
-
-
-def _ws(db: str, **options) -> websocket.WebSocket:
-    """A websocket feed from now, read until it says it is caught up."""
-    ws = websocket.create_connection(db.replace("http", "ws", 1) + "/_changes?feed=websocket", timeout=DEADLINE)
-    ws.send(json.dumps({"since": "now", **options}))
-    assert ws.recv() == "[]"
-    return ws
-
-
-def _ws_rows(ws: websocket.WebSocket, count: int) -> list[dict]:
-    rows: list[dict] = []
-    while len(rows) < count:
-        msg = ws.recv()
-        if msg != '""':
-            rows += json.loads(msg)
-    return rows
-
-
-def _lines(reader: Reader, count: int) -> list[dict]:
-    data = reader.until(lambda d: len([x for x in d.split(b"\n") if x.strip()]) >= count)
-    return [json.loads(x) for x in data.split(b"\n") if x.strip()]
-
-
-def _events(reader: Reader, count: int) -> list[tuple[dict, str]]:
-    data = reader.until(lambda d: d.count(b"data: {") >= count and d.endswith(b"\n\n"))
-    out = []
-    for event in data.split(b"\n\n"):
-        fields = dict(line.split(b": ", 1) for line in event.split(b"\n") if line.startswith((b"data: ", b"id: ")))
-        if fields.get(b"data", b"").startswith(b"{"):
-            out.append((json.loads(fields[b"data"]), fields[b"id"].decode()))
-    return out
-
-
-def _live(reader: Reader) -> Reader:
-    reader.until(lambda d: b"\n" in d)  # a first heartbeat: the feed is waiting
-    return reader
+from ._feeds import DEADLINE, events, lines, live, put, stream, ws_from_now, ws_rows
 
 
 def test_feeds_with_different_options_each_get_their_own_rows(db, http):
     """One commit reaches feeds of every format and option set at once, each framed its own way."""
     http.put(db + "/seed", json={})
-    plain = _live(stream(http, db, feed="continuous", since="now", heartbeat=50))
-    docs = _live(stream(http, db, feed="continuous", since="now", heartbeat=50, include_docs="true"))
-    sse = _live(stream(http, db, feed="eventsource", since="now", heartbeat=50))
-    ws_plain, ws_docs = _ws(db), _ws(db, include_docs=True)
+    plain = live(stream(http, db, feed="continuous", since="now", heartbeat=50))
+    docs = live(stream(http, db, feed="continuous", since="now", heartbeat=50, include_docs="true"))
+    sse = live(stream(http, db, feed="eventsource", since="now", heartbeat=50))
+    ws_plain, ws_docs = ws_from_now(db), ws_from_now(db, include_docs=True)
     rev = put(http, db, "a", n=1)
     try:
         expected = http.get(db + "/_changes", params={"descending": "true", "limit": 1}).json()
         row = expected["results"][0]
         assert row["id"] == "a" and row["changes"] == [{"rev": rev}]
-        assert _lines(plain, 1) == [row]
-        [with_doc] = _lines(docs, 1)
+        assert lines(plain, 1) == [row]
+        [with_doc] = lines(docs, 1)
         assert with_doc == {**row, "doc": {"_id": "a", "_rev": rev, "n": 1}}
-        assert _events(sse, 1) == [(row, row["seq"])]
-        assert _ws_rows(ws_plain, 1) == [row]
-        assert _ws_rows(ws_docs, 1) == [with_doc]
+        assert events(sse, 1) == [(row, row["seq"])]
+        assert ws_rows(ws_plain, 1) == [row]
+        assert ws_rows(ws_docs, 1) == [with_doc]
     finally:
         ws_plain.close()
         ws_docs.close()
@@ -76,9 +38,9 @@ def test_feeds_with_different_options_each_get_their_own_rows(db, http):
 
 def test_filtered_feed_gets_only_matching_rows_and_keeps_its_place(db, http):
     """A waiting doc_ids feed skips other commits without losing its position."""
-    feed = _live(stream(http, db, feed="continuous", since="now", heartbeat=50,
+    feed = live(stream(http, db, feed="continuous", since="now", heartbeat=50,
                         filter="_doc_ids", doc_ids='["want"]'))
-    ws = _ws(db, doc_ids=["want"])
+    ws = ws_from_now(db, doc_ids=["want"])
     try:
         for i in range(3):
             put(http, db, f"other{i}")
@@ -86,10 +48,10 @@ def test_filtered_feed_gets_only_matching_rows_and_keeps_its_place(db, http):
         put(http, db, "other3")
         rev2 = put(http, db, "want", _rev=rev, again=True)
         seqs = [r["seq"] for r in http.get(db + "/_changes").json()["results"] if r["id"] == "want"]
-        rows = _lines(feed, 2)
+        rows = lines(feed, 2)
         assert [(r["id"], r["changes"][0]["rev"]) for r in rows] == [("want", rev), ("want", rev2)]
         assert rows[-1]["seq"] == seqs[-1]
-        assert [r["changes"][0]["rev"] for r in _ws_rows(ws, 2)] == [rev, rev2]
+        assert [r["changes"][0]["rev"] for r in ws_rows(ws, 2)] == [rev, rev2]
     finally:
         ws.close()
         feed.resp.close()
@@ -97,14 +59,14 @@ def test_filtered_feed_gets_only_matching_rows_and_keeps_its_place(db, http):
 
 def test_commit_larger_than_a_batch_reaches_waiting_feeds_whole(db, http):
     """A bulk write of more rows than one feed batch arrives complete, in order, once."""
-    feed = _live(stream(http, db, feed="continuous", since="now", heartbeat=50))
-    ws = _ws(db)
+    feed = live(stream(http, db, feed="continuous", since="now", heartbeat=50))
+    ws = ws_from_now(db)
     docs = [{"_id": f"d{i:05d}"} for i in range(2_500)]
     try:
         assert http.post(db + "/_bulk_docs", json={"docs": docs}).status_code == 201
         want = [d["_id"] for d in docs]
-        assert [r["id"] for r in _lines(feed, len(docs))] == want
-        assert [r["id"] for r in _ws_rows(ws, len(docs))] == want
+        assert [r["id"] for r in lines(feed, len(docs))] == want
+        assert [r["id"] for r in ws_rows(ws, len(docs))] == want
     finally:
         ws.close()
         feed.resp.close()
@@ -144,18 +106,18 @@ def test_subscriber_that_falls_behind_gets_every_row_once(server, db, http):
             break
         rows.append(body[end + 2:end + 2 + size])
         i = end + 2 + size + 2
-    lines = [json.loads(x) for x in b"".join(rows).split(b"\n") if x.strip()]
-    assert [r["id"] for r in lines[:-1]] == ids
-    assert "last_seq" in lines[-1]
+    decoded = [json.loads(x) for x in b"".join(rows).split(b"\n") if x.strip()]
+    assert [r["id"] for r in decoded[:-1]] == ids
+    assert "last_seq" in decoded[-1]
 
 
 def test_websocket_client_closing_ends_only_its_own_feed(db, http):
     """A websocket subscriber that closes does not disturb the others on the database."""
-    leaving, staying = _ws(db), _ws(db)
+    leaving, staying = ws_from_now(db), ws_from_now(db)
     try:
         leaving.close()
         rev = put(http, db, "after")
-        assert [r["changes"][0]["rev"] for r in _ws_rows(staying, 1)] == [rev]
+        assert [r["changes"][0]["rev"] for r in ws_rows(staying, 1)] == [rev]
     finally:
         staying.close()
 
@@ -167,11 +129,11 @@ def test_many_feeds_with_the_same_options_each_get_the_commit(db):
         readers = [stream(s, db, feed="eventsource" if i % 2 else "continuous", since="now", heartbeat=50)
                    for i, s in enumerate(sessions)]
         for r in readers:
-            _live(r)
+            live(r)
         with requests.Session() as writer:
             revs = [put(writer, db, "one"), put(writer, db, "two")]
         for i, r in enumerate(readers):
-            rows = [row for row, _ in _events(r, 2)] if i % 2 else _lines(r, 2)
+            rows = [row for row, _ in events(r, 2)] if i % 2 else lines(r, 2)
             assert [row["changes"][0]["rev"] for row in rows] == revs
     finally:
         for s in sessions:

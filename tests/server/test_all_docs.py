@@ -1,0 +1,81 @@
+"""`_all_docs`: rows, key ranges, paging, order and `keys`, as CouchDB 3 answers them."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+import requests
+
+from cloudsync.server.testing import ServerProcess
+
+
+@pytest.fixture(scope="module")
+def twenty(server: ServerProcess) -> Iterator[str]:
+    """A database of 20 documents `d00`..`d19` with `i` = 0..19 (read only)."""
+    url = f"{server.url}/all-docs-twenty"
+    with requests.Session() as http:
+        assert http.put(url).status_code == 201
+        docs = [{"_id": f"d{i:02}", "i": i} for i in range(20)]
+        assert http.post(url + "/_bulk_docs", json={"docs": docs}).status_code == 201
+    yield url
+
+
+def get(http, url: str, **params) -> dict:
+    """The body of `GET _all_docs` with `params`."""
+    return http.get(url + "/_all_docs", params={k: str(v) for k, v in params.items()}).json()
+
+
+def test_all_docs_lists_every_doc_from_offset_0(twenty, http):
+    """`_all_docs` lists every document, with `total_rows` and `offset` 0."""
+    body = get(http, twenty)
+    assert body["total_rows"] == 20
+    assert len(body["rows"]) == 20
+    assert body["offset"] == 0
+
+
+def test_all_docs_row_is_id_key_and_rev(twenty, http):
+    """A row is `{"id", "key", "value": {"rev"}}`, the key being the id."""
+    body = get(http, twenty)
+    assert body["rows"][0] == {"id": "d00", "key": "d00", "value": {"rev": body["rows"][0]["value"]["rev"]}}
+
+
+@pytest.mark.parametrize(("params", "ids"), [
+    pytest.param({"startkey": '"d05"', "endkey": '"d08"', "include_docs": "true"}, ["d05", "d06", "d07", "d08"],
+                 id="key-range"),
+    pytest.param({"startkey": '"d05"', "endkey": '"d08"', "inclusive_end": "false"}, ["d05", "d06", "d07"],
+                 id="inclusive_end-false"),
+    pytest.param({"limit": 2, "skip": 3}, ["d03", "d04"], id="limit-skip"),
+    pytest.param({"descending": "true", "limit": 2}, ["d19", "d18"], id="descending-limit"),
+    pytest.param({"descending": "true", "startkey": '"d10"', "endkey": '"d08"'}, ["d10", "d09", "d08"],
+                 id="descending-key-range"),
+])
+def test_all_docs_selects_rows(twenty, http, params, ids):
+    """Key ranges (end included or not), `limit`/`skip` and `descending` select CouchDB's rows."""
+    assert [r["id"] for r in get(http, twenty, **params)["rows"]] == ids
+
+
+def test_all_docs_include_docs_adds_the_doc(twenty, http):
+    """`include_docs=true` adds each row's document."""
+    page = get(http, twenty, startkey='"d05"', endkey='"d08"', include_docs="true")
+    assert page["rows"][0]["doc"]["i"] == 5
+
+
+def test_all_docs_offset_counts_rows_before_startkey(twenty, http):
+    """`offset` is the number of rows before `startkey`."""
+    assert get(http, twenty, startkey='"d05"', endkey='"d08"', include_docs="true")["offset"] == 5
+
+
+def keyed(http, url: str, keys: list[str]) -> list[dict]:
+    """The rows of `POST _all_docs?include_docs=true` with `keys`."""
+    return http.post(url + "/_all_docs", json={"keys": keys}, params={"include_docs": "true"}).json()["rows"]
+
+
+def test_all_docs_keys_returns_those_docs(twenty, http):
+    """`POST _all_docs` with `keys` and `include_docs` returns those documents."""
+    assert keyed(http, twenty, ["d01", "zz"])[0]["doc"]["i"] == 1
+
+
+def test_all_docs_missing_key_is_a_not_found_row(twenty, http):
+    """A key with no document answers a not_found row in its place."""
+    assert keyed(http, twenty, ["d01", "zz"])[1] == {"key": "zz", "error": "not_found"}
