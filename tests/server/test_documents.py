@@ -180,6 +180,13 @@ def local(db, http) -> str:
     return db
 
 
+@pytest.fixture
+def updated_local(local, http) -> str:
+    """`db/_local/ckpt` updated to rev 0-2 (`seq` "2"); returns the URL of `db`."""
+    assert http.put(local + "/_local/ckpt", json={"_rev": "0-1", "seq": "2"}).status_code == 201
+    return local
+
+
 def test_put_local_doc_gets_rev_0_1(db, http):
     """A new `_local` document gets rev "0-1"."""
     assert http.put(db + "/_local/ckpt", json={"seq": "1"}).json()["rev"] == "0-1"
@@ -195,37 +202,35 @@ def test_put_local_doc_with_rev_counts_up(local, http):
     assert http.put(local + "/_local/ckpt", json={"_rev": "0-1", "seq": "2"}).json()["rev"] == "0-2"
 
 
-def test_get_local_doc_returns_body_with_id_and_rev(local, http):
+def test_get_local_doc_returns_body_with_id_and_rev(updated_local, http):
     """`GET` of a `_local` document gives its body with `_id` and `_rev`."""
-    http.put(local + "/_local/ckpt", json={"_rev": "0-1", "seq": "2"})
-    assert http.get(local + "/_local/ckpt").json() == {"_id": "_local/ckpt", "_rev": "0-2", "seq": "2"}
+    assert http.get(updated_local + "/_local/ckpt").json() == {"_id": "_local/ckpt", "_rev": "0-2", "seq": "2"}
 
 
-def test_local_doc_reads_with_an_encoded_slash(local, http):
+def test_local_doc_reads_with_an_encoded_slash(updated_local, http):
     """`_local%2Fckpt` is the same document as `_local/ckpt`."""
-    http.put(local + "/_local/ckpt", json={"_rev": "0-1", "seq": "2"})
-    assert http.get(local + "/_local%2Fckpt").json()["seq"] == "2"
+    assert http.get(updated_local + "/_local%2Fckpt").json()["seq"] == "2"
 
 
-def test_local_docs_are_not_in_changes(local, http):
+def test_local_docs_are_not_in_changes(updated_local, http):
     """`_local` documents make no `_changes` rows."""
-    assert http.get(local + "/_changes").json()["results"] == []
+    assert http.get(updated_local + "/_changes").json()["results"] == []
 
 
-def test_local_docs_are_not_in_all_docs(local, http):
+def test_local_docs_are_not_in_all_docs(updated_local, http):
     """`_local` documents are not listed by `_all_docs`."""
-    assert http.get(local + "/_all_docs").json()["rows"] == []
+    assert http.get(updated_local + "/_all_docs").json()["rows"] == []
 
 
-def test_delete_local_doc_with_rev(local, http):
-    """`DELETE` of a `_local` document with its rev is 200."""
-    assert http.delete(local + "/_local/ckpt", params={"rev": "0-1"}).status_code == 200
+def test_delete_local_doc_with_rev(updated_local, http):
+    """`DELETE` of a `_local` document with its current rev is 200."""
+    assert http.delete(updated_local + "/_local/ckpt", params={"rev": "0-2"}).status_code == 200
 
 
-def test_deleted_local_doc_is_404(local, http):
+def test_deleted_local_doc_is_404(updated_local, http):
     """A deleted `_local` document is 404."""
-    http.delete(local + "/_local/ckpt", params={"rev": "0-1"})
-    assert http.get(local + "/_local/ckpt").status_code == 404
+    http.delete(updated_local + "/_local/ckpt", params={"rev": "0-2"})
+    assert http.get(updated_local + "/_local/ckpt").status_code == 404
 
 
 # -- refused features ------------------------------------------------------------------------------
