@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import itertools
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import pytest
 import requests
@@ -24,6 +24,21 @@ def http() -> Iterator[requests.Session]:
     with requests.Session() as s:
         s.headers["Accept-Encoding"] = "identity"
         yield s
+
+
+@pytest.fixture(scope="session")
+def seeded_db(server: ServerProcess) -> Callable[[str, list[dict]], str]:
+    """Make database `name` holding `docs` on the session server; returns its URL (for
+    module-scoped fixtures whose tests only read)."""
+
+    def make(name: str, docs: list[dict]) -> str:
+        url = f"{server.url}/{name}"
+        with requests.Session() as http:
+            assert http.put(url).status_code == 201
+            assert http.post(url + "/_bulk_docs", json={"docs": docs}).status_code == 201
+        return url
+
+    return make
 
 
 @pytest.fixture

@@ -2,23 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
-import requests
-
-from cloudsync.server.testing import ServerProcess
 
 
 @pytest.fixture(scope="module")
-def twenty(server: ServerProcess) -> Iterator[str]:
+def twenty(seeded_db) -> str:
     """A database of 20 documents `d00`..`d19` with `i` = 0..19 (read only)."""
-    url = f"{server.url}/all-docs-twenty"
-    with requests.Session() as http:
-        assert http.put(url).status_code == 201
-        docs = [{"_id": f"d{i:02}", "i": i} for i in range(20)]
-        assert http.post(url + "/_bulk_docs", json={"docs": docs}).status_code == 201
-    yield url
+    return seeded_db("all-docs-twenty", [{"_id": f"d{i:02}", "i": i} for i in range(20)])
 
 
 def get(http, url: str, **params) -> dict:

@@ -4,25 +4,16 @@ and a selective longpoll, as CouchDB 3 answers them."""
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 
 import pytest
-import requests
-
-from cloudsync.server.testing import ServerProcess
 
 from ._feeds import put, stream
 
 
 @pytest.fixture(scope="module")
-def six(server: ServerProcess) -> Iterator[str]:
+def six(seeded_db) -> str:
     """A database of documents `d0`..`d5` with `n` = 0..5 (read only)."""
-    url = f"{server.url}/changes-filters-six"
-    with requests.Session() as http:
-        assert http.put(url).status_code == 201
-        docs = [{"_id": f"d{i}", "n": i} for i in range(6)]
-        assert http.post(url + "/_bulk_docs", json={"docs": docs}).status_code == 201
-    yield url
+    return seeded_db("changes-filters-six", [{"_id": f"d{i}", "n": i} for i in range(6)])
 
 
 @pytest.mark.parametrize(("method", "params", "body", "ids"), [
