@@ -241,7 +241,7 @@ async def _close_ws(ws: web.WebSocketResponse, exc: Exception, request: web.Requ
         try:
             await ws.close(code=code, message=reason.encode()[:123])
         except Exception:  # the client may be gone already
-            changes._reset(request)
+            changes.reset_connection(request)
     return ws
 
 

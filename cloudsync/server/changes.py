@@ -31,7 +31,7 @@ from .params import bool_param, int_param, json_param
 from .seq import decode_seq, seq_bytes
 from .storage import Database, Row
 
-__all__ = ["FeedOptions", "SendWatchdog", "serve_changes", "serve_websocket"]
+__all__ = ["FeedOptions", "SendWatchdog", "reset_connection", "serve_changes", "serve_websocket"]
 
 FEEDS = ("normal", "longpoll", "continuous", "eventsource", "websocket")
 DEFAULT_TIMEOUT_MS = 60_000
@@ -282,7 +282,7 @@ class SendWatchdog:
             for key, (started, request) in list(self._writing.items()):
                 if started < limit:
                     del self._writing[key]
-                    _reset(request)
+                    reset_connection(request)
 
     async def send(self, request: web.Request, write: Awaitable[None]) -> None:
         """Await ``write`` (a feed's write of one chunk) under the watchdog."""
@@ -479,17 +479,17 @@ async def serve_changes(request: web.Request, db: Database, opts: FeedOptions, s
             await _line_feed(stream, eventsource)
     except (ConnectionError, TimeoutError):
         # Gone, or not reading for send_timeout: drop it; it resumes from its last seq.
-        _reset(request)
+        reset_connection(request)
     except CouchError:
         if not resp.prepared:
             raise  # still a plain error answer
         # Mid-stream (e.g. a selector batch past the query timeout): cut it, as CouchDB
         # does; the client sees a truncated chunked body and resumes from its last seq.
-        _reset(request)
+        reset_connection(request)
     return resp
 
 
-def _reset(request: web.Request) -> None:
+def reset_connection(request: web.Request) -> None:
     """Abort the connection with a RST, discarding what the kernel still holds for it."""
     transport = request.transport
     if transport is None:
@@ -621,7 +621,7 @@ async def serve_websocket(request: web.Request, db: Database, state: Any) -> web
     try:
         await _ws_feed(ws, stream)
     except (ConnectionError, TimeoutError):
-        _reset(request)
+        reset_connection(request)
     finally:
         reader.cancel()
     return ws

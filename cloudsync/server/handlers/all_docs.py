@@ -140,5 +140,5 @@ class AllDocsHandler:
             # Headers are out: a client that stopped reading (or a page past its time
             # budget) gets its connection reset rather than a body that looks complete.
             log.info("_all_docs stream ended early: %s", exc)
-            changes._reset(request)
+            changes.reset_connection(request)
         return resp
