@@ -27,7 +27,8 @@ may succeed. Whether a retry is *safe* also depends on the request: a non-idempo
     │   ├── PreconditionFailed    412 e.g. database already exists
     │   ├── RateLimited           429 (retryable), ``retry_after`` in seconds
     │   └── ServerError           5xx (retryable), ``retry_after`` in seconds (503)
-    └── SubscriptionError         a subscription stopped on an unexpected exception
+    ├── SubscriptionError         a subscription stopped on an unexpected exception
+    └── SelectorError             (also a ValueError) a Mango selector cloudsync cannot evaluate
 
 Every :class:`HTTPError` has ``retry_after``: the ``Retry-After`` header in seconds, or
 ``None``. A WebSocket feed closed by the server with a policy close code (1008, 1003,
@@ -50,6 +51,7 @@ __all__ = [
     "PreconditionFailed",
     "RateLimited",
     "RequestTimeout",
+    "SelectorError",
     "ServerError",
     "StreamError",
     "SubscriptionError",
@@ -108,6 +110,12 @@ class InvalidResponse(CloudSyncError):
 class SubscriptionError(CloudSyncError):
     """A subscription stopped on an exception that is not a cloudsync error (a bug in a
     transport, a checkpoint store or a callback). The original is its ``__cause__``."""
+
+
+class SelectorError(CloudSyncError, ValueError):
+    """A Mango selector (or sort) is invalid: an unknown operator, an argument of the
+    wrong type, a regular expression that does not compile. Raised before any document
+    is matched."""
 
 
 class HTTPError(CloudSyncError):

@@ -23,12 +23,15 @@ from typing import Any
 from aiohttp import WSMsgType, web
 
 from .._json import JSONDecodeError, dumps, loads
-from . import limits, mango
+from . import limits, seq
 from .errors import CouchError, bad_request
-from .limits import parse_int, parse_json
-from .storage import _SEQ_HIGH, _SEQ_LOW, Database, Row, decode_seq, seq_bytes
+from .limits import parse_json
+from .matching import compile_selector
+from .params import bool_param, int_param, json_param
+from .seq import decode_seq, seq_bytes
+from .storage import Database, Row
 
-__all__ = ["FeedOptions", "SendWatchdog", "serve_changes", "serve_websocket"]
+__all__ = ["FeedOptions", "SendWatchdog", "reset_connection", "serve_changes", "serve_websocket"]
 
 FEEDS = ("normal", "longpoll", "continuous", "eventsource", "websocket")
 DEFAULT_TIMEOUT_MS = 60_000
@@ -48,26 +51,9 @@ BATCH_BYTES = 1024 * 1024
 PUSH_MAX_BYTES = 256 * 1024
 
 
-def _bool(value: Any, name: str) -> bool:
-    if value in (True, "true"):
-        return True
-    if value in (None, False, "false"):
-        return False
-    raise bad_request(f"Invalid boolean parameter: {name}")
-
-
-def _int(value: Any, name: str) -> int:
-    return parse_int(value, name)
-
-
-#: JSON nesting accepted in ``selector``/``doc_ids`` parameters (the server passes its own).
+#: JSON nesting accepted in ``selector``/``doc_ids`` given as strings in a WebSocket
+#: options message (HTTP query parameters are parsed by the app with the server's limit).
 JSON_DEPTH = 64
-
-
-def _json_param(value: Any, name: str) -> Any:
-    if isinstance(value, str):
-        return parse_json(value, JSON_DEPTH, f"parameter {name}")
-    return value
 
 
 class FeedOptions:
@@ -83,9 +69,9 @@ class FeedOptions:
             raise bad_request(f"Unknown feed type: {self.feed}")
         since = params.get("since", 0)
         self.since = db.update_seq if since == "now" else decode_seq(since)
-        self.limit = _int(params["limit"], "limit") if params.get("limit") is not None else None
-        self.include_docs = _bool(params.get("include_docs"), "include_docs")
-        self.descending = _bool(params.get("descending"), "descending")
+        self.limit = int_param(params, "limit")
+        self.include_docs = bool_param(params, "include_docs")
+        self.descending = bool_param(params, "descending")
         self.style = params.get("style", "main_only")
         if self.style not in ("main_only", "all_docs"):
             raise bad_request("style must be main_only or all_docs")
@@ -95,12 +81,14 @@ class FeedOptions:
         elif heartbeat in (True, "true"):
             self.heartbeat = MAX_HEARTBEAT_MS / 1000
         else:
-            self.heartbeat = min(max(_int(heartbeat, "heartbeat"), MIN_HEARTBEAT_MS), MAX_HEARTBEAT_MS) / 1000
-        timeout = params.get("timeout")
+            beat = int_param(params, "heartbeat")
+            assert beat is not None
+            self.heartbeat = min(max(beat, MIN_HEARTBEAT_MS), MAX_HEARTBEAT_MS) / 1000
+        timeout = int_param(params, "timeout")
         # CouchDB: a heartbeat keeps a feed open indefinitely; without one it ends after
         # 60 s idle. An explicit timeout is always honoured (CouchDB lets heartbeat win).
         if timeout is not None:
-            self.timeout: float | None = _int(timeout, "timeout") / 1000
+            self.timeout: float | None = timeout / 1000
         else:
             self.timeout = None if self.heartbeat else DEFAULT_TIMEOUT_MS / 1000
         self.accept = self._filter(params, body, implicit_filters)
@@ -115,16 +103,16 @@ class FeedOptions:
         if name is None:
             return None
         if name == "_doc_ids":
-            ids = _json_param(doc_ids, "doc_ids")
+            ids = json_param(body if "doc_ids" in body else params, "doc_ids", depth=JSON_DEPTH)
             if not isinstance(ids, list) or not all(isinstance(i, str) for i in ids):
                 raise bad_request("filter=_doc_ids requires doc_ids: an array of strings")
             wanted = frozenset(ids)
             return lambda row: row[1] in wanted
         if name == "_selector":
-            sel = _json_param(selector, "selector")
+            sel = json_param(body if "selector" in body else params, "selector", depth=JSON_DEPTH)
             if not isinstance(sel, dict):
                 raise bad_request("Selector must be specified in POST payload")
-            match = mango.compile_selector(sel)
+            match = compile_selector(sel)
             self.selector = True
             return lambda row: match(loads(row[4]))
         if name == "_design":
@@ -184,14 +172,14 @@ class Feed:
         """One row as CouchDB's JSON (``seq_str``: its encoded seq, if already known)."""
         if self.opts.style != "all_docs" and seq_str is None:
             return self.encode_rows([row])[0]
-        seq, doc_id, rev, deleted, body = row
+        n, doc_id, rev, deleted, body = row
         if self.opts.style == "all_docs":
             revs = [rev, *self.db.conflicts(doc_id), *self.db.conflicts(doc_id, deleted=True)]
             changes = b",".join(b'{"rev":' + dumps(r) + b"}" for r in revs)
         else:
             changes = b'{"rev":' + dumps(rev) + b"}"
         if seq_str is None:
-            seq_str = seq_bytes(seq)
+            seq_str = seq_bytes(n)
         out = b'{"seq":"' + seq_str + b'","id":' + dumps(doc_id) + b',"changes":[' + changes + b"]"
         if deleted:
             out += b',"deleted":true'
@@ -209,26 +197,26 @@ class Feed:
             if eventsource:
                 out = []
                 for row in rows:
-                    seq = seq_bytes(row[0])
-                    out.append(b"data: " + self.encode(row, seq) + b"\nid: " + seq + b"\n\n")
+                    seq_str = seq_bytes(row[0])
+                    out.append(b"data: " + self.encode(row, seq_str) + b"\nid: " + seq_str + b"\n\n")
                 return out
             return [self.encode(row, seq_bytes(row[0])) for row in rows]
-        low, high, quote = _SEQ_LOW, _SEQ_HIGH, dumps
+        low, high, mask, bits, quote = seq.LOW, seq.HIGH, seq.LOW_MASK, seq.LOW_BITS, dumps
         docs = self.opts.include_docs
         if eventsource:  # the seq twice: in the row and as the event id
             if docs:
-                return [_SSE_DOC % (seq, low[seq & 4095], high[seq >> 12], quote(doc_id), quote(rev),
-                                    _DELETED[deleted], body, seq, low[seq & 4095], high[seq >> 12])
-                        for seq, doc_id, rev, deleted, body in rows]
-            return [_SSE_ROW % (seq, low[seq & 4095], high[seq >> 12], quote(doc_id), quote(rev),
-                                _DELETED[deleted], seq, low[seq & 4095], high[seq >> 12])
-                    for seq, doc_id, rev, deleted, body in rows]
+                return [_SSE_DOC % (n, low[n & mask], high[n >> bits], quote(doc_id), quote(rev),
+                                    _DELETED[deleted], body, n, low[n & mask], high[n >> bits])
+                        for n, doc_id, rev, deleted, body in rows]
+            return [_SSE_ROW % (n, low[n & mask], high[n >> bits], quote(doc_id), quote(rev),
+                                _DELETED[deleted], n, low[n & mask], high[n >> bits])
+                    for n, doc_id, rev, deleted, body in rows]
         if docs:
-            return [_JSON_DOC % (seq, low[seq & 4095], high[seq >> 12], quote(doc_id), quote(rev),
+            return [_JSON_DOC % (n, low[n & mask], high[n >> bits], quote(doc_id), quote(rev),
                                  _DELETED[deleted], body)
-                    for seq, doc_id, rev, deleted, body in rows]
-        return [_JSON_ROW % (seq, low[seq & 4095], high[seq >> 12], quote(doc_id), quote(rev), _DELETED[deleted])
-                for seq, doc_id, rev, deleted, body in rows]
+                    for n, doc_id, rev, deleted, body in rows]
+        return [_JSON_ROW % (n, low[n & mask], high[n >> bits], quote(doc_id), quote(rev), _DELETED[deleted])
+                for n, doc_id, rev, deleted, body in rows]
 
     def messages(self, rows: list[Row]) -> list[bytes]:
         """``rows`` framed for a streamed feed: one eventsource or continuous chunk, or
@@ -260,10 +248,11 @@ def _filter_rows(accept: Callable[[Row], bool], rows: list[Row]) -> list[Row]:
 
 
 _DELETED = (b"", b',"deleted":true')
-_JSON_ROW = b'{"seq":"%d-g1AAAA%b%b","id":%b,"changes":[{"rev":%b}]%b}'
-_JSON_DOC = b'{"seq":"%d-g1AAAA%b%b","id":%b,"changes":[{"rev":%b}]%b,"doc":%b}'
-_SSE_ROW = b'data: {"seq":"%d-g1AAAA%b%b","id":%b,"changes":[{"rev":%b}]%b}\nid: %d-g1AAAA%b%b\n\n'
-_SSE_DOC = b'data: {"seq":"%d-g1AAAA%b%b","id":%b,"changes":[{"rev":%b}]%b,"doc":%b}\nid: %d-g1AAAA%b%b\n\n'
+# A row's JSON with its seq formatted in place (see seq.TEMPLATE): one bytes formatting per row.
+_JSON_ROW = b'{"seq":"' + seq.TEMPLATE + b'","id":%b,"changes":[{"rev":%b}]%b}'
+_JSON_DOC = b'{"seq":"' + seq.TEMPLATE + b'","id":%b,"changes":[{"rev":%b}]%b,"doc":%b}'
+_SSE_ROW = b"data: " + _JSON_ROW + b"\nid: " + seq.TEMPLATE + b"\n\n"
+_SSE_DOC = b"data: " + _JSON_DOC + b"\nid: " + seq.TEMPLATE + b"\n\n"
 
 
 class SendWatchdog:
@@ -293,7 +282,7 @@ class SendWatchdog:
             for key, (started, request) in list(self._writing.items()):
                 if started < limit:
                     del self._writing[key]
-                    _reset(request)
+                    reset_connection(request)
 
     async def send(self, request: web.Request, write: Awaitable[None]) -> None:
         """Await ``write`` (a feed's write of one chunk) under the watchdog."""
@@ -490,17 +479,17 @@ async def serve_changes(request: web.Request, db: Database, opts: FeedOptions, s
             await _line_feed(stream, eventsource)
     except (ConnectionError, TimeoutError):
         # Gone, or not reading for send_timeout: drop it; it resumes from its last seq.
-        _reset(request)
+        reset_connection(request)
     except CouchError:
         if not resp.prepared:
             raise  # still a plain error answer
         # Mid-stream (e.g. a selector batch past the query timeout): cut it, as CouchDB
         # does; the client sees a truncated chunked body and resumes from its last seq.
-        _reset(request)
+        reset_connection(request)
     return resp
 
 
-def _reset(request: web.Request) -> None:
+def reset_connection(request: web.Request) -> None:
     """Abort the connection with a RST, discarding what the kernel still holds for it."""
     transport = request.transport
     if transport is None:
@@ -632,7 +621,7 @@ async def serve_websocket(request: web.Request, db: Database, state: Any) -> web
     try:
         await _ws_feed(ws, stream)
     except (ConnectionError, TimeoutError):
-        _reset(request)
+        reset_connection(request)
     finally:
         reader.cancel()
     return ws

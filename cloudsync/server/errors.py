@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-__all__ = ["CouchError", "bad_request", "conflict", "not_found"]
+__all__ = ["CouchError", "RowError", "bad_request", "conflict", "not_found"]
 
 
 class CouchError(Exception):
@@ -28,3 +28,12 @@ def not_found(reason: str = "missing") -> CouchError:
 
 def conflict() -> CouchError:
     return CouchError(409, "conflict", "Document update conflict.")
+
+
+class RowError(Exception):
+    """A per-document failure inside a bulk write (answered in that row, not as a status)."""
+
+    def __init__(self, error: str, reason: str) -> None:
+        super().__init__(reason)
+        self.error = error
+        self.reason = reason

@@ -1,0 +1,161 @@
+"""Document handlers: one document (read, write, delete) and the bulk endpoints."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aiohttp import web
+
+from ..._json import dumps, loads
+from .. import limits
+from ..errors import CouchError, bad_request, not_found
+from ..http import allow, json_response, raw_json_response, read_json, rev_header
+from ..params import bool_param
+from ..state import ServerState
+from ..storage import Database, RowError, Tx, check_doc_id
+
+__all__ = ["DocumentHandlers"]
+
+
+class DocumentHandlers:
+    """``/{db}/{docid}``, ``_bulk_docs`` and ``_bulk_get``."""
+
+    def __init__(self, state: ServerState) -> None:
+        self.state = state
+
+    async def document(self, request: web.Request, db: Database, doc_id: str) -> web.Response:
+        method = request.method
+        if method in ("GET", "HEAD"):
+            return self._get_doc(request, db, doc_id)
+        if method == "PUT":
+            try:
+                check_doc_id(doc_id)
+            except RowError as exc:
+                raise CouchError(400, exc.error, exc.reason) from None
+            doc = await read_json(request, strict_type=False)
+            rev = request.query.get("rev") or rev_header(request)
+            if rev is not None:
+                if "_rev" in doc and doc["_rev"] != rev:
+                    raise bad_request("Document rev from request body and query string have different values")
+                doc["_rev"] = rev
+            doc["_id"] = doc_id
+            new_edits = bool_param(request.query, "new_edits", True)
+            result = await db.write(lambda tx: tx.put_doc(doc, new_edits=new_edits))
+            if result is None:
+                result = {"ok": True, "id": doc_id, "rev": doc.get("_rev")}
+            return json_response(result, 201, {"ETag": f'"{result["rev"]}"'})
+        if method == "DELETE":
+            rev = request.query.get("rev") or rev_header(request)
+            if doc_id.startswith("_local/"):
+                tomb = {"_id": doc_id, "_rev": rev, "_deleted": True}
+            else:
+                if db.get(doc_id) is None:
+                    raise not_found("missing")
+                if rev is None:
+                    raise CouchError(409, "conflict", "Document update conflict.")
+                tomb = {"_id": doc_id, "_rev": rev, "_deleted": True}
+            result = await db.write(lambda tx: tx.put_doc(tomb))
+            return json_response(result, 200, {"ETag": f'"{result["rev"]}"'})
+        raise CouchError(405, "method_not_allowed", "Only DELETE,GET,HEAD,PUT allowed")
+
+    def _get_doc(self, request: web.Request, db: Database, doc_id: str) -> web.Response:
+        if doc_id.startswith("_local/"):
+            body = db.get_local(doc_id)
+            if body is None:
+                raise not_found("missing")
+            return raw_json_response(body)
+        found = db.get(doc_id)
+        if found is None:
+            raise not_found("missing")
+        rev, deleted, body, revs, conflicted = found
+        wanted = request.query.get("rev")
+        if wanted is not None and wanted != rev:
+            leaf = db.get_leaf(doc_id, wanted)
+            if leaf is None:
+                raise not_found("missing")
+            deleted, body, revs = leaf
+            rev = wanted
+        elif deleted:
+            raise not_found("deleted")
+        extra: dict[str, Any] = {}
+        if bool_param(request.query, "revs"):
+            extra["_revisions"] = {"start": int(rev.partition("-")[0]), "ids": revs}
+        if conflicted and (bool_param(request.query, "conflicts") or bool_param(request.query, "meta")):
+            live = db.conflicts(doc_id)
+            if live:
+                extra["_conflicts"] = live
+        if conflicted and (bool_param(request.query, "deleted_conflicts") or bool_param(request.query, "meta")):
+            dead = db.conflicts(doc_id, deleted=True)
+            if dead:
+                extra["_deleted_conflicts"] = dead
+        if extra:
+            body = body[:-1] + b"," + dumps(extra)[1:]
+        return raw_json_response(body, headers={"ETag": f'"{rev}"'})
+
+    async def bulk_docs(self, request: web.Request, db: Database) -> web.Response:
+        allow(request.method, "POST")
+        body = await read_json(request)
+        docs = body.get("docs")
+        if not isinstance(docs, list):
+            raise bad_request("POST body must include `docs` parameter.")
+        new_edits = body.get("new_edits", True)
+        if not isinstance(new_edits, bool):
+            raise bad_request("`new_edits` parameter must be a boolean.")
+
+        def op(tx: Tx) -> list[dict[str, Any]]:
+            results = []
+            for doc in docs:
+                try:
+                    result = tx.put_doc(doc, new_edits=new_edits)
+                except RowError as exc:
+                    doc_id = doc.get("_id") if isinstance(doc, dict) else None
+                    results.append({"id": doc_id, "error": exc.error, "reason": exc.reason})
+                    continue
+                if result is not None and new_edits:
+                    results.append(result)
+            return results
+
+        return json_response(await db.write(op), 201)
+
+    async def bulk_get(self, request: web.Request, db: Database) -> web.Response:
+        allow(request.method, "POST")
+        body = await read_json(request)
+        items = body.get("docs")
+        if not isinstance(items, list):
+            raise bad_request("Missing JSON list of 'docs'.")
+        revs = bool_param(request.query, "revs")
+
+        def lookup() -> bytes:
+            conn = db.query_conn()
+            results = []
+            for i, item in enumerate(items):
+                if not i & 255:
+                    limits.check_budget()
+                doc_id = item.get("id") if isinstance(item, dict) else None
+                if not isinstance(doc_id, str):
+                    results.append({"id": doc_id, "docs": [{"error": {"id": doc_id, "rev": None,
+                                    "error": "illegal_docid", "reason": "missing document id"}}]})
+                    continue
+                rev = item.get("rev")
+                found = db.get(doc_id, conn)
+                doc = None
+                if found is not None:
+                    cur_rev, deleted, body_bytes, history, _ = found
+                    if rev is None or rev == cur_rev:
+                        doc, rev = loads(body_bytes), cur_rev
+                    elif isinstance(rev, str):
+                        leaf = db.get_leaf(doc_id, rev, conn)
+                        if leaf is not None:
+                            deleted, body_bytes, history = leaf
+                            doc = loads(body_bytes)
+                    if doc is not None and revs:
+                        doc["_revisions"] = {"start": int(rev.partition("-")[0]), "ids": history}
+                if doc is None:
+                    entry: dict[str, Any] = {"error": {"id": doc_id, "rev": rev or "undefined",
+                                                       "error": "not_found", "reason": "missing"}}
+                else:
+                    entry = {"ok": doc}
+                results.append({"id": doc_id, "docs": [entry]})
+            return dumps({"results": results})
+
+        return raw_json_response(await self.state.off_loop(lookup))
