@@ -90,7 +90,7 @@ def cost(directory: Path, kind: str, passes: int) -> None:
             else:
                 transport = longpoll.LongPollTransport(page_size=None)
             transport.bind(type("DB", (), {"path": "/db", "_http": None})())
-            return sum(len(batch) for batch in transport.stream_batches(ChangesRequest(since=0)))
+            return sum(len(batch) for batch in transport.batches(ChangesRequest(since=0)))
 
     per_change = []
     for _ in range(passes):
@@ -119,7 +119,7 @@ def readahead(count: int, rounds: int, doc_bytes: int) -> None:
         transport.bind(database)
         since, received = 0, 0
         while received < count:  # pouchdb-server ignores timeout: never ask past the end
-            for batch in transport.stream_batches(ChangesRequest(since=since, include_docs=doc_bytes > 0)):
+            for batch in transport.batches(ChangesRequest(since=since, include_docs=doc_bytes > 0)):
                 for item in batch:
                     received += item.__class__ is not LastSeq
                     since = item.seq
