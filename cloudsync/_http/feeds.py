@@ -27,7 +27,7 @@ from requests.adapters import HTTPAdapter
 from requests.structures import CaseInsensitiveDict
 
 from .. import _json
-from ..errors import CloudSyncError, InvalidResponse, NetworkError
+from ..errors import CloudSyncError, NetworkError
 from . import HTTP, answer_error, redact, translate
 
 __all__ = ["FeedEndpoint", "FeedResponse", "on_request_sent"]

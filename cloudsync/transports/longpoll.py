@@ -6,7 +6,6 @@ import logging
 import threading
 from collections.abc import Iterator
 from dataclasses import replace
-
 from typing import TYPE_CHECKING
 
 from .._http.feeds import on_request_sent

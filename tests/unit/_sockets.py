@@ -12,8 +12,8 @@ import threading
 from collections.abc import Callable
 
 from cloudsync._http import HTTP
-from cloudsync.database import Database
 from cloudsync._retry import RetryPolicy
+from cloudsync.database import Database
 
 GUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 

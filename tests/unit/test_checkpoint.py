@@ -12,8 +12,8 @@ import responses
 
 from cloudsync._http import HTTP
 from cloudsync._retry import RetryPolicy
-from cloudsync.database import Database
 from cloudsync.checkpoint import FileCheckpoint, LocalDocCheckpoint, MemoryCheckpoint
+from cloudsync.database import Database
 
 
 def test_memory_roundtrip() -> None:
