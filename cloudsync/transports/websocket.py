@@ -259,8 +259,6 @@ class WebSocketTransport(Transport):
                 ws.settimeout(max(0.01, deadline - now))
                 adjusted = True
                 continue
-            except websocket.WebSocketConnectionClosedException as exc:
-                raise StreamError(f"{what}: connection closed without a close frame") from exc
             except Exception as exc:
                 raise _translate(exc, what) from exc
             if adjusted:
@@ -366,6 +364,10 @@ def _ws(http_url: str) -> str:
 
 
 def _translate(exc: BaseException, what: str, sent: bool = True) -> Exception:
+    """The cloudsync error for a websocket-client (or socket) exception: the one place
+    this transport translates them."""
+    if isinstance(exc, websocket.WebSocketConnectionClosedException):
+        return StreamError(f"{what}: connection closed without a close frame")
     message = f"{what} failed: {type(exc).__name__}: {exc}"
     if is_tls_failure(exc):
         return TLSError(message, sent=False)
