@@ -1,5 +1,5 @@
 """What the HTTP feeds share: the request for a feed (filters in the form the server
-takes), opening it on the [FeedConnection][cloudsync.transports.FeedConnection], and
+takes), opening it on the `FeedConnection`, and
 checking that the answer is a feed of the kind asked for."""
 
 from __future__ import annotations
@@ -94,7 +94,7 @@ _JSON_TYPES = frozenset({"", "application/json", "text/plain"})
 
 
 def check_feed_answer(response: FeedResponse, feed: str, method: str, url: str) -> None:
-    """Raise a retryable :class:`InvalidResponse` (closing the response) unless
+    """Raise a retryable `InvalidResponse` (closing the response) unless
     ``response`` is a feed of the kind asked for: a 1xx, a 204 or any other status that is
     not 2xx, or a Content-Type that does not fit (``text/event-stream`` for eventsource,
     JSON for the others; an HTML page from a proxy or a login portal never is). Taking

@@ -1,4 +1,4 @@
-"""What a transport is handed for one connection: a [FeedConnection][cloudsync.transports.FeedConnection]."""
+"""What a transport is handed for one connection: a `FeedConnection`."""
 
 from __future__ import annotations
 

@@ -83,7 +83,7 @@ class ContinuousTransport(Transport):
 
 
 class _CatchUpPages(LongPollTransport):
-    """The ``feed=normal`` reading of a :class:`ContinuousTransport`'s catch-up, on the
+    """The ``feed=normal`` reading of a `ContinuousTransport`'s catch-up, on the
     owner's connection (its bytes count there, and closing the owner aborts it)."""
 
     feed = "normal"

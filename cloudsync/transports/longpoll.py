@@ -133,12 +133,12 @@ class _NextPage:
     """A long-poll request opened on a helper thread while the page before it is parsed.
 
     Opening is all the thread does (send, wait for the status line and headers); the
-    body is read by the next :meth:`LongPollTransport.stream_batches` call that takes it.
+    body is read by the next `LongPollTransport.stream_batches` call that takes it.
     The constructor returns once the request is written: the reader's next CPU-bound
     work (building this page's changes) holds the GIL, and a request still waiting for
     the GIL to be sent would leave the server idle meanwhile. Its socket's abort is
     registered with the connection of the page before it, so ``close()`` reaches it;
-    the call that takes it registers it with its own connection."""
+    the call that takes it registers "abort that connection" with its own."""
 
     def __init__(self, transport: LongPollTransport, connection: FeedConnection, request: ChangesRequest) -> None:
         self.request = request

@@ -335,7 +335,7 @@ def close_error(payload: bytes, method: str, url: str) -> CloudSyncError | None:
     reason (the form the embedded server sends); a private code ``4000 + status``
     (4400-4599) gives that status's error; 1008/1003/1007 without either are
     ``BadRequest``; 1011-1014 a retryable ``ServerError``. Any other code is a
-    ``StreamError`` (retried). The :class:`HTTPError` gets ``close_code``. ``url`` goes
+    ``StreamError`` (retried). The `HTTPError` gets ``close_code``. ``url`` goes
     into messages as given: pass one without user info."""
     code = int.from_bytes(payload[:2], "big") if len(payload) >= 2 else 1005
     if code in (1000, 1001, 1005):

@@ -3,7 +3,6 @@ a line relay this module starts; docs/transports.md shows the same file."""
 
 from __future__ import annotations
 
-import contextlib
 import importlib.util
 import json
 import re
@@ -18,6 +17,7 @@ import pytest
 from cloudsync.subscription import ReconnectPolicy, Subscription
 
 from ._feed_helpers import InfoDB, take
+from ._sockets import ScriptServer
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE = ROOT / "examples" / "custom_transport.py"
@@ -31,7 +31,7 @@ def load_example():
     return module
 
 
-class Relay:
+class Relay(ScriptServer):
     """A line relay on 127.0.0.1: reads `SINCE <json>`, sends the rows after it, one per
     line, then holds the connection open (or closes it, when `drop` is set)."""
 
@@ -41,21 +41,7 @@ class Relay:
         self.asked = threading.Condition()
         self.drop = threading.Event()
         self.peer_closed = threading.Event()
-        self.stop = threading.Event()
-        self.listener = socket.create_server(("127.0.0.1", 0))
-        self.port = self.listener.getsockname()[1]
-        self.conns: list[socket.socket] = []
-        self.thread = threading.Thread(target=self._serve, daemon=True)
-        self.thread.start()
-
-    def _serve(self) -> None:
-        while True:
-            try:
-                conn, _ = self.listener.accept()
-            except OSError:
-                return
-            self.conns.append(conn)
-            threading.Thread(target=self._handle, args=(conn,), daemon=True).start()
+        super().__init__(script=None)
 
     def _handle(self, conn: socket.socket) -> None:
         with conn, conn.makefile("rb") as lines:
@@ -77,13 +63,6 @@ class Relay:
         """Wait until a connection asks from `since`."""
         with self.asked:
             return self.asked.wait_for(lambda: since in self.sinces, timeout)
-
-    def close(self) -> None:
-        for sock in [self.listener, *self.conns]:  # shutdown() wakes a blocked accept() or read
-            with contextlib.suppress(OSError):
-                sock.shutdown(socket.SHUT_RDWR)
-            sock.close()
-        self.thread.join(5)
 
 
 def rows(first: int, last: int) -> list[dict]:

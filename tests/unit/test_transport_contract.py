@@ -107,6 +107,13 @@ def test_silence_without_items_or_bytes_is_a_stall() -> None:
         assert transport.aborted.is_set() and sub.stats.stalls >= 1
 
 
+def connect_in_background(transport: Transport) -> threading.Thread:
+    """One connection of `transport`, read to its end on a thread of its own."""
+    reader = threading.Thread(target=lambda: list(transport.items(ChangesRequest())), daemon=True)
+    reader.start()
+    return reader
+
+
 def test_close_racing_the_connect_is_not_lost() -> None:
     """close() between the start of a connection and its set_abort(): set_abort returns
     False and calls the abort at once."""
@@ -123,8 +130,7 @@ def test_close_racing_the_connect_is_not_lost() -> None:
             yield  # pragma: no cover
 
     transport = Racing()
-    reader = threading.Thread(target=lambda: list(transport.items(ChangesRequest())))
-    reader.start()
+    reader = connect_in_background(transport)
     assert reached.wait(5)
     transport.close()
     proceed.set()
@@ -145,8 +151,7 @@ def test_close_runs_the_registered_abort() -> None:
             yield  # pragma: no cover
 
     transport = Blocking()
-    reader = threading.Thread(target=lambda: list(transport.items(ChangesRequest())))
-    reader.start()
+    reader = connect_in_background(transport)
     assert registered.wait(5)
     transport.close()
     reader.join(5)
