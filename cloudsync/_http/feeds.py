@@ -142,7 +142,8 @@ class FeedEndpoint:
     """A database's `_changes` feed, as the HTTP layer reaches it: the URL, headers with
     the client's credentials, and a session of its own for streamed answers.
 
-    One per subscription (its session holds one connection at a time)."""
+    One per subscription. Each `pool` (a name) has a session of its own holding one
+    connection at a time: a catch-up request and the feed after it never share one."""
 
     def __init__(self, http: HTTP, db_path: str) -> None:
         self._http = http
@@ -153,11 +154,8 @@ class FeedEndpoint:
         self.safe_url = redact(self.url)
         #: TLS verification: True (the default CA bundle), False, or a CA bundle path.
         self.verify = http.verify
-        self._session = requests.Session()
-        self._session.trust_env = False
-        adapter = _TrackingAdapter(pool_connections=1, pool_maxsize=1, max_retries=0)
-        self._session.mount("http://", adapter)
-        self._session.mount("https://", adapter)
+        self._sessions: dict[str, requests.Session] = {}
+        self._lock = threading.Lock()
 
     def headers(self, extra: Mapping[str, str] | None = None) -> dict[str, str]:
         """Headers for a feed request: the client's `User-Agent`, `Accept-Encoding:
@@ -186,6 +184,7 @@ class FeedEndpoint:
         json: Any,
         headers: Mapping[str, str],
         timeout: tuple[float, float],
+        pool: str,
         set_abort: Callable[[Callable[[], None]], bool],
         closed: Callable[[], bool],
         on_bytes: Callable[[int], None],
@@ -207,7 +206,7 @@ class FeedEndpoint:
                 raise NetworkError("feed closed before connecting", sent=False)
             _tls.sink = lambda sock: set_abort(lambda: _shutdown(sock))
             try:
-                response = self._session.request(
+                response = self._session(pool).request(
                     method,
                     self.url,
                     params=params,
@@ -245,9 +244,23 @@ class FeedEndpoint:
             return False
         return True
 
+    def _session(self, pool: str) -> requests.Session:
+        with self._lock:
+            session = self._sessions.get(pool)
+            if session is None:
+                session = self._sessions[pool] = requests.Session()
+                session.trust_env = False
+                adapter = _TrackingAdapter(pool_connections=1, pool_maxsize=1, max_retries=0)
+                session.mount("http://", adapter)
+                session.mount("https://", adapter)
+            return session
+
     def drop_idle(self) -> None:
-        """Close the kept-alive connections (the pool starts afresh)."""
-        self._session.close()
+        """Close the kept-alive connections (the pools start afresh)."""
+        with self._lock:
+            sessions = list(self._sessions.values())
+        for session in sessions:
+            session.close()
 
     def __repr__(self) -> str:
         return f"FeedEndpoint({self.safe_url!r})"

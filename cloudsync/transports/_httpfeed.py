@@ -1,6 +1,6 @@
 """What the HTTP feeds share: the request for a feed (filters in the form the server
-takes), opening it on the `FeedConnection`, and
-checking that the answer is a feed of the kind asked for."""
+takes), opening it on the `FeedConnection`, and checking that the answer is a feed of
+the kind asked for."""
 
 from __future__ import annotations
 
@@ -74,7 +74,7 @@ def open_feed(
         try:
             response = connection.open(
                 method, params=params, json=body, headers=headers,
-                connect_timeout=request.connect_timeout, read_timeout=request.stall_timeout,
+                connect_timeout=request.connect_timeout, read_timeout=request.stall_timeout, pool=feed,
             )
         except (NotFound, BadRequest):
             if index + 1 < len(forms):

@@ -1,9 +1,8 @@
 """The transport contract: one connection to a change feed, no sleeping, no retrying.
 
-A [Transport][cloudsync.Transport] turns a
-[ChangesRequest][cloudsync.ChangesRequest] into an iterator of
-[Change][cloudsync.Change] (and [LastSeq][cloudsync.LastSeq] markers),
-using the `FeedConnection` it is handed. The
+A [Transport][cloudsync.Transport] turns a [ChangesRequest][cloudsync.ChangesRequest]
+into an iterator of [Change][cloudsync.Change] (and [LastSeq][cloudsync.LastSeq]
+markers), using the `FeedConnection` it is handed. The
 [Subscription][cloudsync.Subscription] owns everything across connections: reconnects,
 backoff, resume, dedupe, checkpoints.
 """
@@ -76,10 +75,9 @@ class Transport:
     The contract:
 
     - `stream(request, connection)` opens ONE connection from `request.since`, using
-      what `connection` (`FeedConnection`) offers,
-      and yields [Change][cloudsync.Change] and [LastSeq][cloudsync.LastSeq]
-      items in server order; it returns on a clean end (a long poll answered, a final
-      `last_seq`, a normal close).
+      what its `FeedConnection` offers, and yields [Change][cloudsync.Change] and
+      [LastSeq][cloudsync.LastSeq] items in server order; it returns on a clean end (a
+      long poll answered, a final `last_seq`, a normal close).
     - A failure raises a cloudsync error (`NetworkError`, `StreamError`,
       `RequestTimeout`, `HTTPError`...) chained `from` its cause. No sleeping, no
       retrying: the subscription decides.
@@ -177,9 +175,9 @@ class Transport:
         self._endpoint = endpoint
 
     def batches(self, request: ChangesRequest, *, on_open: Callable[[], None] | None = None) -> Iterator[list[Item]]:
-        """One connection, in batches: what the subscription reads. Makes the
-        `FeedConnection` and hands it to
-        `stream_batches` or `stream` (see `reads_batches`). Not meant to be overridden."""
+        """One connection, in batches: what the subscription reads. Makes the connection's
+        `FeedConnection` and hands it to `stream_batches` or `stream` (see
+        `reads_batches`). Not meant to be overridden."""
         with self._lock:
             connection = FeedConnection(self._endpoint, on_bytes=self._count, on_open=on_open, closed=self._shut)
             self._current = connection

@@ -82,6 +82,7 @@ class FeedConnection:
         headers: Mapping[str, str] | None = None,
         connect_timeout: float = 10.0,
         read_timeout: float = 60.0,
+        pool: str = "feed",
     ) -> FeedResponse:
         """Send a request to `url` and return its answer, streamed (body unread).
 
@@ -95,6 +96,8 @@ class FeedConnection:
             headers: Headers on top of `headers()`.
             connect_timeout: Seconds to connect.
             read_timeout: Seconds a read may wait for a byte.
+            pool: Requests with different pools never share a kept-alive connection
+                (a catch-up request and the feed opened after it, say).
 
         Returns:
             The answer: `status`, `headers`, `chunks()`, `close()`.
@@ -110,6 +113,7 @@ class FeedConnection:
             json=json,
             headers=headers or {},
             timeout=(connect_timeout, read_timeout),
+            pool=pool,
             set_abort=self.set_abort,
             closed=lambda: self.closed,
             on_bytes=self.received,
