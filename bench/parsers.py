@@ -61,6 +61,14 @@ def websocket_messages(directory: Path, per_message: int = 500) -> list[bytes]:
 
 
 class _Response:
+    """An open feed answer whose body is the recorded chunks."""
+
+    def __init__(self, chunks: list[bytes]) -> None:
+        self._chunks = chunks
+
+    def chunks(self) -> Any:
+        return iter(self._chunks)
+
     def close(self) -> None:
         pass
 
@@ -79,8 +87,7 @@ def cost(directory: Path, kind: str, passes: int) -> None:
         body = (directory / f"{kind}.bin").read_bytes()
         chunks = [body[i : i + 65536] for i in range(0, len(body), 65536)]
         module = {"continuous": continuous, "longpoll": longpoll, "oneline": longpoll, "sse": sse}[kind]
-        module.open_feed = lambda *args, **kwargs: _Response()  # type: ignore[attr-defined]
-        module.read_chunks = lambda *args: iter(chunks)  # type: ignore[attr-defined]
+        module.open_feed = lambda *args, **kwargs: _Response(chunks)  # type: ignore[attr-defined]
 
         def one_pass() -> int:
             if kind == "continuous":
@@ -89,8 +96,7 @@ def cost(directory: Path, kind: str, passes: int) -> None:
                 transport = sse.SSETransport()
             else:
                 transport = longpoll.LongPollTransport(page_size=None)
-            transport.bind(type("DB", (), {"path": "/db", "_http": None})())
-            return sum(len(batch) for batch in transport.stream_batches(ChangesRequest(since=0)))
+            return sum(len(batch) for batch in transport.batches(ChangesRequest(since=0)))
 
     per_change = []
     for _ in range(passes):
@@ -103,7 +109,8 @@ def cost(directory: Path, kind: str, passes: int) -> None:
 class _NoReadAhead:
     """Stands in for longpoll._NextPage: asks for nothing, matches no request."""
 
-    def __init__(self, transport: Any, token: int, request: ChangesRequest) -> None:
+    def __init__(self, transport: Any, connection: Any, request: ChangesRequest) -> None:
+        self.connection = connection
         self.request = ChangesRequest(since=object())
 
     def discard(self) -> None:
@@ -116,10 +123,10 @@ def readahead(count: int, rounds: int, doc_bytes: int) -> None:
     def drain(database: Any, ahead: bool) -> int:
         longpoll._NextPage = real if ahead else _NoReadAhead  # type: ignore[misc]
         transport = longpoll.LongPollTransport()
-        transport.bind(database)
+        transport.attach(database.changes_endpoint())
         since, received = 0, 0
         while received < count:  # pouchdb-server ignores timeout: never ask past the end
-            for batch in transport.stream_batches(ChangesRequest(since=since, include_docs=doc_bytes > 0)):
+            for batch in transport.batches(ChangesRequest(since=since, include_docs=doc_bytes > 0)):
                 for item in batch:
                     received += item.__class__ is not LastSeq
                     since = item.seq

@@ -31,6 +31,7 @@ from .subscription import ReconnectPolicy, State, Subscription, SubscriptionStat
 from .transports import (
     ChangesRequest,
     ContinuousTransport,
+    FeedConnection,
     LastSeq,
     LongPollTransport,
     MockTransport,
@@ -57,6 +58,7 @@ __all__ = [
     "ContinuousTransport",
     "CookieAuth",
     "Database",
+    "FeedConnection",
     "FileCheckpoint",
     "Forbidden",
     "HTTPError",

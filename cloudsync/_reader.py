@@ -23,10 +23,8 @@ from collections.abc import Callable, Iterator
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
-from ._http import caused_by
-from .errors import CloudSyncError, RequestTimeout, SubscriptionError
-from .models import Change
-from .transports import ChangesRequest, LastSeq, Transport
+from .errors import CloudSyncError, RequestTimeout, SubscriptionError, caused_by
+from .transports import ChangesRequest, Transport
 
 if TYPE_CHECKING:
     from .subscription import ReconnectPolicy, SubscriptionStats
@@ -101,6 +99,8 @@ class Reader:
         self.read_pos: Any = None
         self.last_error: BaseException | None = None
         self.threads: list[threading.Thread] = []
+        #: Items the transport yielded, on all connections (liveness, with its bytes).
+        self.items_read = 0
         self._last_warning = -WARN_EVERY
 
     # -- lifecycle ---------------------------------------------------------------------
@@ -308,16 +308,11 @@ class Reader:
                 return
 
     def _stream(self, request: ChangesRequest) -> Iterator[list[Any]]:
-        """The transport's items in batches: its own when it reads in batches, else one
-        list per item of ``stream()``."""
-        transport = self.transport
-        if transport.reads_batches():
-            yield from transport.stream_batches(request)
-            return
-        for item in transport.stream(request):
-            if not isinstance(item, (Change, LastSeq)):
-                raise TypeError(f"a transport yielded {type(item).__name__}, not Change or LastSeq")
-            yield [item]
+        """The transport's items in batches, counted: an item is a sign of life for the
+        stall watchdog, as a byte the transport reports is."""
+        for batch in self.transport.batches(request, on_open=self.opened):
+            self.items_read += len(batch)
+            yield batch
 
     def _enqueue(self, gen: int, items: list[Any]) -> bool:
         """Queue ``items``, in slices that fit: at most ``queue_size`` items are held
@@ -362,7 +357,7 @@ class Reader:
             self._fail(gen, wrap(exc, "the subscription's watchdog"))
 
     def _watch_connections(self) -> None:
-        """No byte for ``stall_timeout`` aborts the connection; a reader that does not
+        """No byte and no item for ``stall_timeout`` aborts the connection; a reader that does not
         come back from the abort within a second is abandoned and replaced (by one that
         backs off first, as after any stall)."""
         interval = min(1.0, self.stall_timeout / 4)
@@ -371,7 +366,7 @@ class Reader:
             with self.cond:
                 gen, state, blocked = self.gen, self.state, self.blocked
             now = time.monotonic()
-            received = self.transport.bytes_received
+            received = self.transport.bytes_received + self.items_read
             if state not in (State.CONNECTING, State.STREAMING) or blocked:
                 mark = None
                 continue

@@ -18,7 +18,6 @@ from pathlib import Path
 from typing import Any
 
 from . import _json
-from ._paths import doc_path
 from ._retry import RetryPolicy
 from .errors import Conflict, NotFound
 
@@ -162,16 +161,12 @@ class LocalDocCheckpoint(CheckpointStore):
         self.id = id if id.startswith("_local/") else f"_local/{id}"
         self._rev: str | None = None
 
-    @property
-    def _path(self) -> str:
-        return doc_path(self.database.path, self.id)
-
     def load(self) -> Any:
         return self._load()
 
     def _load(self, **request_options: Any) -> Any:
         try:
-            doc = self.database._http.request("GET", self._path, **request_options)
+            doc = self.database.read_local(self.id, **request_options)
         except NotFound:
             self._rev = None
             return None
@@ -198,7 +193,7 @@ class LocalDocCheckpoint(CheckpointStore):
             if self._rev is not None:
                 body["_rev"] = self._rev
             try:
-                answer = self.database._http.request("PUT", self._path, json=body, **options())
+                answer = self.database.write_local(self.id, body, **options())
             except Conflict:
                 self._load(**options())
                 continue

@@ -8,12 +8,14 @@ from typing import TYPE_CHECKING, Any
 
 from . import _json
 from ._http import HTTP
+from ._http.feeds import FeedEndpoint
 from ._paging import find_pages, keyed_rows
 from ._paths import db_path, doc_path, segment, validate_doc_id
 from .errors import Conflict, NotFound
 from .models import BulkResult
 
 if TYPE_CHECKING:
+    from ._retry import RetryPolicy
     from .subscription import Subscription
 
 __all__ = ["Database"]
@@ -376,7 +378,42 @@ class Database:
             lambda p: self._http.request("GET", path, params=p), params, page_size=page_size, limit=limit
         )
 
+    # -- local documents (checkpoints) ------------------------------------------------
+    def read_local(self, doc_id: str, *, timeout: Any = None, retry: RetryPolicy | None = None) -> Doc:
+        """A `_local/` document (never replicated, no history).
+
+        Args:
+            doc_id: Its id, `_local/` included.
+            timeout: Seconds, or `(connect, read)`; the client's by default.
+            retry: The retry policy for this request; the client's by default.
+
+        Raises:
+            NotFound: There is no such document.
+        """
+        return self._http.request("GET", doc_path(self.path, doc_id), timeout=timeout, retry=retry)
+
+    def write_local(
+        self, doc_id: str, doc: Mapping[str, Any], *, timeout: Any = None, retry: RetryPolicy | None = None
+    ) -> dict[str, Any]:
+        """Store a `_local/` document; returns the server's answer (`rev`).
+
+        Args:
+            doc_id: Its id, `_local/` included.
+            doc: The body (with the `_rev` it replaces, if any).
+            timeout: Seconds, or `(connect, read)`; the client's by default.
+            retry: The retry policy for this request; the client's by default.
+
+        Raises:
+            Conflict: `doc` has a stale `_rev`.
+        """
+        return self._http.request("PUT", doc_path(self.path, doc_id), json=doc, timeout=timeout, retry=retry)
+
     # -- changes ----------------------------------------------------------------------
+    def changes_endpoint(self) -> FeedEndpoint:
+        """This database's `_changes` feed as the HTTP layer reaches it, with a connection
+        pool of its own: a subscription hands it to its transport."""
+        return FeedEndpoint(self._http, self.path)
+
     def subscribe(self, transport: Any = "longpoll", **options: Any) -> Subscription:
         """Follow this database's changes; see :class:`~cloudsync.Subscription`."""
         from .subscription import Subscription

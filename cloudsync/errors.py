@@ -37,6 +37,7 @@ Every :class:`HTTPError` has ``retry_after``: the ``Retry-After`` header in seco
 
 from __future__ import annotations
 
+import ssl
 from typing import Any
 
 __all__ = [
@@ -58,7 +59,9 @@ __all__ = [
     "TLSError",
     "TransportError",
     "Unauthorized",
+    "caused_by",
     "error_for_status",
+    "is_tls_failure",
 ]
 
 
@@ -226,3 +229,31 @@ def error_for_status(status: int) -> type[HTTPError]:
     if status >= 500:
         return ServerError
     return _BY_STATUS.get(status, HTTPError)
+
+
+def caused_by(exc: BaseException, *types: type[BaseException]) -> bool:
+    """Whether `exc` or anything it was caused by (its chain, args, `reason`) is one of `types`.
+
+    The reader asks this of an error (was the connection refused?) without knowing which
+    library raised its cause.
+    """
+    seen: set[int] = set()
+    stack: list[BaseException | None] = [exc]
+    while stack:
+        current = stack.pop()
+        if current is None or id(current) in seen:
+            continue
+        seen.add(id(current))
+        if isinstance(current, types):
+            return True
+        linked = (*getattr(current, "args", ()), current.__cause__, current.__context__, getattr(current, "reason", None))
+        # ``reason`` is an exception on urllib3's errors but a str on ours (HTTPError).
+        stack.extend(link for link in linked if isinstance(link, BaseException))
+    return False
+
+
+def is_tls_failure(exc: BaseException) -> bool:
+    """Whether `exc` is (or was caused by) a certificate that failed verification: the
+    same certificate fails again, so it is not retried. Other TLS errors (a connection
+    dropped mid-handshake while a server restarts) are network errors, retried."""
+    return caused_by(exc, ssl.SSLCertVerificationError, ssl.CertificateError)

@@ -178,7 +178,7 @@ class Subscription:
             raise ValueError("queue_size and checkpoint_every must be at least 1")
         self.database = database
         self.transport = create_transport(transport, **(transport_options or {}))
-        self.transport.bind(database)
+        self.transport.attach(database.changes_endpoint())
         self.since = since
         self.checkpoint = checkpoint
         self.checkpoint_every = checkpoint_every
@@ -207,7 +207,6 @@ class Subscription:
             stall_timeout=self.stall_timeout, stats=self._stats,
             on_state_change=on_state_change,
         )
-        self.transport.on_open = reader.opened
         weakref.finalize(self, reader.close)
 
         # Delivery (the consumer's side). _handing is set while a change is being handed

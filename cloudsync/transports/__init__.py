@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from .base import ChangesRequest, Item, LastSeq, Transport
+from .base import ChangesRequest, FeedConnection, Item, LastSeq, Transport
 from .continuous import ContinuousTransport
 from .longpoll import LongPollTransport
 from .mock import MockTransport
@@ -21,6 +21,7 @@ from .websocket import WebSocketTransport
 __all__ = [
     "ChangesRequest",
     "ContinuousTransport",
+    "FeedConnection",
     "Item",
     "LastSeq",
     "LongPollTransport",

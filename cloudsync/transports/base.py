@@ -1,27 +1,27 @@
 """The transport contract: one connection to a change feed, no sleeping, no retrying.
 
-A :class:`Transport` turns a :class:`ChangesRequest` into an iterator of
-:class:`~cloudsync.models.Change` (and :class:`LastSeq` markers). The
-:class:`~cloudsync.Subscription` owns everything across connections: reconnects,
+A [Transport][cloudsync.Transport] turns a [ChangesRequest][cloudsync.ChangesRequest]
+into an iterator of [Change][cloudsync.Change] (and [LastSeq][cloudsync.LastSeq]
+markers), using the `FeedConnection` it is handed. The
+[Subscription][cloudsync.Subscription] owns everything across connections: reconnects,
 backoff, resume, dedupe, checkpoints.
 """
 
 from __future__ import annotations
 
-import contextlib
-import socket
 import threading
-import urllib.parse
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .. import _json
-from ..models import Item, LastSeq
+from ..models import Change, Item, LastSeq
+from .connection import FeedConnection
 
-__all__ = ["ChangesRequest", "Item", "LastSeq", "Transport"]
+if TYPE_CHECKING:
+    from .._http.feeds import FeedEndpoint
 
-
+__all__ = ["ChangesRequest", "FeedConnection", "Item", "LastSeq", "Transport"]
 
 
 @dataclass(frozen=True)
@@ -70,20 +70,29 @@ class ChangesRequest:
 
 
 class Transport:
-    """Base class: one connection's events.
+    """Base class: one connection's changes. Subclass it and override `stream`.
 
-    Subclasses implement :meth:`stream`. The contract:
+    The contract:
 
-    - ``stream(request)`` opens ONE connection from ``request.since`` and yields
-      :class:`Change` and :class:`LastSeq` items in server order; it returns on a clean
-      end (a long poll answered, a final ``last_seq``, a normal close).
-    - A failure raises a cloudsync error (``NetworkError``, ``StreamError``,
-      ``RequestTimeout``, ``HTTPError``...) chained ``from`` its cause. No sleeping, no
+    - `stream(request, connection)` opens ONE connection from `request.since`, using
+      what its `FeedConnection` offers, and yields [Change][cloudsync.Change] and
+      [LastSeq][cloudsync.LastSeq] items in server order; it returns on a clean end (a
+      long poll answered, a final `last_seq`, a normal close).
+    - A failure raises a cloudsync error (`NetworkError`, `StreamError`,
+      `RequestTimeout`, `HTTPError`...) chained `from` its cause. No sleeping, no
       retrying: the subscription decides.
-    - Call :meth:`_received` with the byte count of everything read, heartbeats included:
-      the subscription's stall watchdog watches :attr:`bytes_received`.
-    - :meth:`close` may be called from any thread and must make a blocked read return
-      promptly; register what aborts the current connection with :meth:`_set_abort`.
+    - Register what aborts a blocked read with `connection.set_abort(...)`: `close()`
+      runs it from another thread. When `set_abort` returns `False`, the transport was
+      closed already: stop.
+    - Liveness: every item yielded counts. A transport whose server may stay silent
+      between items while the connection is alive (heartbeats) reports the bytes it
+      reads with `connection.received(count)`; silence longer than
+      `request.stall_timeout` aborts the connection and the subscription reconnects.
+
+    Hooks the subscription calls, each with a default: `reads_batches`,
+    `stream_batches`, `effective_heartbeat`, `retry_hint`, `reachable`. It starts a
+    connection with `batches` and stops one with `close` (a stall) or `shutdown` (the
+    subscription is closing).
     """
 
     #: The name in the registry (informational).
@@ -93,136 +102,120 @@ class Transport:
     max_heartbeat = 60.0
 
     def __init__(self) -> None:
-        #: Bytes read on all connections so far (liveness for the stall watchdog).
+        #: Bytes read on all connections so far (reported with `connection.received`).
         self.bytes_received = 0
-        #: Called (no arguments) when a connection is established; set by the subscription.
-        self.on_open: Callable[[], None] | None = None
-        self.database: Any = None
-        self._abort_lock = threading.Lock()
-        self._abort: Callable[[], None] | None = None
-        self._close_count = 0
+        self._endpoint: FeedEndpoint | None = None
+        self._lock = threading.Lock()
+        self._current: FeedConnection | None = None
         self._shut = False
 
-    # -- for the subscription -----------------------------------------------------------
-    def bind(self, database: Any) -> None:
-        """Attach the database whose feed this transport reads (``.path``, ``._http``)."""
-        self.database = database
+    # -- to implement ---------------------------------------------------------------------
+    def stream(self, request: ChangesRequest, connection: FeedConnection) -> Iterator[Item]:
+        """One connection's items, in server order; return on a clean end.
 
-    @property
-    def http(self) -> Any:
-        return getattr(self.database, "_http", None)
+        Args:
+            request: What to ask for (`since`, filters, heartbeat, timeouts).
+            connection: The feed's URL and headers, the HTTP session, abort registration
+                and liveness for this connection.
 
-    def effective_heartbeat(self, requested: float) -> float:
-        """The heartbeat interval the server will really use for ``requested`` seconds."""
-        return min(max(requested, self.min_heartbeat), self.max_heartbeat)
+        Yields:
+            [Change][cloudsync.Change] and [LastSeq][cloudsync.LastSeq] items.
 
-    def stream(self, request: ChangesRequest) -> Iterator[Item]:
-        raise NotImplementedError
-
-    def stream_batches(self, request: ChangesRequest) -> Iterator[list[Item]]:
-        """The items of :meth:`stream`, in lists: the subscription moves a list through
-        its queue at the cost of one item. The default wraps each item of ``stream()``.
-
-        A transport that reads many items at once (a chunk, a page, a message)
-        overrides this and sets ``stream = Transport.batched_stream``; the subscription
-        then reads its batches. Override only ``stream`` in a subclass and the
-        subscription uses that instead."""
-        for item in self.stream(request):
-            yield [item]
-
-    def batched_stream(self, request: ChangesRequest) -> Iterator[Item]:
-        """``stream()`` for transports that implement :meth:`stream_batches`."""
-        for batch in self.stream_batches(request):
+        Raises:
+            CloudSyncError: A failure, chained `from` its cause.
+        """
+        if type(self).stream_batches is Transport.stream_batches:
+            raise NotImplementedError(f"{type(self).__name__} must override stream()")
+        for batch in self.stream_batches(request, connection):
             yield from batch
 
-    batched_stream.reads_batches = True  # type: ignore[attr-defined]
+    def stream_batches(self, request: ChangesRequest, connection: FeedConnection) -> Iterator[list[Item]]:
+        """The items of one connection in lists: the subscription moves a list through its
+        queue at the cost of one item. The default wraps each item of `stream`.
 
+        A transport that reads many items at once (a chunk, a page, a message) overrides
+        this instead of `stream`; see `reads_batches`."""
+        for item in self.stream(request, connection):
+            yield [item]
+
+    # -- hooks, with defaults ---------------------------------------------------------------
     def reads_batches(self) -> bool:
-        """Whether :meth:`stream_batches` is this transport's own reading (the
-        subscription then reads batches), rather than a wrapper of :meth:`stream`."""
-        return getattr(type(self).stream, "reads_batches", False)
+        """Whether `stream_batches` is this transport's own reading (the subscription then
+        reads batches) rather than a wrapper of `stream`. Default: whichever of the two the
+        class overrides last, so a subclass that overrides `stream` is read item by item."""
+        for klass in type(self).__mro__:
+            if "stream" in vars(klass) or "stream_batches" in vars(klass):
+                return klass is not Transport and "stream_batches" in vars(klass) and "stream" not in vars(klass)
+        return False
+
+    def effective_heartbeat(self, requested: float) -> float:
+        """The heartbeat interval the server will really use for `requested` seconds (the
+        subscription's stall window follows it). Default: `requested` within
+        `min_heartbeat`..`max_heartbeat`."""
+        return min(max(requested, self.min_heartbeat), self.max_heartbeat)
 
     def retry_hint(self) -> float | None:
-        """Seconds the server asked clients to wait before reconnecting (SSE ``retry:``),
-        or ``None``. The subscription never reconnects sooner after a failure."""
+        """Seconds the server asked clients to wait before reconnecting (SSE `retry:`), or
+        `None` (the default). The subscription never reconnects sooner after a failure."""
         return None
 
     def reachable(self, timeout: float = 0.25) -> bool | None:
-        """Whether the server accepts TCP connections now (a bare connect, closed at
-        once), or ``None`` when this transport cannot tell (no HTTP base URL). The
-        subscription asks this while backing off after a refused connection."""
-        base = getattr(self.http, "base_url", None)
-        if not isinstance(base, str) or "://" not in base:
+        """Whether the server accepts TCP connections now, or `None` when this transport
+        cannot tell. The subscription asks this while backing off after a refused
+        connection. Default: a bare TCP connect to the database's server (closed at once);
+        `None` without an HTTP endpoint."""
+        if self._endpoint is None:
             return None
-        parts = urllib.parse.urlsplit(base)
+        return self._endpoint.reachable(timeout)
+
+    # -- for the subscription ---------------------------------------------------------------
+    def attach(self, endpoint: FeedEndpoint | None) -> None:
+        """Hand this transport the feed it reads (called once by the subscription; `None`
+        for a database stand-in without HTTP)."""
+        self._endpoint = endpoint
+
+    def batches(self, request: ChangesRequest, *, on_open: Callable[[], None] | None = None) -> Iterator[list[Item]]:
+        """One connection, in batches: what the subscription reads. Makes the connection's
+        `FeedConnection` and hands it to `stream_batches` or `stream` (see
+        `reads_batches`). Not meant to be overridden."""
+        with self._lock:
+            connection = FeedConnection(self._endpoint, on_bytes=self._count, on_open=on_open, closed=self._shut)
+            self._current = connection
         try:
-            port = parts.port or (443 if parts.scheme in ("https", "wss") else 80)
-        except ValueError:
-            return None
-        if not parts.hostname:
-            return None
-        try:
-            socket.create_connection((parts.hostname, port), timeout=timeout).close()
-        except OSError:
-            return False
-        return True
+            if self.reads_batches():
+                yield from self.stream_batches(request, connection)
+            else:
+                for item in self.stream(request, connection):
+                    if not isinstance(item, (Change, LastSeq)):
+                        raise TypeError(f"a transport yielded {type(item).__name__}, not Change or LastSeq")
+                    yield [item]
+        finally:
+            with self._lock:
+                if self._current is connection:
+                    self._current = None
+
+    def items(self, request: ChangesRequest) -> Iterator[Item]:
+        """One connection, item by item (for scripts and tests; the subscription reads
+        `batches`)."""
+        for batch in self.batches(request):
+            yield from batch
 
     def close(self) -> None:
         """Abort the connection that is open or being opened (from any thread)."""
-        with self._abort_lock:
-            self._close_count += 1
-            abort, self._abort = self._abort, None
-        if abort is not None:
-            with contextlib.suppress(Exception):  # best effort: the socket may be gone already
-                abort()
+        with self._lock:
+            connection = self._current
+        if connection is not None:
+            connection.abort()
 
-    # -- for subclasses -----------------------------------------------------------------
     def shutdown(self) -> None:
         """Close for good (the subscription is closing): abort the current connection, and
-        any connection attempt begun after this is refused (its :meth:`_set_abort` fails).
-        A transport that does not use ``_begin``/``_set_abort`` gets :meth:`close`."""
-        with self._abort_lock:
+        any connection begun after this starts closed."""
+        with self._lock:
             self._shut = True
         self.close()
 
-    def _begin(self) -> int:
-        """Start a connection attempt; returns a token for :meth:`_set_abort`."""
-        with self._abort_lock:
-            self._abort = None
-            # After shutdown() the token is already stale: the attempt is refused.
-            return self._close_count - 1 if self._shut else self._close_count
-
-    def _set_abort(self, token: int, abort: Callable[[], None] | None) -> bool:
-        """Register how to abort the current connection.
-
-        Returns False (after calling ``abort``) when :meth:`close` was called since
-        :meth:`_begin`, so a close that raced with connecting is never lost.
-        """
-        with self._abort_lock:
-            if self._close_count == token:
-                self._abort = abort
-                return True
-        if abort is not None:
-            with contextlib.suppress(Exception):
-                abort()
-        return False
-
-    def _end(self, token: int) -> None:
-        """The connection of ``token`` is over: a later :meth:`close` must not touch it."""
-        with self._abort_lock:
-            if self._close_count == token:
-                self._abort = None
-
-    def _closed_since(self, token: int) -> bool:
-        with self._abort_lock:
-            return self._close_count != token
-
-    def _received(self, count: int) -> None:
+    def _count(self, count: int) -> None:
         self.bytes_received += count
-
-    def _opened(self) -> None:
-        if self.on_open is not None:
-            self.on_open()
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}()"

@@ -6,8 +6,8 @@ from collections.abc import Iterator
 from dataclasses import replace
 
 from ..wire.continuous import ContinuousParser
-from ._httpfeed import FeedSession, SelectorForm, open_feed, read_chunks
-from .base import ChangesRequest, Item, LastSeq, Transport
+from ._httpfeed import SelectorForm, open_feed
+from .base import ChangesRequest, FeedConnection, Item, LastSeq, Transport
 from .longpoll import LongPollTransport
 
 __all__ = ["ContinuousTransport"]
@@ -35,22 +35,25 @@ class ContinuousTransport(Transport):
 
     def __init__(self, *, selector_in: str = "auto", catch_up: bool = True, page_size: int | None = 10_000) -> None:
         super().__init__()
-        self._session = FeedSession()
         self._form = SelectorForm(selector_in)
-        self._catch_up = _CatchUpPages(self, selector_in=selector_in, page_size=page_size) if catch_up else None
+        self._catch_up = _CatchUpPages(selector_in=selector_in, page_size=page_size) if catch_up else None
 
-    def bind(self, database) -> None:  # type: ignore[no-untyped-def]
-        super().bind(database)
-        if self._catch_up is not None:
-            self._catch_up.bind(database)
+    def stream_batches(self, request: ChangesRequest, connection: FeedConnection) -> Iterator[list[Item]]:
+        try:
+            yield from self._read(request, connection)
+        except Exception:
+            # The catch-up's kept-alive connection went the same way as this one (a dead
+            # path kills both): the next connection's catch-up must not wait a second
+            # stall window on it.
+            if self._catch_up is not None:
+                connection.drop_idle()
+            raise
 
-    stream = Transport.batched_stream
-
-    def stream_batches(self, request: ChangesRequest) -> Iterator[list[Item]]:
+    def _read(self, request: ChangesRequest, connection: FeedConnection) -> Iterator[list[Item]]:
         pages = self._catch_up
         if pages is not None and request.limit is None:
             since = request.since
-            for batch in pages.stream_batches(request):
+            for batch in pages.stream_batches(request, connection):
                 last = batch[-1]
                 if last.__class__ is LastSeq:
                     since = last.seq
@@ -58,22 +61,13 @@ class ContinuousTransport(Transport):
             if pages.last_page_full:
                 return  # more is waiting: the subscription reconnects at once, from here
             request = replace(request, since=since)
-        try:
-            yield from self._continuous(request)
-        except Exception:
-            # The catch-up's kept-alive connection went the same way as this one (a dead
-            # path kills both): the next connection's catch-up must not wait a second
-            # stall window on it.
-            if pages is not None:
-                pages.drop_idle()
-            raise
+        yield from self._continuous(request, connection)
 
-    def _continuous(self, request: ChangesRequest) -> Iterator[list[Item]]:
-        token = self._begin()
-        response = open_feed(self, self._session, self._form, token, request, "continuous", {"Accept": "application/json"})
-        self._opened()
+    def _continuous(self, request: ChangesRequest, connection: FeedConnection) -> Iterator[list[Item]]:
+        response = open_feed(connection, self._form, request, "continuous", {"Accept": "application/json"})
+        connection.opened()
         parser = ContinuousParser()
-        for chunk in read_chunks(self, token, response, parser.what):
+        for chunk in response.chunks():
             items = parser.feed(chunk)
             if items:
                 yield items
@@ -82,30 +76,14 @@ class ContinuousTransport(Transport):
                 return
         parser.finish()  # a partial last line (a truncated body) is dropped
 
-    def shutdown(self) -> None:
-        if self._catch_up is not None:
-            self._catch_up.shutdown()
-        super().shutdown()
-
     def close(self) -> None:
         super().close()
         if self._catch_up is not None:
-            self._catch_up.close()
-            self._catch_up.drop_idle()  # a stalled feed: its idle connections are suspect too
+            self._catch_up.close()  # drops a next page asked for ahead
 
 
 class _CatchUpPages(LongPollTransport):
-    """The ``feed=normal`` reading of a :class:`ContinuousTransport`'s catch-up; its bytes
-    count as the owner's (the stall watchdog watches the owner)."""
+    """The ``feed=normal`` reading of a `ContinuousTransport`'s catch-up, on the
+    owner's connection (its bytes count there, and closing the owner aborts it)."""
 
     feed = "normal"
-
-    def __init__(self, owner: Transport, **options: object) -> None:
-        super().__init__(**options)  # type: ignore[arg-type]
-        self._owner = owner
-
-    def _received(self, count: int) -> None:
-        self._owner._received(count)
-
-    def _opened(self) -> None:
-        self._owner._opened()

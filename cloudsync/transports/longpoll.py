@@ -6,13 +6,16 @@ import logging
 import threading
 from collections.abc import Iterator
 from dataclasses import replace
+from typing import TYPE_CHECKING
 
-import requests
-
-from ..errors import CloudSyncError
+from .._http.feeds import on_request_sent
+from ..errors import CloudSyncError, NetworkError
 from ..wire.longpoll import MISSING, LongPollParser
-from ._httpfeed import FeedSession, SelectorForm, on_request_sent, open_feed, read_chunks
-from .base import ChangesRequest, Item, Transport
+from ._httpfeed import SelectorForm, open_feed
+from .base import ChangesRequest, FeedConnection, Item, Transport
+
+if TYPE_CHECKING:
+    from .._http.feeds import FeedResponse
 
 __all__ = ["LongPollTransport"]
 
@@ -54,7 +57,6 @@ class LongPollTransport(Transport):
         super().__init__()
         if page_size is not None and page_size < 1:
             raise ValueError("page_size must be at least 1 (or None)")
-        self._session = FeedSession()
         self._form = SelectorForm(selector_in)
         self.page_size = page_size
         #: The server writes a row per line (learned from the first answer).
@@ -63,16 +65,17 @@ class LongPollTransport(Transport):
         self.last_page_full = False
         self._next: _NextPage | None = None
 
-    stream = Transport.batched_stream
-
-    def stream_batches(self, request: ChangesRequest) -> Iterator[list[Item]]:
+    def stream_batches(self, request: ChangesRequest, connection: FeedConnection) -> Iterator[list[Item]]:
         self.last_page_full = False
         if not self.streams_rows and self.page_size is not None and (request.limit is None or request.limit > self.page_size):
             request = replace(request, limit=self.page_size)
         following, self._next = self._next, None
         response = None
-        if following is not None and following.request == request and not self._closed_since(following.token):
-            token = following.token  # its connection's abort is registered under this token
+        if following is not None and following.request == request and not following.connection.closed:
+            # Its socket's abort is registered with the connection before this one:
+            # closing this one closes that one (and so a socket it has not opened yet).
+            if not connection.set_abort(following.connection.abort):
+                raise NetworkError("feed closed before connecting", sent=False)
             try:
                 response = following.result()
             except CloudSyncError as exc:
@@ -82,12 +85,11 @@ class LongPollTransport(Transport):
         elif following is not None:
             following.discard()
         if response is None:
-            token = self._begin()
-            response = open_feed(self, self._session, self._form, token, request, self.feed, _HEADERS)
-        self._opened()
+            response = open_feed(connection, self._form, request, self.feed, _HEADERS)
+        connection.opened()
         parser = LongPollParser(f"{self.feed} feed")
         # Heartbeat newlines arrive while the server waits: read incrementally for liveness.
-        for chunk in read_chunks(self, token, response, parser.what):
+        for chunk in response.chunks():
             items = parser.feed(chunk)
             if items:
                 yield items
@@ -97,7 +99,7 @@ class LongPollTransport(Transport):
             # already tells: enough rows, and the last_seq.
             most_rows, next_since = parser.end_hint()
             if most_rows >= request.limit and next_since is not MISSING and next_since != request.since:
-                early = self._next = _NextPage(self, token, replace(request, since=next_since))
+                early = self._next = _NextPage(self, connection, replace(request, since=next_since))
         try:
             items = parser.finish()
         finally:
@@ -112,18 +114,15 @@ class LongPollTransport(Transport):
             # More is waiting: have the server work on it while this page is delivered.
             self.last_page_full = True
             if early is None and not parser.streamed:
-                self._next = _NextPage(self, token, replace(request, since=parser.last_seq))
+                self._next = _NextPage(self, connection, replace(request, since=parser.last_seq))
         if items:
             yield items
-
-    def drop_idle(self) -> None:
-        """Close this transport's kept-alive connections (see :meth:`FeedSession.drop_idle`)."""
-        self._session.drop_idle()
 
     def close(self) -> None:
         super().close()  # aborts an opening next page too (its abort is the registered one)
         following, self._next = self._next, None
         if following is not None:
+            following.connection.abort()  # its request may still be opening
             following.discard()
 
 
@@ -134,16 +133,17 @@ class _NextPage:
     """A long-poll request opened on a helper thread while the page before it is parsed.
 
     Opening is all the thread does (send, wait for the status line and headers); the
-    body is read by the next :meth:`LongPollTransport.stream_batches` call that takes it.
+    body is read by the next `LongPollTransport.stream_batches` call that takes it.
     The constructor returns once the request is written: the reader's next CPU-bound
     work (building this page's changes) holds the GIL, and a request still waiting for
     the GIL to be sent would leave the server idle meanwhile. Its socket's abort is
-    registered under the token of the page before it, so ``close()`` reaches it."""
+    registered with the connection of the page before it, so ``close()`` reaches it;
+    the call that takes it registers "abort that connection" with its own."""
 
-    def __init__(self, transport: LongPollTransport, token: int, request: ChangesRequest) -> None:
+    def __init__(self, transport: LongPollTransport, connection: FeedConnection, request: ChangesRequest) -> None:
         self.request = request
-        self.token = token
-        self._response: requests.Response | None = None
+        self.connection = connection
+        self._response: FeedResponse | None = None
         self._error: BaseException | None = None
         self._discarded = False
         self._lock = threading.Lock()
@@ -153,7 +153,7 @@ class _NextPage:
         def open_next() -> None:
             try:
                 with on_request_sent(sent.set):
-                    response = open_feed(transport, transport._session, transport._form, token, request, transport.feed, _HEADERS)
+                    response = open_feed(connection, transport._form, request, transport.feed, _HEADERS)
             except BaseException as exc:  # handed to the taker
                 self._error = exc
             else:
@@ -169,7 +169,7 @@ class _NextPage:
         threading.Thread(target=open_next, name="cloudsync-next-page", daemon=True).start()
         sent.wait(request.connect_timeout)  # bounded: the thread sets it on any outcome
 
-    def result(self) -> requests.Response:
+    def result(self) -> FeedResponse:
         """The opened response, or the error opening it raised. Waits for the opening,
         which open_feed bounds by the request's connect and stall timeouts (and close()
         cuts short)."""
@@ -185,3 +185,4 @@ class _NextPage:
             response, self._response = self._response, None
         if response is not None:
             response.close()
+

@@ -7,7 +7,7 @@ from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 from ..models import Change
-from .base import ChangesRequest, Item, LastSeq, Transport
+from .base import ChangesRequest, FeedConnection, Item, LastSeq, Transport
 
 __all__ = ["MockTransport"]
 
@@ -43,19 +43,14 @@ class MockTransport(Transport):
         #: Set by :meth:`close`; cleared when the next connection starts.
         self.closed = threading.Event()
 
-    def stream(self, request: ChangesRequest) -> Iterator[Item]:
+    def stream(self, request: ChangesRequest, connection: FeedConnection) -> Iterator[Item]:
         self.closed.clear()
-        token = self._begin()
-        self._set_abort(token, self.closed.set)
+        connection.set_abort(self.closed.set)
         self.requests.append(request)
-        self._opened()
-        try:
-            for item in self.handler(request):
-                if isinstance(item, BaseException):
-                    raise item
-                if isinstance(item, dict):
-                    item = Change.from_row(item) if "id" in item else LastSeq(item.get("last_seq"))
-                self._received(1)
-                yield item
-        finally:
-            self._end(token)
+        connection.opened()
+        for item in self.handler(request):
+            if isinstance(item, BaseException):
+                raise item
+            if isinstance(item, dict):
+                item = Change.from_row(item) if "id" in item else LastSeq(item.get("last_seq"))
+            yield item

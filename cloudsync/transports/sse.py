@@ -6,8 +6,8 @@ from collections.abc import Iterator
 
 from .. import _json
 from ..wire.sse import SSEFeedParser
-from ._httpfeed import FeedSession, SelectorForm, open_feed, read_chunks
-from .base import ChangesRequest, Item, Transport
+from ._httpfeed import SelectorForm, open_feed
+from .base import ChangesRequest, FeedConnection, Item, Transport
 
 __all__ = ["SSETransport"]
 
@@ -26,26 +26,23 @@ class SSETransport(Transport):
 
     def __init__(self, *, selector_in: str = "auto") -> None:
         super().__init__()
-        self._session = FeedSession()
         self._form = SelectorForm(selector_in)
         #: The server's reconnection time in seconds (``retry:``), or ``None``.
         self.retry: float | None = None
 
     def retry_hint(self) -> float | None:
+        """The server's `retry:` hint (`retry`)."""
         return self.retry
 
-    stream = Transport.batched_stream
-
-    def stream_batches(self, request: ChangesRequest) -> Iterator[list[Item]]:
-        token = self._begin()
+    def stream_batches(self, request: ChangesRequest, connection: FeedConnection) -> Iterator[list[Item]]:
         headers = {"Accept": "text/event-stream", "Cache-Control": "no-cache"}
         if request.since is not None:
             since = request.since
             headers["Last-Event-ID"] = since if isinstance(since, str) else _json.dumps(since).decode()
-        response = open_feed(self, self._session, self._form, token, request, "eventsource", headers)
-        self._opened()
+        response = open_feed(connection, self._form, request, "eventsource", headers)
+        connection.opened()
         parser = SSEFeedParser()
-        for chunk in read_chunks(self, token, response, parser.what):
+        for chunk in response.chunks():
             items = parser.feed(chunk)
             if parser.retry is not None:
                 self.retry = parser.retry

@@ -10,13 +10,11 @@ import ssl
 import time
 from collections.abc import Callable, Iterator
 from typing import Any
-from urllib.parse import urlencode
+from urllib.parse import urlencode, urlsplit
 
 import websocket  # websocket-client
-from requests.structures import CaseInsensitiveDict
 
 from .. import _json
-from .._http import error_from_parts, is_tls_failure, redact, redirect_error
 from ..errors import (
     CloudSyncError,
     InvalidResponse,
@@ -26,9 +24,10 @@ from ..errors import (
     TLSError,
     Unauthorized,
     error_for_status,
+    is_tls_failure,
 )
 from ..wire.websocket import WebSocketParser
-from .base import ChangesRequest, Item, Transport
+from .base import ChangesRequest, FeedConnection, Item, Transport
 
 __all__ = ["WebSocketTransport"]
 
@@ -108,13 +107,10 @@ class WebSocketTransport(Transport):
         server = super().effective_heartbeat(requested)
         return server if self.ping_interval is None else min(server, self.ping_interval)
 
-    def url(self) -> str:
-        return self._feed_url() + "?" + urlencode({"feed": "websocket"})
-
-    def _feed_url(self) -> str:
-        base = self.http.base_url
-        scheme, rest = base.split("://", 1)
-        return ("wss" if scheme == "https" else "ws") + "://" + rest + self.database.path + "/_changes"
+    @staticmethod
+    def url(connection: FeedConnection) -> str:
+        """The WebSocket URL of the connection's feed (``ws(s)://host/db/_changes?feed=websocket``)."""
+        return _ws(connection.url) + "?" + urlencode({"feed": "websocket"})
 
     @staticmethod
     def options_message(request: ChangesRequest) -> dict[str, Any]:
@@ -143,15 +139,14 @@ class WebSocketTransport(Transport):
         return options
 
     # -- connection handling -------------------------------------------------------------
-    def _bytes_in(self, count: int) -> None:
+    def _alive(self, connection: FeedConnection, count: int) -> None:
         self._last_rx = time.monotonic()
-        self._received(count)
+        connection.received(count)
 
-    def _sslopt(self) -> dict[str, Any]:
+    def _sslopt(self, verify: bool | str) -> dict[str, Any]:
         """websocket-client's ``sslopt`` for the client's ``verify`` (True, False, a CA path)."""
         if "sslopt" in self._connect_options:
             return dict(self._connect_options["sslopt"])
-        verify = getattr(self.http, "verify", True)
         context = self._ssl_contexts.get(verify)
         if context is None:
             context = ssl.create_default_context(ssl.Purpose.SERVER_AUTH)
@@ -174,23 +169,20 @@ class WebSocketTransport(Transport):
             self._ssl_contexts[verify] = context
         return {"context": context}
 
-    def _connect(self, request: ChangesRequest, token: int) -> websocket.WebSocket:
+    def _connect(self, request: ChangesRequest, connection: FeedConnection) -> websocket.WebSocket:
         """Open the WebSocket (handshake only), or raise a cloudsync error. A 401 renews the
         auth's session once; a 3xx is not followed."""
-        http = self.http
-        url = self._feed_url()
-        what = f"GET {self.database.path}/_changes"
+        url, safe_url = self.url(connection), _ws(connection.safe_url)
+        what = f"GET {urlsplit(connection.url).path}"
         # sslopt and sockopt belong to the socket, the rest to connect().
         options = {key: value for key, value in self._connect_options.items() if key not in ("sslopt", "sockopt")}
         socket_options: dict[str, Any] = {"sockopt": self._connect_options.get("sockopt", ())}
         if url.startswith("wss:"):
-            socket_options["sslopt"] = self._sslopt()
+            socket_options["sslopt"] = self._sslopt(connection.verify)
         renewed = False
         while True:
-            headers = {"Accept-Encoding": "identity"}
-            if http.auth is not None:
-                headers.update(http.auth.headers(http))
-            ws = _Socket(self._bytes_in, skip_utf8_validation=True, enable_multithread=True, **socket_options)
+            headers = connection.headers()
+            ws = _Socket(lambda count: self._alive(connection, count), skip_utf8_validation=True, enable_multithread=True, **socket_options)
 
             def abort(ws: websocket.WebSocket = ws) -> None:
                 sock = ws.sock
@@ -198,11 +190,11 @@ class WebSocketTransport(Transport):
                     with contextlib.suppress(OSError):
                         sock.shutdown(socket.SHUT_RDWR)
 
-            if not self._set_abort(token, abort):
+            if not connection.set_abort(abort):
                 raise NetworkError(f"{what}: closed before connecting", sent=False)
             try:
                 ws.connect(
-                    self.url(),
+                    url,
                     header=[f"{k}: {v}" for k, v in headers.items()],
                     timeout=request.connect_timeout,
                     redirect_limit=0,
@@ -213,30 +205,30 @@ class WebSocketTransport(Transport):
                 # websocket-client's message dumps the response's headers (a Set-Cookie...)
                 # and body; the cause stays chained, with a message that does not.
                 exc.args = (f"Handshake status {status} {exc.status_message or ''}".rstrip(),)
-                if status == 401 and not renewed and http.auth is not None and http.auth.renew(http):
+                if status == 401 and not renewed and connection.renew_credentials():
                     renewed = True
                     continue
-                if status < 400:  # a 2xx (an HTML page, a 204) where the upgrade was due
-                    raise InvalidResponse(
-                        f"{what}: answered {status} {exc.status_message or ''} instead of upgrading (GET {redact(url)})"
-                    ) from exc
-                raise error_from_parts(
-                    status, exc.resp_body, CaseInsensitiveDict(exc.resp_headers or {}), exc.status_message, "GET", url
+                error = connection.answer_error(
+                    status, exc.status_message, exc.resp_headers or {}, exc.resp_body, url=safe_url
+                )
+                # None: a 2xx (an HTML page, a 204) where the upgrade was due.
+                raise error or InvalidResponse(
+                    f"{what}: answered {status} {exc.status_message or ''} instead of upgrading (GET {safe_url})"
                 ) from exc
             except Exception as exc:
                 answer = ws.handshake_response
                 if answer is not None and 300 <= answer.status < 400:
-                    raise redirect_error(answer.status, answer.headers.get("location"), "GET", url) from exc
+                    error = connection.answer_error(answer.status, None, answer.headers or {}, None, url=safe_url)
+                    raise error or _translate(exc, what, sent=False) from exc
                 raise _translate(exc, what, sent=False) from exc
             return ws
 
-    def _renew_after_close(self) -> bool:
+    def _renew_after_close(self, connection: FeedConnection) -> bool:
         """Renew the credentials after a close for "unauthorized" — at most once until a
         connection delivers again, so a server that keeps refusing them ends it."""
-        auth = self.http.auth
-        if auth is None or self._renewed_on_close:
+        if self._renewed_on_close:
             return False
-        self._renewed_on_close = auth.renew(self.http)
+        self._renewed_on_close = connection.renew_credentials()
         return self._renewed_on_close
 
     def _receive(self, ws: websocket.WebSocket, request: ChangesRequest, what: str) -> tuple[int, bytes]:
@@ -267,8 +259,6 @@ class WebSocketTransport(Transport):
                 ws.settimeout(max(0.01, deadline - now))
                 adjusted = True
                 continue
-            except websocket.WebSocketConnectionClosedException as exc:
-                raise StreamError(f"{what}: connection closed without a close frame") from exc
             except Exception as exc:
                 raise _translate(exc, what) from exc
             if adjusted:
@@ -278,18 +268,11 @@ class WebSocketTransport(Transport):
                 continue
             return opcode, data
 
-    stream = Transport.batched_stream
-
-    def stream_batches(self, request: ChangesRequest) -> Iterator[list[Item]]:
-        token = self._begin()
+    def stream_batches(self, request: ChangesRequest, connection: FeedConnection) -> Iterator[list[Item]]:
         what = "websocket feed"
+        ws = self._connect(request, connection)
         try:
-            ws = self._connect(request, token)
-        except BaseException:
-            self._end(token)
-            raise
-        try:
-            if self._closed_since(token):
+            if connection.closed:
                 raise NetworkError(f"{what}: closed while connecting")
             interval = self.ping_interval
             ws.settimeout(request.stall_timeout if interval is None else min(request.stall_timeout, interval))
@@ -298,16 +281,16 @@ class WebSocketTransport(Transport):
                 ws.send(_json.dumps(self.options_message(request)).decode())
             except Exception as exc:
                 raise _translate(exc, what) from exc
-            self._opened()
+            connection.opened()
             parser = WebSocketParser(what)
             delivered = False
             while True:
                 opcode, data = self._receive(ws, request, what)
                 if opcode == websocket.ABNF.OPCODE_CLOSE:
-                    error = close_error(data, "GET", self._feed_url())
+                    error = close_error(data, "GET", _ws(connection.safe_url))
                     if error is None:
                         return
-                    if isinstance(error, Unauthorized) and self._renew_after_close():
+                    if isinstance(error, Unauthorized) and self._renew_after_close(connection):
                         # Credentials that expired mid-stream: renewed, the next handshake
                         # uses them (a retryable error, so the subscription reconnects).
                         raise StreamError(f"{what}: the server ended the session ({error}); renewed") from error
@@ -320,7 +303,7 @@ class WebSocketTransport(Transport):
                 if parser.ended:
                     return
         finally:
-            self._end(token)
+            connection.finish()
             with contextlib.suppress(Exception):
                 ws.shutdown()  # closes the socket; a clean close handshake is not worth waiting for
 
@@ -352,7 +335,8 @@ def close_error(payload: bytes, method: str, url: str) -> CloudSyncError | None:
     reason (the form the embedded server sends); a private code ``4000 + status``
     (4400-4599) gives that status's error; 1008/1003/1007 without either are
     ``BadRequest``; 1011-1014 a retryable ``ServerError``. Any other code is a
-    ``StreamError`` (retried). The :class:`HTTPError` gets ``close_code``."""
+    ``StreamError`` (retried). The `HTTPError` gets ``close_code``. ``url`` goes
+    into messages as given: pass one without user info."""
     code = int.from_bytes(payload[:2], "big") if len(payload) >= 2 else 1005
     if code in (1000, 1001, 1005):
         return None
@@ -368,13 +352,22 @@ def close_error(payload: bytes, method: str, url: str) -> CloudSyncError | None:
     elif code in _CLOSE_STATUS:
         status = _ERROR_STATUS.get(error or "", _CLOSE_STATUS[code])
     if status is None:
-        return StreamError(f"{method} {redact(url)}: closed with code {code}: {text}")
-    exc = error_for_status(status)(status, error, reason, method=method, url=redact(url))
+        return StreamError(f"{method} {url}: closed with code {code}: {text}")
+    exc = error_for_status(status)(status, error, reason, method=method, url=url)
     exc.close_code = code  # type: ignore[attr-defined]
     return exc
 
 
+def _ws(http_url: str) -> str:
+    scheme, rest = http_url.split("://", 1)
+    return ("wss" if scheme == "https" else "ws") + "://" + rest
+
+
 def _translate(exc: BaseException, what: str, sent: bool = True) -> Exception:
+    """The cloudsync error for a websocket-client (or socket) exception: the one place
+    this transport translates them."""
+    if isinstance(exc, websocket.WebSocketConnectionClosedException):
+        return StreamError(f"{what}: connection closed without a close frame")
     message = f"{what} failed: {type(exc).__name__}: {exc}"
     if is_tls_failure(exc):
         return TLSError(message, sent=False)

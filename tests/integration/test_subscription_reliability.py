@@ -82,12 +82,12 @@ class Exploding:
     """Mixed into a real transport: its second batch raises an exception that is not a
     cloudsync error, as a bug in a transport would."""
 
-    batches = 0
+    batches_read = 0
 
-    def stream_batches(self, request):
-        for batch in super().stream_batches(request):  # type: ignore[misc]
-            self.batches += 1
-            if self.batches == 2:
+    def stream_batches(self, request, connection):
+        for batch in super().stream_batches(request, connection):  # type: ignore[misc]
+            self.batches_read += 1
+            if self.batches_read == 2:
                 raise RuntimeError("a bug in the transport")
             yield batch
 

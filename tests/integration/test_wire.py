@@ -77,9 +77,9 @@ def test_websocket_missing_database_reads_like_http(embedded_url) -> None:
     """A WebSocket to a missing database raises ``404 not_found: Database does not exist. (GET url)``."""
     with cloudsync.Client(embedded_url) as client:
         transport = WebSocketTransport()
-        transport.bind(client.database("no-such-db"))
+        transport.attach(client.database("no-such-db").changes_endpoint())
         with pytest.raises(NotFound) as info:
-            list(transport.stream(ChangesRequest()))
+            list(transport.items(ChangesRequest()))
     host = urlsplit(embedded_url).netloc
     assert str(info.value).startswith(f"404 not_found: Database does not exist. (GET ws://{host}/no-such-db/_changes)")
 
@@ -90,13 +90,13 @@ def test_embedded_server_answers_pings_while_streaming(edb) -> None:
     pongs = threading.Semaphore(0)
 
     class Counting(WebSocketTransport):
-        def _bytes_in(self, count: int) -> None:
-            super()._bytes_in(count)
+        def _alive(self, connection, count: int) -> None:
+            super()._alive(connection, count)
             pongs.release()
 
     transport = Counting(min_heartbeat=0, ping_interval=0.05)
-    transport.bind(edb)
-    stream = transport.stream(ChangesRequest(since=0, heartbeat=60, stall_timeout=0.5, timeout=None))
+    transport.attach(edb.changes_endpoint())
+    stream = transport.items(ChangesRequest(since=0, heartbeat=60, stall_timeout=0.5, timeout=None))
     got: list = []
     errors: list[BaseException] = []
 
@@ -153,8 +153,8 @@ def test_websocket_pings_notice_a_dead_path_despite_a_long_heartbeat(embedded_ur
     reads = threading.Semaphore(0)
 
     class Counting(WebSocketTransport):
-        def _bytes_in(self, count: int) -> None:
-            super()._bytes_in(count)
+        def _alive(self, connection, count: int) -> None:
+            super()._alive(connection, count)
             reads.release()
 
     parts = urlsplit(embedded_url)

@@ -9,26 +9,24 @@ from urllib.parse import parse_qs, urlsplit
 
 from cloudsync._http import HTTP
 from cloudsync._retry import RetryPolicy
+from cloudsync.database import Database
 from cloudsync.models import Change
 from cloudsync.transports import MockTransport
 
 URL = "http://couch.test/db/_changes"
 
 
-class FakeDB:
-    path = "/db"
-    name = "db"
-
-    def __init__(self, base: str = "http://couch.test") -> None:
-        self._http = HTTP(base, retry=RetryPolicy.never())
+def FakeDB(base: str = "http://couch.test") -> Database:
+    """Database "db" on `base`, never retrying."""
+    return Database(HTTP(base, retry=RetryPolicy.never()), "db")
 
 
 class InfoDB:
-    """A database stand-in for subscriptions: only ``info()`` (for ``since="now"``)."""
+    """A database stand-in for subscriptions: only ``info()`` (for ``since="now"``), and
+    no HTTP feed."""
 
     path = "/db"
     name = "db"
-    _http = None
 
     def __init__(self, update_seq=0) -> None:
         self.update_seq = update_seq
@@ -37,6 +35,9 @@ class InfoDB:
     def info(self):
         self.info_calls += 1
         return {"update_seq": self.update_seq}
+
+    def changes_endpoint(self):
+        return None
 
 
 def script(*connections) -> MockTransport:
@@ -55,8 +56,10 @@ def script(*connections) -> MockTransport:
     return transport
 
 
-def bound(transport, base: str = "http://couch.test"):
-    transport.bind(FakeDB(base))
+def bound(transport, base: str = "http://couch.test", auth=None):
+    """`transport` attached to database "db" on `base`."""
+    http = HTTP(base, auth=auth, retry=RetryPolicy.never())
+    transport.attach(Database(http, "db").changes_endpoint())
     return transport
 
 

@@ -13,6 +13,7 @@ from collections.abc import Callable
 
 from cloudsync._http import HTTP
 from cloudsync._retry import RetryPolicy
+from cloudsync.database import Database
 
 GUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 
@@ -107,14 +108,8 @@ def ws_read(conn: socket.socket) -> bytes:
     return ws_read_frame(conn)[1]
 
 
-class _DB:
-    path = "/db"
-    name = "db"
-
-    def __init__(self, port: int) -> None:
-        self._http = HTTP(f"http://127.0.0.1:{port}", retry=RetryPolicy.never())
-
-
-def bound(transport, server):
-    transport.bind(_DB(server.port))
+def bound(transport, server, auth=None):
+    """`transport` attached to database "db" on the script server's port."""
+    http = HTTP(f"http://127.0.0.1:{server.port}", auth=auth, retry=RetryPolicy.never())
+    transport.attach(Database(http, "db").changes_endpoint())
     return transport

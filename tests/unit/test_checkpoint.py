@@ -13,6 +13,7 @@ import responses
 from cloudsync._http import HTTP
 from cloudsync._retry import RetryPolicy
 from cloudsync.checkpoint import FileCheckpoint, LocalDocCheckpoint, MemoryCheckpoint
+from cloudsync.database import Database
 
 
 def test_memory_roundtrip() -> None:
@@ -65,12 +66,8 @@ def test_file_failed_write_keeps_old(tmp_path: Path, monkeypatch) -> None:
     assert sorted(p.name for p in tmp_path.iterdir()) == ["cp.json"]
 
 
-class _DB:
-    path = "/orders"
-    name = "orders"
-
-    def __init__(self) -> None:
-        self._http = HTTP("http://couch.test", retry=RetryPolicy.never())
+def _DB() -> Database:
+    return Database(HTTP("http://couch.test", retry=RetryPolicy.never()), "orders")
 
 
 @responses.activate

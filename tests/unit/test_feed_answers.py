@@ -32,7 +32,7 @@ def test_redirect_is_a_retryable_invalid_response(make, status) -> None:
     target, without its credentials."""
     responses.get(URL, status=status, headers={"Location": "http://user:pw@elsewhere.test/x"})
     with pytest.raises(InvalidResponse, match=f"^{status} redirect to http://elsewhere.test/x: not followed") as info:
-        list(make().stream(ChangesRequest()))
+        list(make().items(ChangesRequest()))
     assert info.value.retryable
     assert len(responses.calls) == 1
     assert "pw" not in str(info.value)
@@ -44,7 +44,7 @@ def test_204_is_a_retryable_invalid_response(make) -> None:
     """A 204 (no content) is no feed: InvalidResponse, not a clean end."""
     responses.get(URL, status=204)
     with pytest.raises(InvalidResponse, match="^204 No Content: no content, not a"):
-        list(make().stream(ChangesRequest()))
+        list(make().items(ChangesRequest()))
 
 
 @pytest.mark.parametrize("make", [sse, continuous], ids=["sse", "continuous"])
@@ -53,7 +53,7 @@ def test_html_200_is_a_retryable_invalid_response(make) -> None:
     """A 200 HTML page (a captive portal, a proxy's login page) is no feed."""
     responses.get(URL, body=HTML, content_type="text/html")
     with pytest.raises(InvalidResponse, match=r"^200 OK: Content-Type text/html, not a \w+ feed \(GET http://couch.test/db/_changes\)"):
-        list(make().stream(ChangesRequest()))
+        list(make().items(ChangesRequest()))
 
 
 @responses.activate
@@ -61,7 +61,7 @@ def test_sse_wants_an_event_stream() -> None:
     """An eventsource request answered with JSON (a server without the feed) is an error."""
     responses.get(URL, json={"results": [], "last_seq": 1})
     with pytest.raises(InvalidResponse, match="Content-Type application/json, not a eventsource feed"):
-        list(sse().stream(ChangesRequest()))
+        list(sse().items(ChangesRequest()))
 
 
 @pytest.mark.parametrize("content_type", ["application/json", "application/json; charset=utf-8", "text/plain; charset=utf-8"])
@@ -70,7 +70,7 @@ def test_continuous_accepts_json_and_couchdbs_text_plain(content_type) -> None:
     """Continuous accepts what real servers send: application/json (CouchDB, pouchdb-server,
     the embedded server) and text/plain (CouchDB when JSON is not in Accept)."""
     responses.get(URL, body=line(row(1, "a")) + b"\n", content_type=content_type)
-    assert [c.id for c in continuous().stream(ChangesRequest())] == ["a"]
+    assert [c.id for c in continuous().items(ChangesRequest())] == ["a"]
 
 
 @responses.activate
@@ -78,7 +78,7 @@ def test_longpoll_redirect_is_an_error() -> None:
     """The long poll takes a 3xx for an error as well."""
     responses.get(URL, status=302, headers={"Location": "http://couch.test/login"})
     with pytest.raises(InvalidResponse, match="^302 redirect"):
-        list(bound(LongPollTransport()).stream(ChangesRequest()))
+        list(bound(LongPollTransport()).items(ChangesRequest()))
 
 
 @responses.activate
@@ -146,5 +146,5 @@ def test_feed_503_carries_retry_after() -> None:
     """A feed answered 503 raises a ServerError with retry_after for the subscription's backoff."""
     responses.get(URL, status=503, headers={"Retry-After": "9"}, json={"error": "unavailable"})
     with pytest.raises(ServerError) as info:
-        list(sse().stream(ChangesRequest()))
+        list(sse().items(ChangesRequest()))
     assert info.value.retry_after == 9.0

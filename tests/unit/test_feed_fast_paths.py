@@ -6,6 +6,7 @@ with normal requests first."""
 from __future__ import annotations
 
 import json
+import types
 
 import pytest
 import responses
@@ -27,11 +28,11 @@ def event(obj, event_id) -> bytes:
 
 def sse_items(monkeypatch, chunks: list[bytes]) -> list:
     """What SSETransport yields when the body arrives in ``chunks``."""
-    monkeypatch.setattr(sse_module, "open_feed", lambda *args, **kwargs: None)
-    monkeypatch.setattr(sse_module, "read_chunks", lambda *args: iter(chunks))
+    answer = types.SimpleNamespace(chunks=lambda: iter(chunks))
+    monkeypatch.setattr(sse_module, "open_feed", lambda *args, **kwargs: answer)
     transport = SSETransport()
-    transport.bind(FakeDB())
-    return list(transport.stream(ChangesRequest()))
+    transport.attach(FakeDB().changes_endpoint())
+    return list(transport.items(ChangesRequest()))
 
 
 def reference_items(body: bytes) -> list:
@@ -160,9 +161,9 @@ def test_longpoll_stops_paging_once_answers_stream() -> None:
     responses.get(URL, body=line_answer([row(1, "a")], 1))
     responses.get(URL, body=line_answer([row(2, "b")], 2))
     transport = LongPollTransport()
-    transport.bind(FakeDB())
-    list(transport.stream(ChangesRequest()))
-    list(transport.stream(ChangesRequest(since=1)))
+    transport.attach(FakeDB().changes_endpoint())
+    list(transport.items(ChangesRequest()))
+    list(transport.items(ChangesRequest(since=1)))
     assert query(responses.calls[0])["limit"] == "10000"
     assert "limit" not in query(responses.calls[1]) and transport.streams_rows
 
@@ -173,9 +174,9 @@ def test_longpoll_keeps_paging_answers_parsed_whole() -> None:
     for seq in (1, 2):
         responses.get(URL, body=json.dumps({"results": [row(seq, f"d{seq}")], "last_seq": seq}).encode())
     transport = LongPollTransport(page_size=50)
-    transport.bind(FakeDB())
-    list(transport.stream(ChangesRequest()))
-    list(transport.stream(ChangesRequest(since=1)))
+    transport.attach(FakeDB().changes_endpoint())
+    list(transport.items(ChangesRequest()))
+    list(transport.items(ChangesRequest(since=1)))
     assert [query(call)["limit"] for call in responses.calls] == ["50", "50"] and not transport.streams_rows
 
 
@@ -187,12 +188,12 @@ def test_longpoll_row_spanning_lines_after_delivery_parses_and_pages_again(monke
 
     pretty = json.dumps(row(2, "b"), indent=1).encode()
     chunks = [b'{"results":[\n' + line(row(1, "a")) + b",\n", pretty + b",\n" + line(row(3, "c")) + b'\n],\n"last_seq":3}\n']
-    monkeypatch.setattr(longpoll, "open_feed", lambda *args, **kwargs: None)
-    monkeypatch.setattr(longpoll, "read_chunks", lambda *args: iter(chunks))
+    answer = types.SimpleNamespace(chunks=lambda: iter(chunks))
+    monkeypatch.setattr(longpoll, "open_feed", lambda *args, **kwargs: answer)
     transport = LongPollTransport(page_size=50)
-    transport.bind(FakeDB())
+    transport.attach(FakeDB().changes_endpoint())
     transport.streams_rows = True  # as after an earlier streamed answer
-    items = list(transport.stream(ChangesRequest()))
+    items = list(transport.items(ChangesRequest()))
     assert [getattr(i, "id", i) for i in items] == ["a", "b", "c", LastSeq(3)] and not transport.streams_rows
 
 
@@ -204,11 +205,11 @@ def test_longpoll_pretty_printed_answer_parses(monkeypatch, indent) -> None:
     rows = [row(1, "a"), row(2, "b", "2-b", deleted=True), row("3-x", "c\u00e9", doc={"_id": "c", "n": [1, {"x": None}]})]
     body = json.dumps({"results": rows, "last_seq": "3-x", "pending": 0}, indent=indent).encode()
     chunks = [body[i : i + 7] for i in range(0, len(body), 7)]
-    monkeypatch.setattr(longpoll, "open_feed", lambda *args, **kwargs: None)
-    monkeypatch.setattr(longpoll, "read_chunks", lambda *args: iter(chunks))
+    answer = types.SimpleNamespace(chunks=lambda: iter(chunks))
+    monkeypatch.setattr(longpoll, "open_feed", lambda *args, **kwargs: answer)
     transport = LongPollTransport()
-    transport.bind(FakeDB())
-    assert list(transport.stream(ChangesRequest())) == [Change.from_row(r) for r in rows] + [LastSeq("3-x")]
+    transport.attach(FakeDB().changes_endpoint())
+    assert list(transport.items(ChangesRequest())) == [Change.from_row(r) for r in rows] + [LastSeq("3-x")]
 
 
 # -- continuous: catching up with normal requests first ---------------------------------------------
@@ -229,8 +230,8 @@ def test_continuous_catches_up_with_a_normal_request_then_streams() -> None:
     responses.get(URL, body=normal, match=[_feed_is("normal")])
     responses.get(URL, body=continuous, match=[_feed_is("continuous")])
     transport = ContinuousTransport()
-    transport.bind(FakeDB())
-    items = list(transport.stream(ChangesRequest(since=0)))
+    transport.attach(FakeDB().changes_endpoint())
+    items = list(transport.items(ChangesRequest(since=0)))
     assert [getattr(i, "id", i) for i in items] == ["a", "b", LastSeq(2), "c", LastSeq(3)]
     assert [(query(c)["feed"], query(c)["since"]) for c in responses.calls] == [("normal", "0"), ("continuous", "2")]
     assert transport.bytes_received == len(normal) + len(continuous)  # the watchdog sees both
@@ -242,8 +243,8 @@ def test_continuous_full_catch_up_page_ends_the_connection() -> None:
     once); no continuous request is made behind it."""
     responses.get(URL, body=one_line_answer([row(1, "a"), row(2, "b")], 2), match=[_feed_is("normal")])
     transport = ContinuousTransport(page_size=2)
-    transport.bind(FakeDB())
-    items = list(transport.stream(ChangesRequest(since=0)))
+    transport.attach(FakeDB().changes_endpoint())
+    items = list(transport.items(ChangesRequest(since=0)))
     transport.close()  # the next page, asked for ahead, is not needed here
     assert [getattr(i, "id", i) for i in items] == ["a", "b", LastSeq(2)]
     assert query(responses.calls[0])["feed"] == "normal" and query(responses.calls[0])["limit"] == "2"
@@ -256,6 +257,6 @@ def test_continuous_without_catch_up(options, request_) -> None:
     """catch_up=False, or a limit in the request, reads only the continuous feed."""
     responses.get(URL, body=line(row(1, "a")) + b"\n" + line({"last_seq": 1}) + b"\n", match=[_feed_is("continuous")])
     transport = ContinuousTransport(**options)
-    transport.bind(FakeDB())
-    assert [getattr(i, "id", i) for i in transport.stream(request_)] == ["a", LastSeq(1)]
+    transport.attach(FakeDB().changes_endpoint())
+    assert [getattr(i, "id", i) for i in transport.items(request_)] == ["a", LastSeq(1)]
     assert [query(c)["feed"] for c in responses.calls] == ["continuous"]

@@ -222,8 +222,7 @@ def test_success_after_retries_is_returned(client, sleep):
 
 def testcaused_by_walks_past_a_string_reason():
     """An HTTPError's ``reason`` is a str: walking its chain neither fails nor matches."""
-    from cloudsync._http import caused_by
-    from cloudsync.errors import ServerError
+    from cloudsync.errors import ServerError, caused_by
 
     error = ServerError(503, "service_unavailable", "try later")
     assert caused_by(error, ConnectionRefusedError) is False

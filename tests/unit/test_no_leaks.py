@@ -33,7 +33,7 @@ def test_no_repr_shows_credentials(auth) -> None:
     objects: list[object] = [client, client._http, client.auth, db]
     for name in ("longpoll", "continuous", "sse", "websocket"):
         transport = create_transport(name)
-        transport.bind(db)
+        transport.attach(db.changes_endpoint())
         objects.append(transport)
     objects.append(db.subscribe(MockTransport(lambda request: []), since=0))
     for obj in objects:

@@ -55,10 +55,9 @@ def test_feed_redirect_not_followed(servers, name, status) -> None:
     """Every transport raises a retryable InvalidResponse for a 3xx; the other port
     receives nothing (so no Authorization header either)."""
     redirector, target = servers
-    transport = bound(FEEDS[name](), redirector(status))
-    transport.http.auth = BasicAuth("admin", "s3cret-pw")
+    transport = bound(FEEDS[name](), redirector(status), auth=BasicAuth("admin", "s3cret-pw"))
     with pytest.raises(InvalidResponse, match=f"^{status} redirect to http://127.0.0.1:{target.port}/db/_changes"):
-        list(transport.stream(ChangesRequest(stall_timeout=5)))
+        list(transport.items(ChangesRequest(stall_timeout=5)))
     assert target.requests == []
 
 
@@ -82,7 +81,7 @@ def test_interim_1xx_answer_is_an_invalid_response(name) -> None:
     try:
         transport = bound(FEEDS[name](), server)
         with pytest.raises(InvalidResponse, match="^103 Early Hints") as info:
-            list(transport.stream(ChangesRequest(stall_timeout=5)))
+            list(transport.items(ChangesRequest(stall_timeout=5)))
         assert info.value.retryable
     finally:
         server.close()

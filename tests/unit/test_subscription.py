@@ -254,7 +254,7 @@ def test_abandoned_connection_late_events_dropped() -> None:
             super().__init__()
             self.n = 0
 
-        def stream(self, request):
+        def stream(self, request, connection):
             self.n += 1
             if self.n == 1:
                 yield c(1, "a")

@@ -22,12 +22,9 @@ class Batches(Transport):
         self.requests = []
         self.closed = threading.Event()
 
-    stream = Transport.batched_stream
-
-    def stream_batches(self, request):
+    def stream_batches(self, request, connection):
         self.requests.append(request)
-        token = self._begin()
-        self._set_abort(token, self.closed.set)
+        connection.set_abort(self.closed.set)
         if self.connections:
             yield from self.connections.pop(0)
         else:
@@ -59,7 +56,7 @@ def test_subclass_overriding_stream_is_used() -> None:
     through its stream(), not the parent's stream_batches()."""
 
     class Custom(ContinuousTransport):
-        def stream(self, request):
+        def stream(self, request, connection):
             yield c(7)
 
     sub = Subscription(InfoDB(), Custom(), since=0)
@@ -152,7 +149,7 @@ class Refused(Transport):
         self.probes += 1
         return self.answers.pop(0) if self.answers else True
 
-    def stream(self, request):
+    def stream(self, request, connection):
         self.connects += 1
         if self.connects >= 2:
             self.second.set()
@@ -177,7 +174,7 @@ def test_other_failures_do_not_probe() -> None:
     """A failure that is not a refused connection waits its backoff without probing."""
 
     class Reset(Refused):
-        def stream(self, request):
+        def stream(self, request, connection):
             self.connects += 1
             raise NetworkError("connection reset") from ConnectionResetError(104, "reset")
             yield  # pragma: no cover

@@ -334,13 +334,3 @@ def test_batches_hand_out_what_was_taken_before_an_error() -> None:
     with pytest.raises(SubscriptionError):
         next(batches)
     assert sub.last_seq == 2
-
-
-def test_shut_down_transport_refuses_a_connection_begun_after() -> None:
-    """After shutdown() (a closing subscription), a connection attempt that begins is
-    refused and its socket aborted, so no reader can open one after close()."""
-    transport = endless()
-    transport.shutdown()
-    aborted: list[bool] = []
-    assert transport._set_abort(transport._begin(), lambda: aborted.append(True)) is False
-    assert aborted == [True]

@@ -27,7 +27,7 @@ from ._feed_helpers import URL, bound, line, query, row
 def test_longpoll_sends_page_size_as_limit() -> None:
     """By default a long poll asks for at most page_size (10,000) rows."""
     responses.get(URL, json={"results": [], "last_seq": 1})
-    list(bound(LongPollTransport()).stream(ChangesRequest()))
+    list(bound(LongPollTransport()).items(ChangesRequest()))
     assert query(responses.calls[0])["limit"] == "10000"
 
 
@@ -35,7 +35,7 @@ def test_longpoll_sends_page_size_as_limit() -> None:
 def test_longpoll_page_size_none_sends_no_limit() -> None:
     """page_size=None leaves the answer unbounded (no limit parameter)."""
     responses.get(URL, json={"results": [], "last_seq": 1})
-    list(bound(LongPollTransport(page_size=None)).stream(ChangesRequest()))
+    list(bound(LongPollTransport(page_size=None)).items(ChangesRequest()))
     assert "limit" not in query(responses.calls[0])
 
 
@@ -50,7 +50,7 @@ def test_longpoll_line_layout_parsed_in_batches() -> None:
     """A CouchDB-style answer (one row per line) gives the rows, then LastSeq, as batches."""
     body = b'{"results":[\n' + line(row(1, "a")) + b",\n" + line(row(2, "b")) + b'\n],\n"last_seq":2,"pending":0}\n'
     responses.get(URL, body=body)
-    batches = list(bound(LongPollTransport()).stream_batches(ChangesRequest()))
+    batches = list(bound(LongPollTransport()).batches(ChangesRequest()))
     items = [item for batch in batches for item in batch]
     assert [getattr(i, "id", i) for i in items] == ["a", "b", LastSeq(2)]
 
@@ -59,7 +59,7 @@ def test_longpoll_line_layout_parsed_in_batches() -> None:
 def test_longpoll_one_line_answer_parsed_whole() -> None:
     """pouchdb-server's one-line answer is parsed whole: the same items."""
     responses.get(URL, body=json.dumps({"results": [row(1, "a"), row(2, "b")], "last_seq": 2}).encode() + b"\n")
-    items = list(bound(LongPollTransport()).stream(ChangesRequest()))
+    items = list(bound(LongPollTransport()).items(ChangesRequest()))
     assert [getattr(i, "id", i) for i in items] == ["a", "b", LastSeq(2)]
 
 
@@ -70,7 +70,7 @@ def test_longpoll_falls_back_without_repeating_rows() -> None:
     pretty = json.dumps(row(2, "b"), indent=1).encode()
     body = b'{"results":[\n' + line(row(1, "a")) + b",\n" + pretty + b'\n],\n"last_seq":2}\n'
     responses.get(URL, body=body)
-    items = list(bound(LongPollTransport()).stream(ChangesRequest()))
+    items = list(bound(LongPollTransport()).items(ChangesRequest()))
     assert [getattr(i, "id", i) for i in items] == ["a", "b", LastSeq(2)]
 
 
@@ -96,7 +96,7 @@ def test_longpoll_rows_delivered_before_answer_completes() -> None:
     threading.Thread(target=serve, daemon=True).start()
     transport = bound(LongPollTransport(), f"http://127.0.0.1:{listener.getsockname()[1]}")
     try:
-        batches = transport.stream_batches(ChangesRequest())
+        batches = transport.batches(ChangesRequest())
         first = next(batches)
         assert [c.id for c in first] == ["a"] and not rest_sent.is_set()
         first_seen.set()
@@ -112,7 +112,7 @@ def test_continuous_chunk_is_one_batch() -> None:
     """The complete lines of one chunk arrive as one batch (heartbeats skipped)."""
     body = line(row(1, "a")) + b"\n\n" + line(row(2, "b")) + b"\n" + line(row(3, "c")) + b"\n"
     responses.get(URL, body=body)
-    batches = list(bound(ContinuousTransport(catch_up=False)).stream_batches(ChangesRequest()))
+    batches = list(bound(ContinuousTransport(catch_up=False)).batches(ChangesRequest()))
     assert [[c.id for c in batch] for batch in batches] == [["a", "b", "c"]]
 
 

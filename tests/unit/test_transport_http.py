@@ -26,7 +26,7 @@ def test_longpoll_yields_changes_then_last_seq() -> None:
     """A long-poll answer gives its changes in order, then LastSeq(last_seq)."""
     body = {"results": [row(1, "a"), row(2, "b", deleted=True)], "last_seq": 2, "pending": 0}
     responses.get(URL, json=body)
-    items = list(bound(LongPollTransport()).stream(ChangesRequest(since=0)))
+    items = list(bound(LongPollTransport()).items(ChangesRequest(since=0)))
     assert items == [
         Change(1, "a", "1-a", False, None, ("1-a",)),
         Change(2, "b", "1-a", True, None, ("1-a",)),
@@ -38,14 +38,14 @@ def test_longpoll_yields_changes_then_last_seq() -> None:
 def test_longpoll_empty_answer_still_reports_last_seq() -> None:
     """An empty answer yields LastSeq so sparse feeds advance."""
     responses.get(URL, body=b'{"results":[],"last_seq":"9-g1"}')
-    assert list(bound(LongPollTransport()).stream(ChangesRequest())) == [LastSeq("9-g1")]
+    assert list(bound(LongPollTransport()).items(ChangesRequest())) == [LastSeq("9-g1")]
 
 
 @responses.activate
 def test_longpoll_heartbeat_newlines_tolerated() -> None:
     """Heartbeat newlines inside and around the JSON do not break parsing."""
     responses.get(URL, body=b'\n\n{"results":[\n\n' + json.dumps(row(1, "a")).encode() + b'\n],\n"last_seq":1}\n')
-    items = list(bound(LongPollTransport()).stream(ChangesRequest()))
+    items = list(bound(LongPollTransport()).items(ChangesRequest()))
     assert [type(i) for i in items] == [Change, LastSeq]
 
 
@@ -54,7 +54,7 @@ def test_longpoll_query_and_headers() -> None:
     """feed, since (JSON for non-strings), heartbeat/timeout in ms, include_docs, identity encoding."""
     responses.get(URL, json={"results": [], "last_seq": 5})
     request = ChangesRequest(since=5, include_docs=True, heartbeat=7.5, timeout=30, limit=10)
-    list(bound(LongPollTransport()).stream(request))
+    list(bound(LongPollTransport()).items(request))
     call = responses.calls[0]
     assert query(call) == {
         "feed": "longpoll", "since": "5", "include_docs": "true",
@@ -67,7 +67,7 @@ def test_longpoll_query_and_headers() -> None:
 def test_longpoll_string_seq_sent_verbatim() -> None:
     """An opaque string seq is sent as is, not JSON-quoted."""
     responses.get(URL, json={"results": [], "last_seq": "13-g1AAA"})
-    list(bound(LongPollTransport()).stream(ChangesRequest(since="13-g1AAA")))
+    list(bound(LongPollTransport()).items(ChangesRequest(since="13-g1AAA")))
     assert query(responses.calls[0])["since"] == "13-g1AAA"
 
 
@@ -75,7 +75,7 @@ def test_longpoll_string_seq_sent_verbatim() -> None:
 def test_selector_body_form_by_default() -> None:
     """A selector goes as POST {"selector": ...} with filter=_selector."""
     responses.post(URL, json={"results": [], "last_seq": 1})
-    list(bound(LongPollTransport(selector_in="body")).stream(ChangesRequest(selector={"type": "order"})))
+    list(bound(LongPollTransport(selector_in="body")).items(ChangesRequest(selector={"type": "order"})))
     call = responses.calls[0]
     assert query(call)["filter"] == "_selector"
     assert json.loads(call.request.body) == {"selector": {"type": "order"}}
@@ -89,8 +89,8 @@ def test_selector_auto_falls_back_to_query_form_once() -> None:
     responses.get(URL, json={"results": [], "last_seq": 1})
     transport = bound(LongPollTransport())
     request = ChangesRequest(selector={"type": "order"})
-    list(transport.stream(request))
-    list(transport.stream(request))
+    list(transport.items(request))
+    list(transport.items(request))
     methods = [c.request.method for c in responses.calls]
     assert methods == ["POST", "GET", "GET"]
     assert json.loads(query(responses.calls[1])["selector"]) == {"type": "order"}
@@ -100,7 +100,7 @@ def test_selector_auto_falls_back_to_query_form_once() -> None:
 def test_selector_query_form() -> None:
     """selector_in='query' sends filter=_selector&selector=<json> on a GET."""
     responses.get(URL, json={"results": [], "last_seq": 1})
-    list(bound(LongPollTransport(selector_in="query")).stream(ChangesRequest(selector={"a": 1})))
+    list(bound(LongPollTransport(selector_in="query")).items(ChangesRequest(selector={"a": 1})))
     assert query(responses.calls[0])["filter"] == "_selector"
 
 
@@ -108,7 +108,7 @@ def test_selector_query_form() -> None:
 def test_doc_ids_filter_body() -> None:
     """doc_ids go as POST {"doc_ids": [...]} with filter=_doc_ids."""
     responses.post(URL, json={"results": [], "last_seq": 1})
-    list(bound(LongPollTransport(selector_in="body")).stream(ChangesRequest(doc_ids=("a", "b"))))
+    list(bound(LongPollTransport(selector_in="body")).items(ChangesRequest(doc_ids=("a", "b"))))
     assert query(responses.calls[0])["filter"] == "_doc_ids"
     assert json.loads(responses.calls[0].request.body) == {"doc_ids": ["a", "b"]}
 
@@ -118,7 +118,7 @@ def test_design_filter_with_parameters() -> None:
     """filter=ddoc/name with its parameters as query parameters (non-strings as JSON)."""
     responses.get(URL, json={"results": [], "last_seq": 1})
     request = ChangesRequest(filter="app/by_type", query_params={"type": "order", "min": 3})
-    list(bound(LongPollTransport()).stream(request))
+    list(bound(LongPollTransport()).items(request))
     q = query(responses.calls[0])
     assert (q["filter"], q["type"], q["min"]) == ("app/by_type", "order", "3")
 
@@ -129,7 +129,7 @@ def test_error_status_raises_typed_error(status, error) -> None:
     """Error statuses raise the error tree's classes."""
     responses.get(URL, status=status, json={"error": "x", "reason": "y"})
     with pytest.raises(error):
-        list(bound(LongPollTransport()).stream(ChangesRequest()))
+        list(bound(LongPollTransport()).items(ChangesRequest()))
 
 
 @responses.activate
@@ -137,7 +137,7 @@ def test_longpoll_garbage_is_invalid_response() -> None:
     """A body that is not the expected JSON raises InvalidResponse."""
     responses.get(URL, body=b'{"results": [')
     with pytest.raises(InvalidResponse):
-        list(bound(LongPollTransport()).stream(ChangesRequest()))
+        list(bound(LongPollTransport()).items(ChangesRequest()))
 
 
 @responses.activate
@@ -146,7 +146,7 @@ def test_bytes_received_counted() -> None:
     body = b'\n\n{"results":[],"last_seq":1}'
     responses.get(URL, body=body)
     transport = bound(LongPollTransport())
-    list(transport.stream(ChangesRequest()))
+    list(transport.items(ChangesRequest()))
     assert transport.bytes_received == len(body)
 
 
@@ -156,7 +156,7 @@ def test_continuous_lines_heartbeats_and_last_seq() -> None:
     """One row per line, empty lines skipped, a last_seq line ends the feed cleanly."""
     lines = [json.dumps(row(1, "a")), "", "", json.dumps(row(2, "b")), json.dumps({"last_seq": 2})]
     responses.get(URL, body=("\n".join(lines) + "\n").encode())
-    items = list(bound(ContinuousTransport(catch_up=False)).stream(ChangesRequest()))
+    items = list(bound(ContinuousTransport(catch_up=False)).items(ChangesRequest()))
     assert [getattr(i, "id", None) for i in items] == ["a", "b", None]
     assert items[-1] == LastSeq(2)
     assert query(responses.calls[0])["feed"] == "continuous"
@@ -166,7 +166,7 @@ def test_continuous_lines_heartbeats_and_last_seq() -> None:
 def test_continuous_partial_last_line_dropped() -> None:
     """A line without its newline at the end (truncated body) is never parsed."""
     responses.get(URL, body=(json.dumps(row(1, "a")) + "\n" + '{"seq":2,"id":"b","chan').encode())
-    items = list(bound(ContinuousTransport(catch_up=False)).stream(ChangesRequest()))
+    items = list(bound(ContinuousTransport(catch_up=False)).items(ChangesRequest()))
     assert [i.id for i in items] == ["a"]
 
 
@@ -175,7 +175,7 @@ def test_continuous_error_row_is_stream_error() -> None:
     """An error object after the 200 (CouchDB) raises StreamError."""
     responses.get(URL, body=b'{"error":"badarg","reason":"x"}\n')
     with pytest.raises(StreamError):
-        list(bound(ContinuousTransport(catch_up=False)).stream(ChangesRequest()))
+        list(bound(ContinuousTransport(catch_up=False)).items(ChangesRequest()))
 
 
 # -- SSE ----------------------------------------------------------------------------------------------
@@ -190,7 +190,7 @@ def test_sse_rows_heartbeats_and_last_event_id_header() -> None:
     )
     responses.get(URL, body=body, content_type="text/event-stream")
     transport = bound(SSETransport())
-    items = list(transport.stream(ChangesRequest(since=3)))
+    items = list(transport.items(ChangesRequest(since=3)))
     assert [(i.seq, i.id) for i in items] == [(4, "a")]
     call = responses.calls[0]
     assert call.request.headers["Last-Event-ID"] == "3"
@@ -204,7 +204,7 @@ def test_sse_event_id_is_seq_when_row_has_none() -> None:
     """A row without seq takes the event's (persisting) id."""
     body = b'id: 7-x\ndata: {"id":"a","changes":[{"rev":"1-a"}]}\n\ndata: {"id":"b","changes":[{"rev":"1-b"}]}\n\n'
     responses.get(URL, body=body, content_type="text/event-stream")
-    items = list(bound(SSETransport()).stream(ChangesRequest()))
+    items = list(bound(SSETransport()).items(ChangesRequest()))
     assert [(i.seq, i.id) for i in items] == [("7-x", "a"), ("7-x", "b")]
 
 
@@ -212,7 +212,7 @@ def test_sse_event_id_is_seq_when_row_has_none() -> None:
 def test_sse_last_seq_event() -> None:
     """An 'event: last_seq' event becomes a LastSeq marker."""
     responses.get(URL, body=b"event: last_seq\ndata: 12\n\n", content_type="text/event-stream")
-    assert list(bound(SSETransport()).stream(ChangesRequest())) == [LastSeq(12)]
+    assert list(bound(SSETransport()).items(ChangesRequest())) == [LastSeq(12)]
 
 
 @responses.activate
@@ -229,7 +229,6 @@ def test_feed_renews_a_cookie_session_after_a_401() -> None:
                   match=[matchers.header_matcher({"Cookie": "AuthSession=old"})])
     responses.get(URL, json={"results": [row(1, "a")], "last_seq": 1},
                   match=[matchers.header_matcher({"Cookie": "AuthSession=new"})])
-    transport = bound(LongPollTransport())
-    transport.http.auth = CookieAuth("alice", "pw")
-    items = list(transport.stream(ChangesRequest(since=0)))
+    transport = bound(LongPollTransport(), auth=CookieAuth("alice", "pw"))
+    items = list(transport.items(ChangesRequest(since=0)))
     assert [item.id for item in items if isinstance(item, Change)] == ["a"]

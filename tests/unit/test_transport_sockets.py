@@ -33,7 +33,7 @@ def read_in_thread(transport) -> tuple[threading.Event, list[BaseException]]:
 
     def read() -> None:
         try:
-            list(transport.stream(ChangesRequest(stall_timeout=30)))
+            list(transport.items(ChangesRequest(stall_timeout=30)))
         except BaseException as exc:
             errors.append(exc)
         done.set()
@@ -60,7 +60,7 @@ def test_continuous_truncated_chunked_body_is_stream_error(serve) -> None:
     transport = bound(ContinuousTransport(catch_up=False), serve(script))
     seen = []
     with pytest.raises(StreamError):
-        for item in transport.stream(ChangesRequest()):
+        for item in transport.items(ChangesRequest()):
             seen.append(item.id)
     assert seen == ["a"]
 
@@ -76,7 +76,7 @@ def test_continuous_rows_split_across_chunks(serve) -> None:
             time.sleep(0.01)
         conn.sendall(b"0\r\n\r\n")
 
-    items = list(bound(ContinuousTransport(catch_up=False), serve(script)).stream(ChangesRequest()))
+    items = list(bound(ContinuousTransport(catch_up=False), serve(script)).items(ChangesRequest()))
     assert [getattr(i, "id", i) for i in items] == ["a", "b", LastSeq(2)]
 
 
@@ -89,7 +89,7 @@ def test_sse_crlf_split_across_network_chunks(serve) -> None:
         time.sleep(0.05)
         conn.sendall(chunk(b"\n\r\n") + b"0\r\n\r\n")
 
-    items = list(bound(SSETransport(), serve(script)).stream(ChangesRequest()))
+    items = list(bound(SSETransport(), serve(script)).items(ChangesRequest()))
     assert [i.id for i in items] == ["a"]
 
 
@@ -103,7 +103,7 @@ def test_silence_beyond_stall_timeout_is_request_timeout(serve) -> None:
     transport = bound(ContinuousTransport(catch_up=False), serve(script))
     started = time.monotonic()
     with pytest.raises(RequestTimeout):
-        list(transport.stream(ChangesRequest(stall_timeout=0.3)))
+        list(transport.items(ChangesRequest(stall_timeout=0.3)))
     assert time.monotonic() - started < 2
 
 
@@ -131,16 +131,6 @@ def test_close_unblocks_read_from_another_thread(serve, cls, headers_first) -> N
     assert errors and isinstance(errors[0], NetworkError)
 
 
-def test_close_before_connect_is_not_lost() -> None:
-    """A close() racing with connecting (token taken, socket not yet registered) aborts it."""
-    transport = ContinuousTransport()
-    token = transport._begin()
-    transport.close()
-    aborted = []
-    assert transport._set_abort(token, lambda: aborted.append(True)) is False
-    assert aborted == [True]
-
-
 # -- WebSocket ----------------------------------------------------------------------------------------
 
 
@@ -159,12 +149,11 @@ def test_websocket_protocol(serve) -> None:
         conn.sendall(ws_frame(struct.pack("!H", 1000), opcode=8))
 
     server = serve(script)
-    transport = bound(WebSocketTransport(), server)
     from cloudsync.auth import BasicAuth
 
-    transport.http.auth = BasicAuth("u", "p")
+    transport = bound(WebSocketTransport(), server, auth=BasicAuth("u", "p"))
     request = ChangesRequest(since="5-x", include_docs=True, heartbeat=30, doc_ids=("a",), timeout=None)
-    items = list(transport.stream(request))
+    items = list(transport.items(request))
     assert [i.id for i in items] == ["a", "b", "c"]
     assert options == [{"since": "5-x", "include_docs": True, "heartbeat": 30000, "filter": "_doc_ids", "doc_ids": ["a"]}]
     head = server.requests[0]
@@ -182,8 +171,8 @@ def test_websocket_options_resent_on_every_connection(serve) -> None:
         conn.sendall(ws_frame(struct.pack("!H", 1000), opcode=8))
 
     transport = bound(WebSocketTransport(), serve(script))
-    list(transport.stream(ChangesRequest(since=1, selector={"t": 1}, timeout=None)))
-    list(transport.stream(ChangesRequest(since=2, selector={"t": 1}, timeout=None)))
+    list(transport.items(ChangesRequest(since=1, selector={"t": 1}, timeout=None)))
+    list(transport.items(ChangesRequest(since=2, selector={"t": 1}, timeout=None)))
     assert [(o["since"], o["selector"]) for o in options] == [(1, {"t": 1}), (2, {"t": 1})]
 
 
@@ -200,7 +189,7 @@ def test_websocket_abrupt_close_is_stream_error(serve) -> None:
     transport = bound(WebSocketTransport(), serve(script))
     seen = []
     with pytest.raises(NetworkError):
-        for item in transport.stream(ChangesRequest(timeout=None)):
+        for item in transport.items(ChangesRequest(timeout=None)):
             seen.append(item.id)
     assert seen == ["a"]
 
@@ -209,7 +198,7 @@ def test_websocket_bad_status_is_typed_error(serve) -> None:
     """A refused upgrade raises the status's error (401 -> Unauthorized)."""
     transport = bound(WebSocketTransport(), serve(lambda conn, req: ws_handshake(conn, req, 401)))
     with pytest.raises(Unauthorized):
-        list(transport.stream(ChangesRequest()))
+        list(transport.items(ChangesRequest()))
 
 
 def test_websocket_close_unblocks_and_stall_times_out(serve) -> None:
@@ -226,7 +215,7 @@ def test_websocket_close_unblocks_and_stall_times_out(serve) -> None:
     server = serve(script)
     transport = bound(WebSocketTransport(), server)
     with pytest.raises(RequestTimeout):
-        list(transport.stream(ChangesRequest(stall_timeout=0.3)))
+        list(transport.items(ChangesRequest(stall_timeout=0.3)))
     assert options_read.acquire(timeout=5)  # the first connection's
     done, errors = read_in_thread(transport)
     assert options_read.acquire(timeout=5)  # connected and sent: the client is reading now
@@ -270,12 +259,12 @@ def test_longpoll_asks_for_the_next_page_before_delivering_a_full_one(serve) -> 
 
     server = serve(script)
     transport = bound(LongPollTransport(page_size=2), server)
-    batches = transport.stream_batches(ChangesRequest(since=0))
+    batches = transport.batches(ChangesRequest(since=0))
     first = next(batches)
     assert [getattr(i, "id", i) for i in first] == ["a", "b", LastSeq(2)]
     assert second_asked.wait(5)  # while the first page is still in our hands
     assert list(batches) == []
-    items = list(transport.stream(ChangesRequest(since=2)))
+    items = list(transport.items(ChangesRequest(since=2)))
     assert [getattr(i, "id", i) for i in items] == ["c", LastSeq(3)]
     assert [since_of(r) for r in server.requests] == ["0", "2"]  # no request twice
 
@@ -289,7 +278,7 @@ def test_longpoll_partial_page_asks_for_nothing_ahead(serve) -> None:
 
     server = serve(script)
     transport = bound(LongPollTransport(page_size=2), server)
-    assert [getattr(i, "id", i) for i in transport.stream(ChangesRequest(since=0))] == ["a", LastSeq(1)]
+    assert [getattr(i, "id", i) for i in transport.items(ChangesRequest(since=0))] == ["a", LastSeq(1)]
     assert transport._next is None and len(server.requests) == 1
 
 
@@ -302,8 +291,8 @@ def test_longpoll_next_page_for_another_since_is_discarded(serve) -> None:
 
     server = serve(script)
     transport = bound(LongPollTransport(page_size=2), server)
-    list(transport.stream(ChangesRequest(since=0)))
-    items = list(transport.stream(ChangesRequest(since=1)))  # e.g. a resume after a failure
+    list(transport.items(ChangesRequest(since=0)))
+    items = list(transport.items(ChangesRequest(since=1)))  # e.g. a resume after a failure
     assert [getattr(i, "id", i) for i in items][:2] == ["a", "b"]
     assert since_of(server.requests[-1]) in ("1", "2")
 
@@ -323,7 +312,7 @@ def test_close_aborts_a_next_page_still_opening(serve) -> None:
 
     server = serve(script)
     transport = bound(LongPollTransport(page_size=2), server)
-    list(transport.stream(ChangesRequest(since=0, stall_timeout=30)))
+    list(transport.items(ChangesRequest(since=0, stall_timeout=30)))
     assert second_asked.wait(5)
     following = transport._next
     transport.close()
@@ -349,10 +338,10 @@ def test_longpoll_failed_request_ahead_is_asked_again(serve) -> None:
 
     server = serve(script)
     transport = bound(LongPollTransport(page_size=2), server)
-    list(transport.stream(ChangesRequest(since=0)))
+    list(transport.items(ChangesRequest(since=0)))
     following = transport._next
     assert following is not None and following._done.wait(5)
-    items = list(transport.stream(ChangesRequest(since=2)))
+    items = list(transport.items(ChangesRequest(since=2)))
     assert [getattr(i, "id", i) for i in items] == ["c", LastSeq(3)]
     assert asked == ["0", "2", "2"]
 
@@ -372,7 +361,7 @@ def test_longpoll_next_page_asked_on_a_miscount_is_dropped(serve) -> None:
 
     server = serve(script)
     transport = bound(LongPollTransport(page_size=3), server)
-    items = list(transport.stream(ChangesRequest(since=0)))
+    items = list(transport.items(ChangesRequest(since=0)))
     assert [getattr(i, "id", i) for i in items] == ["a", "b", LastSeq(2)]
     assert transport._next is None and not transport.last_page_full
 

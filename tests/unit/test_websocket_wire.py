@@ -55,7 +55,7 @@ def test_close_1008_not_found_reason_is_not_found(serve) -> None:
     server = serve(closing_with(1008, b"not_found: Filter functions are not supported"))
     transport = bound(WebSocketTransport(), server)
     with pytest.raises(NotFound) as info:
-        list(transport.stream(ChangesRequest()))
+        list(transport.items(ChangesRequest()))
     assert not info.value.retryable
     assert info.value.close_code == 1008
     assert str(info.value) == (
@@ -67,7 +67,7 @@ def test_close_1008_bad_request_reason_is_bad_request(serve) -> None:
     """A policy close ``bad_request: ...`` (a bad selector) raises BadRequest, not retried."""
     transport = bound(WebSocketTransport(), serve(closing_with(1008, b"bad_request: Invalid operator: $bad")))
     with pytest.raises(BadRequest, match=r"^400 bad_request: Invalid operator: \$bad \(GET ws://") as info:
-        list(transport.stream(ChangesRequest()))
+        list(transport.items(ChangesRequest()))
     assert not info.value.retryable
 
 
@@ -75,21 +75,21 @@ def test_close_1008_without_error_name_is_bad_request(serve) -> None:
     """A policy close with a plain reason (another server) is still a terminal BadRequest."""
     transport = bound(WebSocketTransport(), serve(closing_with(1008, b"no such filter")))
     with pytest.raises(BadRequest, match="400: no such filter"):
-        list(transport.stream(ChangesRequest()))
+        list(transport.items(ChangesRequest()))
 
 
 def test_close_4000_plus_status_is_that_status(serve) -> None:
     """A private close code 4000 + status (4404) raises that status's error."""
     transport = bound(WebSocketTransport(), serve(closing_with(4404, b"missing")))
     with pytest.raises(NotFound, match="404: missing"):
-        list(transport.stream(ChangesRequest()))
+        list(transport.items(ChangesRequest()))
 
 
 def test_close_1011_is_a_retryable_server_error(serve) -> None:
     """An internal-error close (1011) is a ServerError: the subscription retries it."""
     transport = bound(WebSocketTransport(), serve(closing_with(1011, b"oops")))
     with pytest.raises(ServerError) as info:
-        list(transport.stream(ChangesRequest()))
+        list(transport.items(ChangesRequest()))
     assert info.value.retryable
 
 
@@ -97,7 +97,7 @@ def test_close_with_an_unknown_code_is_a_stream_error(serve) -> None:
     """Any other abnormal close code stays a retryable StreamError."""
     transport = bound(WebSocketTransport(), serve(closing_with(1002, b"protocol")))
     with pytest.raises(StreamError, match="closed with code 1002"):
-        list(transport.stream(ChangesRequest()))
+        list(transport.items(ChangesRequest()))
 
 
 def test_handshake_error_reads_like_an_http_feed(serve) -> None:
@@ -114,7 +114,7 @@ def test_handshake_error_reads_like_an_http_feed(serve) -> None:
     server = serve(script)
     transport = bound(WebSocketTransport(), server)
     with pytest.raises(NotFound) as info:
-        list(transport.stream(ChangesRequest()))
+        list(transport.items(ChangesRequest()))
     assert str(info.value) == (
         f"404 not_found: Database does not exist. (GET ws://127.0.0.1:{server.port}/db/_changes) [request id abc123]"
     )
@@ -134,9 +134,8 @@ def test_handshake_401_renews_the_session_once(serve) -> None:
         ws_read(conn)
         conn.sendall(close_frame(1000))
 
-    transport = bound(WebSocketTransport(), serve(script))
-    transport.http.auth = BearerTokenAuth(lambda: next(tokens))
-    assert list(transport.stream(ChangesRequest())) == []
+    transport = bound(WebSocketTransport(), serve(script), auth=BearerTokenAuth(lambda: next(tokens)))
+    assert list(transport.items(ChangesRequest())) == []
     assert [b"Bearer new" in head for head in heads] == [False, True]
 
 
@@ -160,19 +159,17 @@ def test_handshake_401_renews_a_cookie_session(serve) -> None:
         ws_read(conn)
         conn.sendall(close_frame(1000))
 
-    transport = bound(WebSocketTransport(), serve(script))
-    transport.http.auth = CookieAuth("alice", "pw")
-    assert list(transport.stream(ChangesRequest())) == []
+    transport = bound(WebSocketTransport(), serve(script), auth=CookieAuth("alice", "pw"))
+    assert list(transport.items(ChangesRequest())) == []
     assert [h.split(b" ")[0] for h in heads] == [b"POST", b"GET", b"POST", b"GET"]
 
 
 def test_handshake_401_twice_is_unauthorized(serve) -> None:
     """A second 401 after renewing raises Unauthorized (renewed once, not in a loop)."""
     server = serve(lambda conn, req: ws_handshake(conn, req, 401))
-    transport = bound(WebSocketTransport(), server)
-    transport.http.auth = BearerTokenAuth(lambda: "token")
+    transport = bound(WebSocketTransport(), server, auth=BearerTokenAuth(lambda: "token"))
     with pytest.raises(Unauthorized):
-        list(transport.stream(ChangesRequest()))
+        list(transport.items(ChangesRequest()))
     assert len(server.requests) == 2
 
 
@@ -188,26 +185,25 @@ def test_unauthorized_close_mid_stream_renews_and_is_retryable(serve) -> None:
         ws_read(conn)
         conn.sendall(ws_frame(row) + close_frame(1008, b"unauthorized: session expired"))
 
-    transport = bound(WebSocketTransport(), serve(script))
-    transport.http.auth = BearerTokenAuth(lambda: next(tokens))
+    auth = BearerTokenAuth(lambda: next(tokens))
+    transport = bound(WebSocketTransport(), serve(script), auth=auth)
     got = []
     with pytest.raises(StreamError) as info:
-        for item in transport.stream(ChangesRequest()):
+        for item in transport.items(ChangesRequest()):
             got.append(item)
     assert [c.id for c in got] == ["a"] and info.value.retryable
-    assert transport.http.auth.headers(transport.http) == {"Authorization": "Bearer new"}
+    assert auth.headers(None) == {"Authorization": "Bearer new"}
 
 
 def test_unauthorized_close_again_without_delivering_is_terminal(serve) -> None:
     """After one renewal, a connection closed for "unauthorized" before delivering
     anything raises Unauthorized: no reconnect loop on credentials the server refuses."""
     server = serve(closing_with(1008, b"unauthorized: no"))
-    transport = bound(WebSocketTransport(), server)
-    transport.http.auth = BearerTokenAuth(lambda: "token")
+    transport = bound(WebSocketTransport(), server, auth=BearerTokenAuth(lambda: "token"))
     with pytest.raises(StreamError):
-        list(transport.stream(ChangesRequest()))
+        list(transport.items(ChangesRequest()))
     with pytest.raises(Unauthorized):
-        list(transport.stream(ChangesRequest()))
+        list(transport.items(ChangesRequest()))
 
 
 @pytest.mark.parametrize("status", [301, 307])
@@ -220,10 +216,9 @@ def test_redirect_is_not_followed(serve, status) -> None:
     def script(conn, request):
         conn.sendall(b"HTTP/1.1 %d Moved\r\nLocation: %s\r\nContent-Length: 0\r\n\r\n" % (status, location.encode()))
 
-    transport = bound(WebSocketTransport(), serve(script))
-    transport.http.auth = BearerTokenAuth(lambda: "secret-token")
+    transport = bound(WebSocketTransport(), serve(script), auth=BearerTokenAuth(lambda: "secret-token"))
     with pytest.raises(InvalidResponse, match=f"^{status} redirect to {location}: not followed") as info:
-        list(transport.stream(ChangesRequest()))
+        list(transport.items(ChangesRequest()))
     assert info.value.retryable
     assert other.requests == []
 
@@ -247,7 +242,7 @@ def test_pings_keep_a_quiet_connection_alive(serve) -> None:
         read_frames(conn, on_frame)
 
     transport = bound(WebSocketTransport(ping_interval=0.05), serve(script))
-    assert list(transport.stream(ChangesRequest(stall_timeout=0.2))) == []
+    assert list(transport.items(ChangesRequest(stall_timeout=0.2))) == []
     assert len(pings) == 8  # 8 pings at >= 0.05 s apart: at least 0.35 s, beyond the 0.2 s window
     assert transport.bytes_received > 0
 
@@ -267,7 +262,7 @@ def test_silent_connection_without_pongs_times_out_within_the_stall_window(serve
     transport = bound(WebSocketTransport(ping_interval=0.1), serve(script))
     started = time.monotonic()
     with pytest.raises(RequestTimeout):
-        list(transport.stream(ChangesRequest(stall_timeout=0.4)))
+        list(transport.items(ChangesRequest(stall_timeout=0.4)))
     elapsed = time.monotonic() - started
     hold.set()
     assert 0.35 <= elapsed < 1.0
@@ -302,5 +297,5 @@ def test_options_message_still_sent_first(serve) -> None:
         read_frames(conn, on_frame)
 
     transport = bound(WebSocketTransport(ping_interval=0.01), serve(script))
-    list(transport.stream(ChangesRequest(since=3)))
+    list(transport.items(ChangesRequest(since=3)))
     assert first[0][0] == 1 and json.loads(first[0][1])["since"] == 3

@@ -1,16 +1,18 @@
 """The one place cloudsync talks HTTP: a ``requests.Session``, auth, retries, error translation.
 
-Everything above this module sees cloudsync errors only; ``requests`` and ``urllib3``
-exceptions are translated by :func:`translate` and never leak.
+Everything above this package sees cloudsync errors only; ``requests`` and ``urllib3``
+are imported here and nowhere else. Each concern has one function: `translate` (an
+exception of theirs to ours), `answer_error` (a status to ours), `HTTP.auth_headers`
+and `HTTP.renew` (credentials, renewed once after a 401). Feeds (long-lived, streamed,
+abortable from another thread) open through `feeds.FeedEndpoint`, on the same functions.
 """
 
 from __future__ import annotations
 
 import http.cookiejar
 import logging
-import ssl
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
@@ -18,10 +20,10 @@ import requests
 import tenacity
 import urllib3.exceptions
 
-from . import _json
-from ._retry import RetryPolicy
-from .auth import Auth
-from .errors import (
+from .. import _json
+from .._retry import RetryPolicy
+from ..auth import Auth
+from ..errors import (
     CloudSyncError,
     HTTPError,
     InvalidResponse,
@@ -29,10 +31,12 @@ from .errors import (
     RequestTimeout,
     StreamError,
     TLSError,
+    caused_by,
     error_for_status,
+    is_tls_failure,
 )
 
-__all__ = ["HTTP", "translate"]
+__all__ = ["HTTP", "answer_error", "translate"]
 
 log = logging.getLogger("cloudsync")
 
@@ -59,30 +63,6 @@ def redact(url: str) -> str:
         host = f"[{host}]"
     netloc = f"{host}:{parts.port}" if parts.port else host
     return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
-
-
-def caused_by(exc: BaseException, *types: type[BaseException]) -> bool:
-    """Whether ``exc`` or anything it was caused by (its chain, args, ``reason``) is one of ``types``."""
-    seen: set[int] = set()
-    stack: list[BaseException | None] = [exc]
-    while stack:
-        current = stack.pop()
-        if current is None or id(current) in seen:
-            continue
-        seen.add(id(current))
-        if isinstance(current, types):
-            return True
-        linked = (*getattr(current, "args", ()), current.__cause__, current.__context__, getattr(current, "reason", None))
-        # ``reason`` is an exception on urllib3's errors but a str on ours (HTTPError).
-        stack.extend(link for link in linked if isinstance(link, BaseException))
-    return False
-
-
-def is_tls_failure(exc: BaseException) -> bool:
-    """Whether ``exc`` is (or was caused by) a certificate that failed verification: the
-    same certificate fails again, so it is not retried. Other TLS errors (a connection
-    dropped mid-handshake while a server restarts) are network errors, retried."""
-    return caused_by(exc, ssl.SSLCertVerificationError, ssl.CertificateError)
 
 
 def translate(exc: BaseException, what: str = "request") -> CloudSyncError:
@@ -147,15 +127,6 @@ def _retry_after_value(value: str | None) -> float | None:
     return max(0.0, when.timestamp() - time.time())
 
 
-def error_from_response(response: requests.Response, method: str, url: str) -> HTTPError:
-    """The typed error for a 4xx/5xx response (reads its body)."""
-    try:
-        content = response.content
-    except Exception:  # a broken body: status and headers are enough
-        content = b""
-    return error_from_parts(response.status_code, content, response.headers, response.reason, method, url)
-
-
 def error_from_parts(
     status: int, content: bytes | None, headers: Mapping[str, str], phrase: str | None, method: str, url: str
 ) -> HTTPError:
@@ -189,6 +160,34 @@ def redirect_error(status: int, location: str | None, method: str, url: str) -> 
     another host), reported as a retryable :class:`InvalidResponse`."""
     target = f" to {redact(location)}" if location else ""
     return InvalidResponse(f"{status} redirect{target}: not followed ({method} {redact(url)})")
+
+
+def answer_error(
+    status: int,
+    phrase: str | None,
+    headers: Mapping[str, str],
+    content: Callable[[], bytes | None],
+    method: str,
+    url: str,
+) -> CloudSyncError | None:
+    """The error an answer's status stands for, or `None` for a success (2xx).
+
+    The one status-to-error mapping, for plain requests, feeds and WebSocket handshakes
+    alike: 4xx/5xx give their typed `HTTPError` (the body, read by `content()` only
+    then, gives CouchDB's `error`/`reason`); a 3xx is a redirect not followed; a 1xx an
+    interim answer. `headers` must look up case-insensitively.
+    """
+    if status >= 400:
+        try:
+            body = content()
+        except Exception:  # a broken body: status and headers are enough
+            body = b""
+        return error_from_parts(status, body, headers, phrase, method, url)
+    if 300 <= status < 400:
+        return redirect_error(status, headers.get("Location"), method, url)
+    if status < 200:  # http.client skips 100 only: a 102/103 ends up here
+        return InvalidResponse(f"{status} {phrase}: an interim answer, not a response ({method} {redact(url)})")
+    return None
 
 
 class HTTP:
@@ -260,8 +259,8 @@ class HTTP:
         renewed = False
         while True:
             send_headers = dict(headers)
-            if use_auth and self.auth is not None:
-                send_headers.update(self.auth.headers(self))
+            if use_auth:
+                send_headers.update(self.auth_headers())
             started = time.perf_counter()
             try:
                 response = self.session.request(
@@ -289,27 +288,29 @@ class HTTP:
                 continue
             return response
 
+    def auth_headers(self) -> dict[str, str]:
+        """The credentials' headers for the next request (none without auth)."""
+        return dict(self.auth.headers(self)) if self.auth is not None else {}
+
+    def renew(self) -> bool:
+        """After a 401: renew the credentials (log in again, fetch a token); whether the
+        request is worth sending once more."""
+        return self.auth is not None and bool(self.auth.renew(self))
+
     def resend_after(self, response: requests.Response, method: str, url: str, *, may_renew: bool) -> bool:
-        """Judge a response: ``True`` when a 401 renewed the credentials and the request
-        should be sent once more; raises the typed error for any other 4xx/5xx (closing
-        the response); ``False`` for a success."""
+        """Judge a response: `True` when a 401 renewed the credentials and the request
+        should be sent once more; raises the typed error for any other answer that is not
+        a success (closing the response); `False` for a success."""
         if response.status_code == 401 and may_renew and self.auth is not None:
             response.close()
-            if self.auth.renew(self):
+            if self.renew():
                 return True
-        if response.status_code >= 400:
-            try:
-                raise error_from_response(response, method, url)
-            finally:
-                response.close()
-        if 300 <= response.status_code < 400:
+        error = answer_error(
+            response.status_code, response.reason, response.headers, lambda: response.content, method, url
+        )
+        if error is not None:
             response.close()
-            raise redirect_error(response.status_code, response.headers.get("Location"), method, url)
-        if response.status_code < 200:  # http.client skips 100 only: a 102/103 ends up here
-            response.close()
-            raise InvalidResponse(
-                f"{response.status_code} {response.reason}: an interim answer, not a response ({method} {redact(url)})"
-            )
+            raise error
         return False
 
     # -- public to the package ---------------------------------------------------------
@@ -386,6 +387,6 @@ class HTTP:
 
 
 def _user_agent() -> str:
-    from . import __version__
+    from .. import __version__
 
     return f"cloudsync/{__version__} python-requests/{requests.__version__}"
