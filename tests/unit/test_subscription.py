@@ -273,9 +273,9 @@ def test_abandoned_connection_late_events_dropped() -> None:
     assert second_started.is_set()
     release.set()
     assert late_done.wait(2)
-    from cloudsync.subscription import _TIMEOUT
+    from cloudsync._delivery import TIMEOUT
 
-    assert sub._take(0.3) is _TIMEOUT  # the late change is never handed out
+    assert sub._delivery.take(0.3) is TIMEOUT  # the late change is never handed out
     sub.close()
     assert sub.stats.changes == 2
 
