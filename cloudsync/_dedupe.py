@@ -45,12 +45,9 @@ class DedupeWindow:
         """Whether `change` is not a replay; if not, it is remembered. A row that
         names no revision is never a replay."""
         revs = change.revs
-        if len(revs) > 1:
-            key = "\n".join(sorted(revs))  # a rev never contains a newline
-        else:
-            key = change.rev
-            if key is None:
-                return True
+        key = "\n".join(sorted(revs)) if len(revs) > 1 else change.rev  # a rev never contains a newline
+        if key is None:
+            return True
         doc_id = change.id
         young = self.young
         known = young.get(doc_id)
