@@ -119,7 +119,12 @@ class Delivery:
                 seq = item.seq
                 if seq is not None:
                     reader.position = seq
-                self.ledger.handed(item)
+                ledger = self.ledger
+                if ledger.manual:
+                    ledger.handed(item)
+                else:  # Ledger.handed, inlined: once per change of a drain
+                    ledger.outstanding += 1
+                    ledger.last_handed = item
                 self.delivered += 1
                 return item
             self._batch = _EMPTY

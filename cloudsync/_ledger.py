@@ -75,14 +75,23 @@ class Ledger:
                 self._pending.append([seq, True, None])
                 to_save = self._commit_acked()
             self._save(to_save)
-        elif not self.outstanding:
-            self._commit(seq, 1)
+        elif not self.outstanding:  # nothing handed out waits before it
+            self.outstanding = 1  # counts as one acknowledgement
+            self.acknowledge(seq)
 
     def acknowledge(self, position: Any) -> None:
-        """Automatic acks: every change handed out is acknowledged, up to `position`."""
+        """Automatic acks: every change handed out is acknowledged, up to `position`.
+        (Once per change of a drain: `_commit` inlined.)"""
         count, self.outstanding = self.outstanding, 0
         self.last_handed = None
-        self._commit(position, count)
+        if position is None or position == self.committed:
+            return
+        self.committed = position
+        if self.checkpoint is not None:
+            self._unsaved += count
+            if self._unsaved >= self.every:
+                self._unsaved = 0
+                self._save(position)
 
     def ack(self, change: Change, position: Any) -> None:
         """The application acknowledges `change`; `position` is the last one handed out."""
@@ -98,17 +107,6 @@ class Ledger:
                     break
             to_save = self._commit_acked()
         self._save(to_save)
-
-    def _commit(self, seq: Any, count: int) -> None:
-        if seq is None or seq == self.committed:
-            return
-        self.committed = seq
-        if self.checkpoint is None:
-            return
-        self._unsaved += count
-        if self._unsaved >= self.every:
-            self._unsaved = 0
-            self._save(seq)
 
     def _commit_acked(self) -> Any:
         """Pop the acknowledged prefix (`_pending_lock` held); return the seq to save,
