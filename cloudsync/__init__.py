@@ -1,6 +1,7 @@
 """cloudsync: a Python SDK for CouchDB-style document databases and their live change feeds."""
 
 import logging
+import warnings
 
 from ._retry import RetryPolicy
 from .auth import Auth, BasicAuth, BearerTokenAuth, CookieAuth
@@ -27,7 +28,7 @@ from .errors import (
     Unauthorized,
 )
 from .models import BulkResult, Change
-from .subscription import ReconnectPolicy, State, Subscription, SubscriptionStats
+from .subscription import ReconnectPolicy, Subscription, SubscriptionState, SubscriptionStats
 from .transports import (
     ChangesRequest,
     ContinuousTransport,
@@ -77,10 +78,10 @@ __all__ = [
     "RetryPolicy",
     "SSETransport",
     "ServerError",
-    "State",
     "StreamError",
     "Subscription",
     "SubscriptionError",
+    "SubscriptionState",
     "SubscriptionStats",
     "TLSError",
     "Transport",
@@ -91,3 +92,10 @@ __all__ = [
 ]
 
 logging.getLogger("cloudsync").addHandler(logging.NullHandler())
+
+
+def __getattr__(name: str) -> type:
+    if name == "State":  # the name before 0.2
+        warnings.warn("cloudsync.State is deprecated; use cloudsync.SubscriptionState", DeprecationWarning, stacklevel=2)
+        return SubscriptionState
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -20,23 +20,15 @@ from typing import Any
 
 from .models import Change
 
-__all__ = ["DedupeWindow", "revisions_key"]
-
-
-def revisions_key(change: Change) -> str | None:
-    """What identifies a row's revisions: its only rev, or all its revs joined in a
-    fixed order (a server may list a document's leaves in any order); ``None`` when the
-    row names no revision (never a duplicate)."""
-    revs = change.revs
-    if len(revs) > 1:
-        return "\n".join(sorted(revs))  # a rev never contains a newline
-    return change.rev
+__all__ = ["DedupeWindow"]
 
 
 class DedupeWindow:
-    """``id -> key`` in two generations. A document with several keys in the window
-    keeps them in a tuple, a set past eight: a busy document costs a hash lookup per
-    change, not a scan of its history."""
+    """`id -> key` in two generations, where a key names a row's revisions: its only
+    rev, or all its revs joined in a fixed order (a server may list a document's leaves
+    in any order). A document with several keys in the window keeps them in a tuple, a
+    set past eight: a busy document costs a hash lookup per change, not a scan of its
+    history."""
 
     __slots__ = ("old", "room", "size", "young")
 
@@ -49,18 +41,23 @@ class DedupeWindow:
         #: How many more pairs the young generation takes.
         self.room = size
 
-    def seen(self, doc_id: str, key: str) -> bool:
-        for generation in (self.young, self.old):
-            known = generation.get(doc_id)
-            if known is not None and (known == key if known.__class__ is str else key in known):
-                return True
-        return False
-
-    def remember(self, doc_id: str, key: str) -> None:
+    def first_time(self, change: Change) -> bool:
+        """Whether `change` is not a replay; if not, it is remembered. A row that
+        names no revision is never a replay."""
+        revs = change.revs
+        key = "\n".join(sorted(revs)) if len(revs) > 1 else change.rev  # a rev never contains a newline
+        if key is None:
+            return True
+        doc_id = change.id
         young = self.young
         known = young.get(doc_id)
+        if known is not None and _holds(known, key):
+            return False
+        earlier = self.old.get(doc_id)
+        if earlier is not None and _holds(earlier, key):
+            return False
         if known is None:
-            young[doc_id] = key
+            young[doc_id] = key  # the common case: a document not seen lately
         else:
             if known.__class__ is str:
                 young[doc_id] = (known, key)
@@ -70,9 +67,15 @@ class DedupeWindow:
                 known.add(key)
             self.room -= 1  # one more pair without one more key
         if len(young) >= self.room:
-            self.rotate()
+            self._rotate()
+        return True
 
-    def rotate(self) -> None:
+    def _rotate(self) -> None:
         """The young generation is full: it becomes the old one."""
         self.old, self.young = self.young, {}
         self.room = self.size
+
+
+def _holds(known: Any, key: str) -> bool:
+    """Whether a window entry (one key, or a tuple or set of them) holds `key`."""
+    return known == key if known.__class__ is str else key in known

@@ -1,14 +1,11 @@
-"""The subscription's reader: connections one after another, backoff, stall watchdog,
-and the bounded queue between it and the consumer.
+"""The subscription's reader: connections one after another, backoff, and the bounded
+queue between it and the consumer. Its stall watchdog lives in `_watchdog.py`.
 
-It holds no reference to the :class:`~cloudsync.Subscription` that owns it, so a
+It holds no reference to the [Subscription][cloudsync.Subscription] that owns it, so a
 subscription the application drops is collected, and its finalizer closes the reader.
 
-Generations: every connection attempt gets the next number (``gen``). Items queued by a
-generation below ``min_gen`` are dropped by the consumer, and such a generation may not
-queue more: the watchdog raises ``min_gen`` past a connection it found silent, and a
-reader thread that does not return from the abort is replaced by a new one (the old one
-exits when it sees a newer generation than its own).
+`generation` counts the connections the watchdog gave up on: what was queued in an older
+generation is dropped, and a reader thread of an older one may queue nothing more.
 """
 
 from __future__ import annotations
@@ -23,6 +20,8 @@ from collections.abc import Callable, Iterator
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
+from ._ledger import WARN_EVERY
+from ._watchdog import watch
 from .errors import CloudSyncError, RequestTimeout, SubscriptionError, caused_by
 from .transports import ChangesRequest, Transport
 
@@ -34,8 +33,8 @@ log = logging.getLogger("cloudsync.subscription")
 BATCH, ERROR = "batch", "error"
 
 
-class State(str, enum.Enum):
-    """Where a subscription is. ``str`` values, so ``sub.state == "streaming"`` works."""
+class SubscriptionState(str, enum.Enum):
+    """Where a subscription is. `str` values, so `sub.state == "streaming"` works."""
 
     IDLE = "idle"  # created, not iterated or started yet
     CONNECTING = "connecting"
@@ -44,14 +43,12 @@ class State(str, enum.Enum):
     CLOSED = "closed"
 
 
-#: Seconds between two WARNING lines about a subscription that keeps failing.
-WARN_EVERY = 30.0
 #: A clean end this soon after connecting, with nothing read, is not followed at once.
 QUICK_END = 1.0
 
 
 def wrap(exc: BaseException, what: str) -> CloudSyncError:
-    """``exc`` if it is a cloudsync error, else a :class:`SubscriptionError` caused by it."""
+    """`exc` if it is a cloudsync error, else a [SubscriptionError][cloudsync.SubscriptionError] caused by it."""
     if isinstance(exc, CloudSyncError):
         return exc
     wrapped = SubscriptionError(f"{what} failed: {type(exc).__name__}: {exc}")
@@ -71,7 +68,7 @@ class Reader:
         queue_size: int,
         stall_timeout: float,
         stats: SubscriptionStats,
-        on_state_change: Callable[[State, State], Any] | None,
+        on_state_change: Callable[[SubscriptionState, SubscriptionState], Any] | None,
     ) -> None:
         self.transport = transport
         self.template = template
@@ -80,7 +77,7 @@ class Reader:
         self.stall_timeout = stall_timeout
         self.stats = stats
         self.on_state_change = on_state_change
-        self.state: State = State.IDLE
+        self.state: SubscriptionState = SubscriptionState.IDLE
         self.cond = threading.Condition()
         self.closed = threading.Event()
         # (generation, BATCH, [items]) or (generation, ERROR, exception).
@@ -90,8 +87,9 @@ class Reader:
         self.queued = 0
         self.consumers_waiting = 0
         self.blocked = False  # waiting for queue room: not a stall
-        self.gen = 0
-        self.min_gen = 0
+        #: Connections the watchdog gave up on (see the module's docstring).
+        self.generation = 0
+        self.connected = False  # a connection is open: the watchdog may time it
         #: Seq of the last change delivered (the consumer keeps it): where a reconnect
         #: after a failure resumes.
         self.position: Any = None
@@ -107,8 +105,7 @@ class Reader:
     def start(self, position: Any) -> None:
         with self.cond:
             self.position = self.read_pos = position
-            self.gen += 1
-            gen = self.gen
+            gen = self.generation
         self._spawn(functools.partial(self._run, gen), "cloudsync-reader")
         self._spawn(self._watch, "cloudsync-watchdog")
 
@@ -120,7 +117,7 @@ class Reader:
             self.closed.set()
             self.cond.notify_all()
         self.transport.shutdown()  # for good: a connection being opened right now is refused too
-        self.set_state(State.CLOSED)
+        self.set_state(SubscriptionState.CLOSED)
         return True
 
     def join(self, deadline: float) -> None:
@@ -129,15 +126,20 @@ class Reader:
             if thread is not me and thread.is_alive():
                 thread.join(max(0.0, deadline - time.monotonic()))
 
+    def replace_abandoned(self, gen: int) -> None:
+        """A new reader thread for generation `gen`, which starts with a stall (the
+        thread it replaces did not return from the abort)."""
+        self._spawn(functools.partial(self._run, gen, True), "cloudsync-reader")
+
     def _spawn(self, target: Callable[[], None], name: str) -> None:
         thread = threading.Thread(target=target, name=name, daemon=True)
         self.threads = [t for t in self.threads if t.is_alive()] + [thread]
         thread.start()
 
-    def set_state(self, new: State) -> None:
+    def set_state(self, new: SubscriptionState) -> None:
         with self.cond:
             old = self.state
-            if old is new or old is State.CLOSED:
+            if old is new or old is SubscriptionState.CLOSED:
                 return
             self.state = new
         log.debug("state %s -> %s", old.value, new.value)
@@ -147,15 +149,23 @@ class Reader:
             except Exception:
                 log.exception("on_state_change raised")
 
+    def _watch(self) -> None:
+        try:
+            watch(self)
+        except BaseException as exc:  # e.g. no thread to replace an abandoned reader
+            with self.cond:
+                gen = self.generation
+            self.fail(gen, wrap(exc, "the subscription's watchdog"))
+
     # -- the reader thread ---------------------------------------------------------------
     def _run(self, gen: int, stalled: bool = False) -> None:
         try:
             self._connections(gen, stalled)
         except BaseException as exc:  # a bug of ours or a callback's: never die silently
-            self._fail(gen, wrap(exc, "the subscription's reader"))
+            self.fail(gen, wrap(exc, "the subscription's reader"))
 
     def _connections(self, gen: int, stalled: bool) -> None:
-        """Connections one after another. ``stalled``: this thread replaces one the
+        """Connections one after another. `stalled`: this thread replaces one the
         watchdog abandoned, so it starts with that failure (and its backoff)."""
         failures = 0
         failing_since = time.monotonic()
@@ -164,10 +174,11 @@ class Reader:
         while True:
             if error is None:
                 with self.cond:
-                    if self.closed.is_set() or gen != self.gen:
+                    if self.closed.is_set() or gen != self.generation:
                         return  # closed, or this thread was abandoned and replaced
                     since = self.read_pos
-                self.set_state(State.CONNECTING)
+                    self.connected = True
+                self.set_state(SubscriptionState.CONNECTING)
                 progressed = clean = False
                 self.stats.connections += 1
                 if failures:
@@ -185,23 +196,23 @@ class Reader:
                 except Exception as exc:  # classified below
                     error = exc
                 with self.cond:
+                    self.connected = False
                     if self.closed.is_set():
                         return
-                    retired = gen < self.min_gen
-                    if retired and gen == self.gen:
-                        self.gen += 1  # the watchdog retired this connection: carry on as the next one
-                        gen = self.gen
-                    elif gen != self.gen:
-                        return  # abandoned: a new reader thread took over
+                    retired = gen != self.generation
+                    if retired:
+                        if self.generation != gen + 1:
+                            return  # abandoned: a new reader thread took over
+                        # The watchdog retired this connection: carry on as the next
+                        # generation, which the watchdog then sees taken.
+                        self.generation += 1
+                        gen = self.generation
                 if retired:
                     error, clean = self._stall_error(error), False
                 if clean:
                     if failures:
                         self._recovered(failures)
                     failures = 0
-                    with self.cond:
-                        self.gen += 1
-                        gen = self.gen
                     # A feed that ends at once with nothing (a server refusing politely, a
                     # proxy's empty answer) is not asked again in a tight loop.
                     quick = not progressed and time.monotonic() - opened < QUICK_END
@@ -212,7 +223,7 @@ class Reader:
                     else:
                         log.debug("clean end (generation %d), reconnecting at once", gen)
                     continue
-                if error is None:  # the queue refused: closed or retired
+                if error is None:  # the queue refused: closed
                     continue
                 if progressed:
                     if failures:
@@ -226,18 +237,16 @@ class Reader:
             self.last_error = error
             if not error.retryable or self.reconnect.gives_up(failures, time.monotonic() - failing_since):
                 log.warning("subscription (%s) gave up after %d failure(s): %s", self.transport.name, failures, error)
-                self._fail(gen, error)
+                self.fail(gen, error)
                 return
             with self.cond:
                 # Resume from what the application has, not from what was read: what the
                 # broken connection queued is still delivered (complete and in order) and
                 # its replay is dropped by the dedupe window.
                 self.read_pos = self.position
-                self.gen += 1
-                gen = self.gen
             delay = self._delay(failures, error)
             self._warn(failures, delay, error)
-            self.set_state(State.BACKING_OFF)
+            self.set_state(SubscriptionState.BACKING_OFF)
             self._wait(delay, error)
             error = None
 
@@ -277,7 +286,7 @@ class Reader:
             self._last_warning = -WARN_EVERY
         self.last_error = None
 
-    def _fail(self, gen: int, error: BaseException) -> None:
+    def fail(self, gen: int, error: BaseException) -> None:
         """Hand a terminal error to the consumer."""
         self.last_error = error
         with self.cond:
@@ -321,7 +330,7 @@ class Reader:
         while start < count:
             with self.cond:
                 while True:
-                    if self.closed.is_set() or gen != self.gen or gen < self.min_gen:
+                    if self.closed.is_set() or gen != self.generation:
                         self.blocked = False
                         return False
                     room = self.queue_size - self.queued
@@ -340,57 +349,9 @@ class Reader:
                 self.queued += len(part)
                 if self.consumers_waiting:
                     self.cond.notify_all()
-        if self.state is not State.STREAMING:
-            self.set_state(State.STREAMING)
+        if self.state is not SubscriptionState.STREAMING:
+            self.set_state(SubscriptionState.STREAMING)
         return True
 
     def opened(self) -> None:
-        self.set_state(State.STREAMING)
-
-    # -- the watchdog thread -------------------------------------------------------------
-    def _watch(self) -> None:
-        try:
-            self._watch_connections()
-        except BaseException as exc:  # e.g. no thread to replace an abandoned reader
-            with self.cond:
-                gen = self.gen
-            self._fail(gen, wrap(exc, "the subscription's watchdog"))
-
-    def _watch_connections(self) -> None:
-        """No byte and no item for ``stall_timeout`` aborts the connection; a reader that does not
-        come back from the abort within a second is abandoned and replaced (by one that
-        backs off first, as after any stall)."""
-        interval = min(1.0, self.stall_timeout / 4)
-        mark: tuple[int, int, float] | None = None
-        while not self.closed.wait(interval):
-            with self.cond:
-                gen, state, blocked = self.gen, self.state, self.blocked
-            now = time.monotonic()
-            received = self.transport.bytes_received + self.items_read
-            if state not in (State.CONNECTING, State.STREAMING) or blocked:
-                mark = None
-                continue
-            if mark is None or mark[0] != gen or mark[1] != received:
-                mark = (gen, received, now)
-                continue
-            if now - mark[2] < self.stall_timeout:
-                continue
-            with self.cond:
-                if self.gen != gen or self.closed.is_set():
-                    continue
-                self.min_gen = gen + 1
-            self.stats.stalls += 1
-            log.debug("generation %d stalled (%.1fs without data): aborting", gen, now - mark[2])
-            self.transport.close()
-            mark = None
-            if self.closed.wait(1.0):
-                return
-            with self.cond:
-                if self.gen != gen or self.state is State.BACKING_OFF:
-                    continue  # the reader came back from the abort
-                # The transport did not unblock: abandon that reader and its generation.
-                self.gen += 1
-                new = self.gen
-                self.read_pos = self.position
-            log.debug("reader of generation %d did not return; abandoning it", gen)
-            self._spawn(functools.partial(self._run, new, True), "cloudsync-reader")
+        self.set_state(SubscriptionState.STREAMING)

@@ -11,7 +11,7 @@ from ._paths import db_path, validate_db_name
 from ._retry import RetryPolicy
 from .auth import Auth, BasicAuth
 from .database import Database
-from .errors import NotFound, PreconditionFailed
+from .errors import HTTPError, NotFound, PreconditionFailed, TLSError, TransportError
 
 __all__ = ["Client"]
 
@@ -83,11 +83,29 @@ class Client:
         return self._http.request("GET", "/")
 
     def up(self) -> bool:
-        """Whether the server answers ``GET /_up`` (or ``GET /``) with success."""
+        """Whether the server is up: it answers `GET /_up` (or `GET /`, where there is no
+        `/_up`) with success. Tried once, without retries: it says how the server is now.
+
+        Returns:
+            `True` on success; `False` when the server cannot be reached, does not answer
+            in time, or answers an error status (such as 503 in maintenance mode).
+
+        Raises:
+            TLSError: The server's certificate or the TLS handshake failed (a
+                configuration to fix, not a server that is down).
+            InvalidResponse: The answer was not a CouchDB-style one (a redirect, a body
+                that is not JSON): the URL leads somewhere else.
+        """
+        once = RetryPolicy.never()
         try:
-            self._http.request("GET", "/_up")
-        except NotFound:
-            self._http.request("GET", "/")
+            try:
+                self._http.request("GET", "/_up", retry=once)
+            except NotFound:
+                self._http.request("GET", "/", retry=once)
+        except TLSError:
+            raise
+        except (HTTPError, TransportError):
+            return False
         return True
 
     def uuids(self, count: int = 1) -> list[str]:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from . import _json
@@ -15,8 +15,11 @@ from .errors import Conflict, NotFound
 from .models import BulkResult
 
 if TYPE_CHECKING:
-    from ._retry import RetryPolicy
+    from ._reader import SubscriptionState
+    from ._retry import ReconnectPolicy, RetryPolicy
+    from .checkpoint import CheckpointStore
     from .subscription import Subscription
+    from .transports import Transport
 
 __all__ = ["Database"]
 
@@ -414,8 +417,45 @@ class Database:
         pool of its own: a subscription hands it to its transport."""
         return FeedEndpoint(self._http, self.path)
 
-    def subscribe(self, transport: Any = "longpoll", **options: Any) -> Subscription:
-        """Follow this database's changes; see :class:`~cloudsync.Subscription`."""
+    def subscribe(
+        self,
+        transport: str | Transport = "longpoll",
+        *,
+        since: Any = "now",
+        include_docs: bool = False,
+        selector: Mapping[str, Any] | None = None,
+        doc_ids: Sequence[str] | None = None,
+        filter: str | None = None,
+        query_params: Mapping[str, Any] | None = None,
+        checkpoint: CheckpointStore | None = None,
+        checkpoint_every: int = 1,
+        manual_ack: bool = False,
+        heartbeat: float = 10.0,
+        feed_timeout: float | None = 60.0,
+        stall_timeout: float | None = None,
+        stall_grace: float = 2.0,
+        connect_timeout: float = 10.0,
+        reconnect: ReconnectPolicy | None = None,
+        queue_size: int = 1000,
+        dedupe_window: int = 10_000,
+        on_state_change: Callable[[SubscriptionState, SubscriptionState], Any] | None = None,
+        transport_options: Mapping[str, Any] | None = None,
+    ) -> Subscription:
+        """Follow this database's changes: a [Subscription][cloudsync.Subscription],
+        whose constructor documents every option (a test keeps the two in step).
+
+        Returns:
+            The subscription, not started yet: iterate it, or call its `start()` or
+            `batches()`.
+        """
         from .subscription import Subscription
 
-        return Subscription(self, transport=transport, **options)
+        return Subscription(
+            self, transport, since=since, include_docs=include_docs, selector=selector,
+            doc_ids=doc_ids, filter=filter, query_params=query_params, checkpoint=checkpoint,
+            checkpoint_every=checkpoint_every, manual_ack=manual_ack, heartbeat=heartbeat,
+            feed_timeout=feed_timeout, stall_timeout=stall_timeout, stall_grace=stall_grace,
+            connect_timeout=connect_timeout, reconnect=reconnect, queue_size=queue_size,
+            dedupe_window=dedupe_window, on_state_change=on_state_change,
+            transport_options=transport_options,
+        )

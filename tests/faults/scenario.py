@@ -57,7 +57,7 @@ BLACKHOLES = (BLACKHOLE, BLACKHOLE_DEFAULT)
 #: asked of the server: short, so that silent half-open connections are cheap to inject.
 STALL_TIMEOUT = 1.0
 HEARTBEAT = 0.25
-RECONNECT = ReconnectPolicy(initial=0.01, max=0.2)
+RECONNECT = ReconnectPolicy(backoff=0.01, max_backoff=0.2)
 
 #: Faults per lane in the bounded (CI) run. Per transport they add up to 208 (210 for the
 #: WebSocket); pouchdb-server has no kill lane (its data is in memory) and more resets.

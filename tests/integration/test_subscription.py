@@ -20,7 +20,7 @@ from cloudsync.subscription import ReconnectPolicy, Subscription
 pytestmark = pytest.mark.integration
 
 TRANSPORTS = {"pouchdb": ("longpoll", "continuous"), "embedded": ("longpoll", "continuous", "sse", "websocket")}
-FAST = ReconnectPolicy(initial=0.05, max=0.5)
+FAST = ReconnectPolicy(backoff=0.05, max_backoff=0.5)
 
 
 def transport_options(name: str) -> dict:
@@ -127,7 +127,7 @@ from cloudsync.subscription import Subscription, ReconnectPolicy
 url, name, cp, out, transport = sys.argv[1:6]
 db = cloudsync.Client(url).database(name)
 with open(out, "a") as log, Subscription(db, transport, since=0, checkpoint=FileCheckpoint(cp),
-                                         heartbeat=1, reconnect=ReconnectPolicy(initial=0.05, max=0.5)) as sub:
+                                         heartbeat=1, reconnect=ReconnectPolicy(backoff=0.05, max_backoff=0.5)) as sub:
     for change in sub:
         log.write(change.id + "\n"); log.flush()
         time.sleep(0.002)  # a slow consumer, so the kill lands mid-stream

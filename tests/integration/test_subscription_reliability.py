@@ -13,7 +13,7 @@ import pytest
 
 import cloudsync
 from cloudsync.errors import NetworkError, SubscriptionError
-from cloudsync.subscription import ReconnectPolicy, State
+from cloudsync.subscription import ReconnectPolicy, SubscriptionState
 from cloudsync.transports import ContinuousTransport, LongPollTransport, SSETransport, WebSocketTransport
 
 pytestmark = pytest.mark.integration
@@ -21,7 +21,7 @@ pytestmark = pytest.mark.integration
 TRANSPORTS = {"pouchdb": ("longpoll", "continuous"), "embedded": ("longpoll", "continuous", "sse", "websocket")}
 CLASSES = {"longpoll": LongPollTransport, "continuous": ContinuousTransport, "sse": SSETransport,
            "websocket": WebSocketTransport}
-FAST = ReconnectPolicy(initial=0.05, max=0.2)
+FAST = ReconnectPolicy(backoff=0.05, max_backoff=0.2)
 LOSER = "1-" + "0" * 32  # sorts below any real revision: its branch loses
 
 
@@ -108,7 +108,7 @@ def test_unexpected_exception_in_a_transport_raises_typed(embedded_url, transpor
                 error = error_within(it)
                 assert isinstance(error, SubscriptionError)
                 assert isinstance(error.__cause__, RuntimeError)
-                assert sub.state is State.CLOSED
+                assert sub.state is SubscriptionState.CLOSED
         finally:
             client.delete_database(f"explode-{transport}", missing_ok=True)
 

@@ -59,7 +59,7 @@ def test_every_transport_refuses_an_unknown_certificate(tls, transport) -> None:
     """Each transport raises TLSError for the self-signed certificate, and the
     subscription gives up at once (not retryable)."""
     db = cloudsync.Client(tls.url).database("anything")
-    sub = db.subscribe(transport, since=0, reconnect=ReconnectPolicy(initial=0.01), transport_options=options(transport))
+    sub = db.subscribe(transport, since=0, reconnect=ReconnectPolicy(backoff=0.01), transport_options=options(transport))
     try:
         with pytest.raises(TLSError):
             next(iter(sub))

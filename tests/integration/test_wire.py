@@ -19,7 +19,7 @@ from tests.faults.proxy import FaultProxy
 
 pytestmark = pytest.mark.integration
 
-FAST = ReconnectPolicy(initial=0.01, max=0.05)
+FAST = ReconnectPolicy(backoff=0.01, max_backoff=0.05)
 _names = iter(range(1_000_000))
 
 

@@ -91,3 +91,27 @@ def test_errors_survive_pickling():
     copy = pickle.loads(pickle.dumps(error))
     assert (type(copy), copy.status, copy.reason, copy.retry_after, str(copy)) == (
         cloudsync.RateLimited, 429, "slow", 3.0, str(error))
+
+
+@responses.activate
+def test_up_is_false_for_an_error_status():
+    """A server answering /_up with an error status (503 in maintenance mode) is not up; tried once."""
+    responses.get("http://couch.test/_up", status=503, json={"status": "maintenance_mode"})
+    assert cloudsync.Client("http://couch.test").up() is False
+    assert len(responses.calls) == 1
+
+
+@responses.activate
+def test_up_asks_the_root_without_an_up_endpoint():
+    """A server without /_up (404) is up when it answers GET / with success."""
+    responses.get("http://couch.test/_up", status=404, json={"error": "not_found"})
+    responses.get("http://couch.test/", json={"couchdb": "Welcome"})
+    assert cloudsync.Client("http://couch.test").up() is True
+
+
+@responses.activate
+def test_up_raises_for_an_answer_that_is_not_a_couchdb_one():
+    """A redirect is not a server being down: up() raises InvalidResponse (the URL leads elsewhere)."""
+    responses.get("http://couch.test/_up", status=302, headers={"Location": "http://elsewhere.test/"})
+    with pytest.raises(cloudsync.InvalidResponse):
+        cloudsync.Client("http://couch.test").up()

@@ -21,7 +21,7 @@ from ._sockets import ScriptServer
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE = ROOT / "examples" / "custom_transport.py"
-FAST = ReconnectPolicy(initial=0.01, max=0.05)
+FAST = ReconnectPolicy(backoff=0.01, max_backoff=0.05)
 
 
 def load_example():

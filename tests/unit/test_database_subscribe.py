@@ -15,3 +15,14 @@ def test_subscribe_passes_transport_and_options():
         change = next(iter(sub))
     assert (change.seq, change.id, change.rev) == ("1-a", "x", "1-x")
     assert mock.requests[0].include_docs is True
+
+
+def test_subscribe_signature_is_the_subscriptions():
+    """db.subscribe() spells out every option of Subscription(), with the same names,
+    kinds, defaults and annotations, so an IDE completes them."""
+    import inspect
+
+    subscribe = list(inspect.signature(cloudsync.Database.subscribe).parameters.values())[1:]
+    constructor = list(inspect.signature(cloudsync.Subscription.__init__).parameters.values())[2:]
+    assert subscribe == constructor
+    assert all(p.kind is not inspect.Parameter.VAR_KEYWORD for p in subscribe)

@@ -84,13 +84,13 @@ def test_longpoll_redirect_is_an_error() -> None:
 @responses.activate
 def test_subscription_backs_off_on_a_redirecting_feed() -> None:
     """A feed that always redirects makes the subscription back off (and, with
-    max_errors, give up) instead of reconnecting in a tight loop."""
+    attempts, give up) instead of reconnecting in a tight loop."""
     responses.get("http://couch.test/db", json={"update_seq": 0})
     responses.get(URL, status=302, headers={"Location": "http://couch.test/login"})
     waits: list[float] = []
     client = cloudsync.Client("http://couch.test")
     sub = client.database("db").subscribe(
-        "sse", reconnect=ReconnectPolicy(sleep=waits.append, max_errors=3, random=lambda: 1.0)
+        "sse", reconnect=ReconnectPolicy(sleep=waits.append, attempts=4, random=lambda: 1.0)
     )
     with pytest.raises(InvalidResponse):
         next(iter(sub))

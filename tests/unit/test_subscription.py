@@ -9,7 +9,7 @@ import pytest
 
 from cloudsync.checkpoint import MemoryCheckpoint
 from cloudsync.errors import NetworkError, NotFound, RateLimited, ServerError, SubscriptionError
-from cloudsync.subscription import ReconnectPolicy, State, Subscription
+from cloudsync.subscription import ReconnectPolicy, Subscription, SubscriptionState
 from cloudsync.transports import (
     LastSeq,
     LongPollTransport,
@@ -39,7 +39,7 @@ class Sleeps:
 
 
 def fast_policy(**kw):
-    return ReconnectPolicy(initial=0.1, max=1.0, sleep=kw.pop("sleep", Sleeps()), random=lambda: 1.0, **kw)
+    return ReconnectPolicy(backoff=0.1, max_backoff=1.0, sleep=kw.pop("sleep", Sleeps()), random=lambda: 1.0, **kw)
 
 
 def test_iterates_changes_in_order() -> None:
@@ -105,7 +105,7 @@ def test_drop_resumes_from_last_delivered_seq() -> None:
     transport = script(first(), second())
     policy = fast_policy(sleep=lambda d: gate.wait(5))
     def states(old, new):
-        return backing_off.set() if new is State.BACKING_OFF else None
+        return backing_off.set() if new is SubscriptionState.BACKING_OFF else None
     with Subscription(FakeDB(), transport, since=0, reconnect=policy, on_state_change=states) as sub:
         it = iter(sub)
         assert next(it).seq == 1
@@ -153,13 +153,13 @@ def test_terminal_error_raises_from_iterator(error, raised) -> None:
     with pytest.raises(raised) as caught:
         next(it)
     assert caught.value is error or caught.value.__cause__ is error
-    assert sub.state is State.CLOSED and sleeps.delays == [] and len(transport.requests) == 1
+    assert sub.state is SubscriptionState.CLOSED and sleeps.delays == [] and len(transport.requests) == 1
 
 
-def test_transient_errors_retried_until_max_errors() -> None:
-    """429/5xx/network errors are retried; more than max_errors in a row raises the last."""
+def test_transient_errors_retried_until_attempts_run_out() -> None:
+    """429/5xx/network errors are retried; the last of `attempts` failures in a row is raised."""
     transport = script([ServerError(503)], [NetworkError("a")], [ServerError(500)])
-    sub = Subscription(FakeDB(), transport, since=0, reconnect=fast_policy(max_errors=2))
+    sub = Subscription(FakeDB(), transport, since=0, reconnect=fast_policy(attempts=3))
     with pytest.raises(ServerError):
         next(iter(sub))
     assert len(transport.requests) == 3
@@ -190,8 +190,8 @@ def test_close_during_backoff_returns_promptly() -> None:
     transport = script([NetworkError("x")])
     sub = Subscription(
         FakeDB(), transport, since=0,
-        reconnect=ReconnectPolicy(initial=60, max=60, random=lambda: 1.0),
-        on_state_change=lambda old, new: backing_off.set() if new is State.BACKING_OFF else None,
+        reconnect=ReconnectPolicy(backoff=60, max_backoff=60, random=lambda: 1.0),
+        on_state_change=lambda old, new: backing_off.set() if new is SubscriptionState.BACKING_OFF else None,
     )
     result = []
     reader = threading.Thread(target=lambda: result.extend(sub), daemon=True)
@@ -209,7 +209,7 @@ def test_close_from_another_thread_mid_read() -> None:
     streaming = threading.Event()
     transport = script([])  # second connection blocks until the transport is closed
     sub = Subscription(FakeDB(), transport, since=0,
-                       on_state_change=lambda o, n: streaming.set() if n is State.STREAMING and len(transport.requests) > 1 else None)
+                       on_state_change=lambda o, n: streaming.set() if n is SubscriptionState.STREAMING and len(transport.requests) > 1 else None)
     consumer = threading.Thread(target=lambda: list(sub), daemon=True)
     consumer.start()
     assert streaming.wait(2)
@@ -273,9 +273,9 @@ def test_abandoned_connection_late_events_dropped() -> None:
     assert second_started.is_set()
     release.set()
     assert late_done.wait(2)
-    from cloudsync.subscription import _TIMEOUT
+    from cloudsync._delivery import TIMEOUT
 
-    assert sub._take(0.3) is _TIMEOUT  # the late change is never handed out
+    assert sub._delivery.take(0.3) is TIMEOUT  # the late change is never handed out
     sub.close()
     assert sub.stats.changes == 2
 
@@ -300,7 +300,7 @@ def test_resolved_start_saved_before_first_change() -> None:
     streaming = threading.Event()
     transport = script([])
     sub = Subscription(FakeDB(update_seq=42), transport, checkpoint=store,
-                       on_state_change=lambda o, n: streaming.set() if n is State.STREAMING else None)
+                       on_state_change=lambda o, n: streaming.set() if n is SubscriptionState.STREAMING else None)
     threading.Thread(target=lambda: list(sub), daemon=True).start()
     assert streaming.wait(2)
     assert store.load() == 42
@@ -388,9 +388,9 @@ def test_callback_mode_terminal_error_to_on_error() -> None:
     assert done.wait(2)
     assert isinstance(errors[0], NotFound)
     deadline = time.monotonic() + 1
-    while sub.state is not State.CLOSED and time.monotonic() < deadline:
+    while sub.state is not SubscriptionState.CLOSED and time.monotonic() < deadline:
         time.sleep(0.01)
-    assert sub.state is State.CLOSED
+    assert sub.state is SubscriptionState.CLOSED
 
 
 def test_batches() -> None:
@@ -411,7 +411,7 @@ def test_state_changes_reported() -> None:
     transport = script([c(1)])
     with Subscription(FakeDB(), transport, since=0, on_state_change=lambda o, n: states.append(n)) as sub:
         take(sub, 1)
-    assert states[0] is State.CONNECTING and State.STREAMING in states and states[-1] is State.CLOSED
+    assert states[0] is SubscriptionState.CONNECTING and SubscriptionState.STREAMING in states and states[-1] is SubscriptionState.CLOSED
 
 
 def test_request_carries_filters() -> None:

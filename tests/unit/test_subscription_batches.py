@@ -160,7 +160,7 @@ class Refused(Transport):
 def test_refused_connection_probes_and_reconnects_when_reachable() -> None:
     """After a refused connection the 30 s backoff ends as soon as a probe connects."""
     transport = Refused([False, False, True])
-    policy = ReconnectPolicy(initial=30, max=30, random=lambda: 0.99, probe_interval=0.01)
+    policy = ReconnectPolicy(backoff=30, max_backoff=30, random=lambda: 0.99, probe_interval=0.01)
     sub = Subscription(InfoDB(), transport, since=0, reconnect=policy)
     sub._ensure_started()
     try:
@@ -181,7 +181,7 @@ def test_other_failures_do_not_probe() -> None:
 
     transport = Reset([])
     entered = threading.Event()
-    policy = ReconnectPolicy(initial=30, max=30, random=lambda: 0.99, probe_interval=0.01)
+    policy = ReconnectPolicy(backoff=30, max_backoff=30, random=lambda: 0.99, probe_interval=0.01)
     sub = Subscription(InfoDB(), transport, since=0, reconnect=policy,
                        on_state_change=lambda old, new: entered.set() if new == "backing_off" else None)
     sub._ensure_started()

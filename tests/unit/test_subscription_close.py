@@ -261,7 +261,7 @@ def test_close_is_bounded_while_the_consumer_is_stuck_saving(hung_server: str) -
 
 def test_dropped_subscription_stops_its_threads() -> None:
     """A subscription with no reference left is collected and its threads end."""
-    sub = Subscription(InfoDB(), endless(), since=0, reconnect=ReconnectPolicy(initial=0.01))
+    sub = Subscription(InfoDB(), endless(), since=0, reconnect=ReconnectPolicy(backoff=0.01))
     it = iter(sub)
     next(it)
     threads = list(sub._threads)

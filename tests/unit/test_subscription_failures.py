@@ -13,7 +13,7 @@ import pytest
 from cloudsync.checkpoint import MemoryCheckpoint
 from cloudsync.errors import NetworkError, RateLimited, ServerError, SubscriptionError
 from cloudsync.models import Change
-from cloudsync.subscription import ReconnectPolicy, State, Subscription
+from cloudsync.subscription import ReconnectPolicy, Subscription, SubscriptionState
 from cloudsync.transports import MockTransport
 
 from ._feed_helpers import InfoDB, c, script
@@ -21,7 +21,7 @@ from ._feed_helpers import InfoDB, c, script
 
 def quick() -> ReconnectPolicy:
     """The real (interruptible) backoff wait, with short delays."""
-    return ReconnectPolicy(initial=0.01, max=0.02)
+    return ReconnectPolicy(backoff=0.01, max_backoff=0.02)
 
 
 def leaf(seq, doc_id, *revs, deleted=False) -> Change:
@@ -62,7 +62,7 @@ def test_retry_after_is_a_floor_for_the_backoff() -> None:
 def test_retry_after_is_capped_by_max_retry_after() -> None:
     """A hint longer than max_retry_after waits only max_retry_after."""
     delays: list[float] = []
-    policy = ReconnectPolicy(initial=0.01, max=0.02, max_retry_after=2.0, sleep=delays.append)
+    policy = ReconnectPolicy(backoff=0.01, max_backoff=0.02, max_retry_after=2.0, sleep=delays.append)
     transport = script([RateLimited(429, retry_after=3600)], [c(1)])
     with Subscription(InfoDB(), transport, since=0, reconnect=policy) as sub:
         next(iter(sub))
@@ -80,7 +80,7 @@ def test_unexpected_exception_raises_subscription_error() -> None:
     with pytest.raises(SubscriptionError) as caught:
         next(it)
     assert caught.value.__cause__ is bug
-    assert sub.state is State.CLOSED and sub.last_error is caught.value
+    assert sub.state is SubscriptionState.CLOSED and sub.last_error is caught.value
 
 
 def test_callback_mode_reports_an_unexpected_exception() -> None:
@@ -113,7 +113,7 @@ def test_repeated_failures_warn_once_per_interval(caplog: pytest.LogCaptureFixtu
     try:
         assert failing.wait(5)
         assert isinstance(sub.last_error, NetworkError)
-        assert sub.state in (State.BACKING_OFF, State.CONNECTING)
+        assert sub.state in (SubscriptionState.BACKING_OFF, SubscriptionState.CONNECTING)
     finally:
         sub.close()
     warnings = [r for r in caplog.records if r.levelno == logging.WARNING and "failed" in r.getMessage()]
@@ -131,10 +131,10 @@ def test_recovery_clears_last_error() -> None:
         assert sub.last_error is None
 
 
-def test_max_errors_gives_up_with_the_last_error() -> None:
+def test_attempts_give_up_with_the_last_error() -> None:
     """A bounded policy raises the last error once it is exhausted."""
     transport = script(*[[NetworkError(f"fail {n}")] for n in range(10)])
-    policy = ReconnectPolicy(initial=0.001, max=0.002, max_errors=3)
+    policy = ReconnectPolicy(backoff=0.001, max_backoff=0.002, attempts=4)
     sub = Subscription(InfoDB(), transport, since=0, reconnect=policy)
     with pytest.raises(NetworkError, match="fail 3"):
         next(iter(sub))

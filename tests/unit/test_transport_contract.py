@@ -14,7 +14,7 @@ from cloudsync.transports import ChangesRequest, FeedConnection, LastSeq, Transp
 
 from ._feed_helpers import URL, FakeDB, InfoDB, bound, c, take
 
-FAST = ReconnectPolicy(initial=0.01, max=0.05)
+FAST = ReconnectPolicy(backoff=0.01, max_backoff=0.05)
 
 
 class OnlyStream(Transport):
