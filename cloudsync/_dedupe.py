@@ -67,10 +67,10 @@ class DedupeWindow:
                 known.add(key)
             self.room -= 1  # one more pair without one more key
         if len(young) >= self.room:
-            self._rotate()
+            self.rotate()
         return True
 
-    def _rotate(self) -> None:
+    def rotate(self) -> None:
         """The young generation is full: it becomes the old one."""
         self.old, self.young = self.young, {}
         self.room = self.size

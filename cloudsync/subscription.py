@@ -223,7 +223,9 @@ class Subscription:
         self.close()
 
     def __iter__(self) -> Iterator[Change]:
-        return self
+        if not self._started:
+            self._ensure_started()
+        return self._delivery
 
     def __next__(self) -> Change:
         if not self._started:
