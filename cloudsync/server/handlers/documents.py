@@ -13,6 +13,8 @@ from ..http import allow, json_response, raw_json_response, read_json, rev_heade
 from ..params import bool_param
 from ..state import ServerState
 from ..storage import Database, RowError, Tx, check_doc_id
+from ..storage import attachments as stored_attachments
+from . import attachments
 
 __all__ = ["DocumentHandlers"]
 
@@ -26,7 +28,7 @@ class DocumentHandlers:
     async def document(self, request: web.Request, db: Database, doc_id: str) -> web.Response:
         method = request.method
         if method in ("GET", "HEAD"):
-            return self._get_doc(request, db, doc_id)
+            return await self._get_doc(request, db, doc_id)
         if method == "PUT":
             try:
                 check_doc_id(doc_id)
@@ -58,7 +60,7 @@ class DocumentHandlers:
             return json_response(result, 200, {"ETag": f'"{result["rev"]}"'})
         raise CouchError(405, "method_not_allowed", "Only DELETE,GET,HEAD,PUT allowed")
 
-    def _get_doc(self, request: web.Request, db: Database, doc_id: str) -> web.Response:
+    async def _get_doc(self, request: web.Request, db: Database, doc_id: str) -> web.Response:
         if doc_id.startswith("_local/"):
             body = db.get_local(doc_id)
             if body is None:
@@ -88,6 +90,10 @@ class DocumentHandlers:
             dead = db.conflicts(doc_id, deleted=True)
             if dead:
                 extra["_deleted_conflicts"] = dead
+        if attachments.wants_data(request.query):
+            stubbed, depth = body, self.state.config.max_json_depth
+            body = await self.state.off_loop(
+                lambda: attachments.with_data(db, stubbed, rev, revs, request.query, depth))
         if extra:
             body = body[:-1] + b"," + dumps(extra)[1:]
         return raw_json_response(body, headers={"ETag": f'"{rev}"'})
@@ -124,6 +130,7 @@ class DocumentHandlers:
         if not isinstance(items, list):
             raise bad_request("Missing JSON list of 'docs'.")
         revs = bool_param(request.query, "revs")
+        inline = bool_param(request.query, "attachments")
 
         def lookup() -> bytes:
             conn = db.query_conn()
@@ -150,6 +157,9 @@ class DocumentHandlers:
                             doc = loads(body_bytes)
                     if doc is not None and revs:
                         doc["_revisions"] = {"start": int(rev.partition("-")[0]), "ids": history}
+                    if doc is not None and (inline or "atts_since" in item):
+                        stored_attachments.with_data(doc, conn, since=attachments.known_generation(
+                            item.get("atts_since"), rev, history))
                 if doc is None:
                     entry: dict[str, Any] = {"error": {"id": doc_id, "rev": rev or "undefined",
                                                        "error": "not_found", "reason": "missing"}}
