@@ -3,6 +3,7 @@ inline base64 content of ``attachments=true`` / ``atts_since`` reads."""
 
 from __future__ import annotations
 
+import functools
 import re
 import tempfile
 from collections.abc import Mapping
@@ -84,11 +85,13 @@ class AttachmentHandlers:
         await response.prepare(request)
         if request.method == "HEAD":
             return response
+        def read(at: int, upto: int) -> bytes:
+            return b"".join(stored.read_range(db.query_conn(), digest, at, upto))
+
         at = start
         while at < end:
             upto = min(end, (at // stored.CHUNK + 1) * stored.CHUNK)
-            piece = await self.state.off_loop(
-                lambda at=at, upto=upto: b"".join(stored.read_range(db.query_conn(), digest, at, upto)))
+            piece = await self.state.off_loop(functools.partial(read, at, upto))
             if len(piece) != upto - at:
                 # The content was deleted (its document changed) while it was being sent:
                 # end the answer short, which the client sees as a broken transfer.

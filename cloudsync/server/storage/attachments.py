@@ -191,8 +191,9 @@ def _resolve_stub(conn: sqlite3.Connection, name: str, entry: dict[str, Any], pa
     if replicated and isinstance(digest, str):
         length = blob_length(conn, digest)
         if length is not None:
-            revpos = entry.get("revpos") if isinstance(entry.get("revpos"), int) else 1
-            return _stub(entry.get("content_type") or DEFAULT_TYPE, (digest, length), revpos)
+            revpos = entry.get("revpos")
+            return _stub(entry.get("content_type") or DEFAULT_TYPE, (digest, length),
+                         revpos if isinstance(revpos, int) else 1)
     raise RowError("missing_stub", f"Invalid attachment stub in {name}: the server does not have it")
 
 

@@ -77,10 +77,12 @@ class Tx:
         self.design_changed = False
 
     @overload
-    def put_doc(self, doc: Any, *, new_edits: Literal[True] = ...) -> dict[str, Any]: ...
+    def put_doc(self, doc: Any, *, new_edits: Literal[True] = ...,
+                blobs: dict[str, attachments.Blob] | None = ...) -> dict[str, Any]: ...
 
     @overload
-    def put_doc(self, doc: Any, *, new_edits: bool) -> dict[str, Any] | None: ...
+    def put_doc(self, doc: Any, *, new_edits: bool,
+                blobs: dict[str, attachments.Blob] | None = ...) -> dict[str, Any] | None: ...
 
     def put_doc(self, doc: Any, *, new_edits: bool = True,
                 blobs: dict[str, attachments.Blob] | None = None) -> dict[str, Any] | None:
