@@ -4,6 +4,8 @@ _bulk_docs (inline, stubs, new_edits=false), _bulk_get, and content stored once.
 from __future__ import annotations
 
 import base64
+import email
+import json
 import hashlib
 import os
 import sqlite3
@@ -294,3 +296,45 @@ def test_large_binary_round_trip(db, http):
     assert hashlib.md5(http.get(db + "/doc/big.bin").content).digest() == hashlib.md5(data).digest()
     r = http.get(db + "/doc/big.bin", headers={"Range": "bytes=262100-262200"})
     assert r.content == data[262100:262201]
+
+
+# -- multipart/related -------------------------------------------------------------------------
+
+
+def _multipart(doc: dict, contents: list[tuple[str, bytes]]) -> tuple[bytes, str]:
+    boundary = "xyzzy"
+    body = b"--xyzzy\r\nContent-Type: application/json\r\n\r\n" + json.dumps(doc).encode()
+    for name, data in contents:
+        body += (f'\r\n--xyzzy\r\nContent-Disposition: attachment; filename="{name}"\r\n'
+                 f"Content-Type: text/plain\r\n\r\n").encode() + data
+    return body + b"\r\n--xyzzy--", f'multipart/related; boundary="{boundary}"'
+
+
+def test_put_multipart_related_stores_the_parts(db, http):
+    """PUT /db/doc as multipart/related stores the attachments that follow the JSON."""
+    body, ctype = _multipart({"n": 1, "_attachments": {
+        "a.txt": {"follows": True, "content_type": "text/plain", "length": 3},
+        "b.txt": {"follows": True, "content_type": "text/plain", "length": 2}}}, [("a.txt", b"aaa"), ("b.txt", b"bb")])
+    r = http.put(db + "/doc", data=body, headers={"Content-Type": ctype})
+    assert r.status_code == 201, r.text
+    assert http.get(db + "/doc/a.txt").content == b"aaa" and http.get(db + "/doc/b.txt").content == b"bb"
+
+
+def test_put_multipart_missing_part_is_400(db, http):
+    """A multipart/related write without the content of a following attachment is 400."""
+    body, ctype = _multipart({"_attachments": {"a.txt": {"follows": True}}}, [])
+    r = http.put(db + "/doc", data=body, headers={"Content-Type": ctype})
+    assert r.status_code == 400
+
+
+def test_get_multipart_related_when_accepted(db, http):
+    """GET doc?attachments=true with Accept: multipart/related answers the JSON with
+    "follows" stubs, then each attachment as a part."""
+    put_att(http, db, "doc/a.txt", b"hello")
+    r = http.get(db + "/doc", params={"attachments": "true"}, headers={"Accept": "multipart/related"})
+    assert r.headers["Content-Type"].startswith("multipart/related")
+    message = email.message_from_bytes(b"Content-Type: " + r.headers["Content-Type"].encode() + b"\r\n\r\n"
+                                       + r.content)
+    json_part, att_part = message.get_payload()
+    assert json.loads(json_part.get_payload())["_attachments"]["a.txt"]["follows"] is True
+    assert att_part.get_payload(decode=True) == b"hello"

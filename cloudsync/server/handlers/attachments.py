@@ -4,23 +4,27 @@ inline base64 content of ``attachments=true`` / ``atts_since`` reads."""
 from __future__ import annotations
 
 import functools
+import hashlib
 import re
 import tempfile
-from collections.abc import Mapping
-from typing import Any
+import uuid
+from collections.abc import AsyncIterator, Callable, Mapping
+from typing import IO, Any
 
-from aiohttp import web
+from aiohttp import BodyPartReader, web
 
 from ..._json import dumps, loads
 from .. import changes
 from ..errors import CouchError, bad_request, not_found
-from ..http import json_response, rev_header, spool_body
+from ..http import json_response, raw_json_response, rev_header, spool_body, too_large
+from ..limits import parse_json
 from ..params import bool_param, json_param
 from ..state import ServerState
 from ..storage import Database, RowError, check_doc_id
 from ..storage import attachments as stored
 
-__all__ = ["AttachmentHandlers", "known_generation", "wants_data", "with_data"]
+__all__ = ["AttachmentHandlers", "document_with_data", "known_generation", "multipart_related", "read_multipart",
+           "wants_data", "wants_multipart"]
 
 _RANGE = re.compile(r"^bytes=(\d*)-(\d*)$")
 
@@ -160,16 +164,97 @@ def known_generation(atts_since: Any, rev: str, history: list[str]) -> int:
     return max(known, default=0)
 
 
-def with_data(db: Database, body: bytes, rev: str, history: list[str], query: Mapping[str, Any],
-              depth: int) -> bytes:
-    """`body` (a stored revision) with its attachment content inline as base64, past
-    ``atts_since`` when given (on a query thread).
+# -- multipart/related ------------------------------------------------------------------------
 
-    ``att_encoding_info=true`` adds nothing: content is stored as sent, never encoded.
-    """
-    if b'"_attachments"' not in body:
-        return body
-    since = known_generation(json_param(query, "atts_since", depth=depth), rev, history)
-    doc = loads(body)
-    stored.with_data(doc, db.query_conn(), since=since)
-    return dumps(doc)
+
+def wants_multipart(request: web.Request) -> bool:
+    """Whether a document read asks for ``multipart/related`` (CouchDB's replicator does,
+    for documents with attachments)."""
+    return "multipart/related" in request.headers.get("Accept", "")
+
+
+def multipart_related(doc: dict[str, Any], conn: Any, *, since: int = 0) -> tuple[str, bytes]:
+    """`doc` as CouchDB's ``multipart/related`` body: its JSON (attachments past `since`
+    marked ``"follows": true``) then one part per such attachment, in the order of the
+    JSON. Returns the ``Content-Type`` (with its boundary) and the body; callers building
+    ``multipart/mixed`` answers (``open_revs``) embed one of these per revision."""
+    boundary = uuid.uuid4().hex
+    follows = []
+    for name, stub in (doc.get("_attachments") or {}).items():
+        if isinstance(stub, dict) and stub.get("stub") and stub.get("revpos", 0) > since:
+            del stub["stub"]
+            stub["follows"] = True
+            follows.append((name, stub))
+    parts = [b"--" + boundary.encode() + b"\r\nContent-Type: application/json\r\n\r\n" + dumps(doc)]
+    for name, stub in follows:
+        head = (f'Content-Disposition: attachment; filename={dumps(name).decode()}\r\n'
+                f'Content-Type: {stub.get("content_type") or stored.DEFAULT_TYPE}\r\n'
+                f'Content-Length: {stub["length"]}\r\n\r\n').encode()
+        parts.append(b"\r\n--" + boundary.encode() + b"\r\n" + head + stored.read_blob(conn, stub["digest"]))
+    parts.append(b"\r\n--" + boundary.encode() + b"--")
+    return f'multipart/related; boundary="{boundary}"', b"".join(parts)
+
+
+async def document_with_data(state: ServerState, request: web.Request, db: Database, body: bytes, rev: str,
+                             history: list[str]) -> web.Response:
+    """The answer to a document read with ``attachments=true`` or ``atts_since``: JSON
+    with base64 content, or ``multipart/related`` when the client accepts it."""
+    depth = state.config.max_json_depth
+    since = known_generation(json_param(request.query, "atts_since", depth=depth), rev, history)
+    headers = {"ETag": f'"{rev}"'}
+    if wants_multipart(request) and b'"_attachments"' in body:
+        content_type, data = await state.off_loop(lambda: multipart_related(loads(body), db.query_conn(),
+                                                                            since=since))
+        return web.Response(body=data, headers={**headers, "Content-Type": content_type})
+
+    def inline() -> bytes:
+        if b'"_attachments"' not in body:
+            return body
+        doc = loads(body)
+        stored.with_data(doc, db.query_conn(), since=since)
+        return dumps(doc)
+
+    return raw_json_response(await state.off_loop(inline), headers=headers)
+
+
+async def read_multipart(request: web.Request, spool: Callable[[], IO[bytes]], max_json: int, max_size: int,
+                         depth: int) -> tuple[dict[str, Any], dict[str, tuple[IO[bytes], stored.Blob]]]:
+    """A ``multipart/related`` document write: the JSON of its first part and, for each
+    attachment marked ``"follows": true``, its content spooled to a file from `spool`
+    (parts are matched by ``Content-Disposition`` file name, else in the order of the JSON)."""
+    reader = await request.multipart()
+    first = await reader.next()
+    if not isinstance(first, BodyPartReader):
+        raise bad_request("multipart/related body without a JSON part")
+    doc = parse_json(b"".join([chunk async for chunk in _part_chunks(first, max_json)]), depth)
+    if not isinstance(doc, dict):
+        raise bad_request("Request body must be a JSON object")
+    atts = doc.get("_attachments")
+    waiting = [name for name, att in atts.items() if isinstance(att, dict) and att.get("follows") is True] \
+        if isinstance(atts, dict) else []
+    files: dict[str, tuple[IO[bytes], stored.Blob]] = {}
+    while (part := await reader.next()) is not None:
+        if not isinstance(part, BodyPartReader) or not waiting:
+            raise bad_request("multipart/related body with more parts than attachments that follow")
+        name = part.filename if part.filename is not None and part.filename in waiting else waiting[0]
+        waiting.remove(name)
+        file = spool()
+        md5, size = hashlib.md5(), 0
+        async for chunk in _part_chunks(part, max_size):
+            md5.update(chunk)
+            file.write(chunk)
+            size += len(chunk)
+        files[name] = file, (stored.digest_of(md5), size)
+    if waiting:
+        raise bad_request(f"multipart/related body is missing the content of {waiting[0]}")
+    return doc, files
+
+
+async def _part_chunks(part: BodyPartReader, cap: int) -> AsyncIterator[bytes]:
+    """The content of one part as it arrives, at most `cap` bytes (413 beyond)."""
+    size = 0
+    while chunk := await part.read_chunk():
+        size += len(chunk)
+        if size > cap:
+            raise too_large()
+        yield chunk

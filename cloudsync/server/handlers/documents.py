@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Any
+import contextlib
+import tempfile
+from typing import IO, Any
 
 from aiohttp import web
 
@@ -34,6 +36,8 @@ class DocumentHandlers:
                 check_doc_id(doc_id)
             except RowError as exc:
                 raise CouchError(400, exc.error, exc.reason) from None
+            if request.content_type == "multipart/related":
+                return await self._put_multipart(request, db, doc_id)
             doc = await read_json(request, strict_type=False)
             rev = request.query.get("rev") or rev_header(request)
             if rev is not None:
@@ -59,6 +63,26 @@ class DocumentHandlers:
             result = await db.write(lambda tx: tx.put_doc(tomb))
             return json_response(result, 200, {"ETag": f'"{result["rev"]}"'})
         raise CouchError(405, "method_not_allowed", "Only DELETE,GET,HEAD,PUT allowed")
+
+    async def _put_multipart(self, request: web.Request, db: Database, doc_id: str) -> web.Response:
+        """``PUT /db/doc`` with ``multipart/related``: the JSON, then attachment contents."""
+        config = self.state.config
+        with contextlib.ExitStack() as files:
+            def spool() -> IO[bytes]:
+                return files.enter_context(tempfile.TemporaryFile(dir=db.storage.data_dir, prefix="upload-"))
+
+            doc, contents = await attachments.read_multipart(request, spool, config.max_body,
+                                                             config.max_attachment_size, config.max_json_depth)
+            doc["_id"] = doc_id
+            rev = request.query.get("rev") or rev_header(request)
+            if rev is not None:
+                doc.setdefault("_rev", rev)
+            new_edits = bool_param(request.query, "new_edits", True)
+            result = await db.write(
+                lambda tx: stored_attachments.put_with_files(tx, doc, contents, new_edits=new_edits))
+        if result is None:
+            result = {"ok": True, "id": doc_id, "rev": doc.get("_rev")}
+        return json_response(result, 201, {"ETag": f'"{result["rev"]}"'})
 
     async def _get_doc(self, request: web.Request, db: Database, doc_id: str) -> web.Response:
         if doc_id.startswith("_local/"):
@@ -90,12 +114,10 @@ class DocumentHandlers:
             dead = db.conflicts(doc_id, deleted=True)
             if dead:
                 extra["_deleted_conflicts"] = dead
-        if attachments.wants_data(request.query):
-            stubbed, depth = body, self.state.config.max_json_depth
-            body = await self.state.off_loop(
-                lambda: attachments.with_data(db, stubbed, rev, revs, request.query, depth))
         if extra:
             body = body[:-1] + b"," + dumps(extra)[1:]
+        if attachments.wants_data(request.query):
+            return await attachments.document_with_data(self.state, request, db, body, rev, revs)
         return raw_json_response(body, headers={"ETag": f'"{rev}"'})
 
     async def bulk_docs(self, request: web.Request, db: Database) -> web.Response:

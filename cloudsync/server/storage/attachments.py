@@ -32,7 +32,7 @@ if TYPE_CHECKING:
     from .tx import Tx
 
 __all__ = ["CHUNK", "DEFAULT_TYPE", "SCHEMA", "Blob", "blob_length", "delete_one", "digest_of", "make_stubs",
-           "put_one", "read_blob", "read_range", "store_bytes", "store_file", "stubs_of", "sync_refs", "with_data"]
+           "put_one", "put_with_files", "read_blob", "read_range", "store_bytes", "store_file", "stubs_of", "sync_refs", "with_data"]
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS att_blobs (digest TEXT PRIMARY KEY, length INTEGER NOT NULL);
@@ -243,13 +243,24 @@ def _leaf_doc(conn: sqlite3.Connection, doc_id: str, rev: str | None) -> dict[st
     return doc
 
 
+def put_with_files(tx: Tx, doc: dict[str, Any], files: dict[str, tuple[IO[bytes], Blob]], *,
+                   new_edits: bool = True) -> dict[str, Any] | None:
+    """Write `doc`, whose ``"follows": true`` attachments have their content spooled in
+    `files` (by name), and store that content once the revision is written."""
+    result = tx.put_doc(doc, new_edits=new_edits, blobs={name: blob for name, (_, blob) in files.items()})
+    if result is not None:
+        for file, blob in files.values():
+            store_file(tx.conn, file, blob)
+    return result
+
+
 def put_one(tx: Tx, doc_id: str, name: str, rev: str | None, content_type: str, file: IO[bytes],
             blob: Blob) -> dict[str, Any]:
     """Add or replace attachment `name` of revision `rev` with the content spooled in `file`."""
     doc = _leaf_doc(tx.conn, doc_id, rev)
     doc.setdefault("_attachments", {})[name] = {"content_type": content_type, "follows": True}
-    result = tx.put_doc(doc, blobs={name: blob})
-    store_file(tx.conn, file, blob)
+    result = put_with_files(tx, doc, {name: (file, blob)})
+    assert result is not None  # a new edit always makes a revision
     return result
 
 
