@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import base64
 import email
-import json
 import hashlib
+import json
 import os
 import sqlite3
 
