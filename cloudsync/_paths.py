@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from urllib.parse import quote
 
-__all__ = ["db_path", "doc_path", "segment", "validate_db_name", "validate_doc_id"]
+__all__ = ["attachment_path", "db_path", "doc_path", "segment", "validate_db_name", "validate_doc_id"]
 
 # CouchDB 3's rule for database names (system databases start with an underscore).
 _DB_NAME = re.compile(r"^[a-z][a-z0-9_$()+/-]*$")
@@ -56,3 +56,16 @@ def doc_path(db: str, doc_id: str) -> str:
         if doc_id.startswith(prefix) and len(doc_id) > len(prefix):
             return f"{db}/{prefix}{segment(doc_id[len(prefix):])}"
     return f"{db}/{segment(doc_id)}"
+
+
+def attachment_path(db: str, doc_id: str, name: str) -> str:
+    """The path of attachment ``name`` of a document. CouchDB takes the slashes of a
+    name literally after a plain document id; after a ``_design/`` id the rest of the path
+    could name a design function, so there every slash of the name is encoded."""
+    if not isinstance(name, str) or not name:
+        raise ValueError("attachment name must be a non-empty string")
+    if doc_id.startswith("_design/"):
+        quoted = segment(name)
+    else:
+        quoted = "/".join(segment(part) for part in name.split("/"))
+    return f"{doc_path(db, doc_id)}/{quoted}"

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import IO, TYPE_CHECKING, Any, overload
 
 from . import _json
 from ._http import HTTP
 from ._http.feeds import FeedEndpoint
 from ._paging import find_pages, keyed_rows
-from ._paths import db_path, doc_path, segment, validate_doc_id
+from ._paths import attachment_path, db_path, doc_path, segment, validate_doc_id
+from ._retry import RetryPolicy
 from .errors import Conflict, NotFound
 from .models import BulkResult
 
@@ -116,12 +117,17 @@ class Database:
         conflicts: bool = False,
         revs_info: bool = False,
         latest: bool = False,
+        attachments: bool = False,
     ) -> Doc:
         """The document ``doc_id`` (at revision ``rev`` when given).
 
         ``conflicts=True`` adds ``_conflicts``: the losing leaf revisions, if any.
+        ``attachments=True`` answers each attachment's content inline, base64 in its
+        ``data`` member, instead of a stub (for large content use `get_attachment`).
         """
         params: dict[str, str] = {}
+        if attachments:
+            params["attachments"] = "true"
         if rev is not None:
             params["rev"] = rev
         if conflicts:
@@ -155,6 +161,107 @@ class Database:
         if doc_id is None or rev is None:
             raise ValueError("delete() needs a document id and its current rev")
         answer = self._http.request("DELETE", doc_path(self.path, doc_id), params={"rev": rev})
+        return answer["rev"]
+
+    # -- attachments ----------------------------------------------------------------------
+
+    def put_attachment(
+        self,
+        doc: Mapping[str, Any] | str,
+        name: str,
+        data: bytes | str | IO[bytes],
+        content_type: str = "application/octet-stream",
+        *,
+        rev: str | None = None,
+    ) -> str:
+        """Add or replace attachment `name` of a document; return the new revision.
+
+        Args:
+            doc: the document id, or the document itself (its ``_rev`` is used unless
+                `rev` is given).
+            name: the attachment name; it may contain ``/``.
+            data: the content: bytes, a str (sent as UTF-8), or a binary file object,
+                which is streamed, never read whole (and then not retried on failure).
+            content_type: the MIME type stored and served with the content.
+            rev: the current revision of the document; `None` creates the document
+                when it does not exist.
+
+        Returns:
+            The document's new revision.
+
+        Raises:
+            Conflict: `rev` is not the current revision (or is missing for an
+                existing document).
+            HTTPError: any other refusal, e.g. 413 for content over the server's limit.
+        """
+        if isinstance(doc, Mapping):
+            doc_id, rev = doc.get("_id"), rev if rev is not None else doc.get("_rev")
+            if not isinstance(doc_id, str):
+                raise ValueError("put_attachment() needs a document with an _id")
+        else:
+            doc_id = doc
+        body = data.encode() if isinstance(data, str) else data
+        streamed = not isinstance(body, (bytes, bytearray, memoryview))
+        answer = self._http.request(
+            "PUT", attachment_path(self.path, doc_id, name), params={"rev": rev} if rev else None,
+            data=body, headers={"Content-Type": content_type},
+            # A file is consumed by the first try: it cannot be sent again.
+            retry=RetryPolicy(attempts=1) if streamed else None,
+        )
+        return answer["rev"]
+
+    @overload
+    def get_attachment(self, doc_id: str, name: str, *, rev: str | None = ..., file: None = ...) -> bytes: ...
+
+    @overload
+    def get_attachment(self, doc_id: str, name: str, *, rev: str | None = ..., file: IO[bytes]) -> int: ...
+
+    def get_attachment(
+        self, doc_id: str, name: str, *, rev: str | None = None, file: IO[bytes] | None = None
+    ) -> bytes | int:
+        """The content of attachment `name` of a document.
+
+        Args:
+            doc_id: the document id.
+            name: the attachment name.
+            rev: read this revision instead of the current one.
+            file: a binary file object to stream the content into, chunk by chunk,
+                instead of returning it.
+
+        Returns:
+            The content as bytes, or, with `file`, the number of bytes written to it.
+
+        Raises:
+            NotFound: no such document, revision or attachment.
+        """
+        chunks = self._http.stream(
+            "GET", attachment_path(self.path, doc_id, name), params={"rev": rev} if rev else None,
+            headers={"Accept": "*/*"},
+        )
+        if file is None:
+            return b"".join(chunks)
+        written = 0
+        for chunk in chunks:
+            file.write(chunk)
+            written += len(chunk)
+        return written
+
+    def delete_attachment(self, doc_id: str, name: str, rev: str) -> str:
+        """Remove attachment `name` from revision `rev` of a document.
+
+        Args:
+            doc_id: the document id.
+            name: the attachment name.
+            rev: the document's current revision.
+
+        Returns:
+            The document's new revision.
+
+        Raises:
+            NotFound: no such document or attachment.
+            Conflict: `rev` is not the current revision.
+        """
+        answer = self._http.request("DELETE", attachment_path(self.path, doc_id, name), params={"rev": rev})
         return answer["rev"]
 
     def bulk(self, docs: Iterable[Mapping[str, Any]], *, new_edits: bool = True) -> list[BulkResult]:

@@ -12,8 +12,8 @@ from __future__ import annotations
 import http.cookiejar
 import logging
 import time
-from collections.abc import Callable, Mapping
-from typing import Any
+from collections.abc import Callable, Iterator, Mapping
+from typing import IO, Any
 from urllib.parse import urlsplit, urlunsplit
 
 import requests
@@ -232,7 +232,7 @@ class HTTP:
     # -- building blocks ------------------------------------------------------------
     def _prepare(
         self, json: Any, data: Any, headers: Mapping[str, str] | None
-    ) -> tuple[bytes | None, dict[str, str]]:
+    ) -> tuple[bytes | IO[bytes] | None, dict[str, str]]:
         merged: dict[str, str] = {}
         body = data
         if json is not None:
@@ -249,10 +249,11 @@ class HTTP:
         path: str,
         *,
         params: Mapping[str, Any] | None,
-        body: bytes | None,
+        body: bytes | IO[bytes] | None,
         headers: dict[str, str],
         timeout: Any,
         use_auth: bool = True,
+        stream: bool = False,
     ) -> requests.Response:
         """One exchange (plus one resend after a 401 when auth renews). Raises cloudsync errors."""
         url = self.base_url + path
@@ -271,6 +272,7 @@ class HTTP:
                     headers=send_headers,
                     timeout=timeout if timeout is not None else self.timeout,
                     allow_redirects=False,
+                    stream=stream,
                 )
             except Exception as exc:
                 log.debug("%s %s -> %s", method, path, type(exc).__name__)
@@ -321,7 +323,7 @@ class HTTP:
         *,
         params: Mapping[str, Any] | None = None,
         json: Any = None,
-        data: bytes | None = None,
+        data: bytes | IO[bytes] | None = None,
         headers: Mapping[str, str] | None = None,
         idempotent: bool | None = None,
         timeout: Any = None,
@@ -377,6 +379,28 @@ class HTTP:
             reraise=True,
         )
         return retrying(attempt)
+
+    def stream(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: Mapping[str, Any] | None = None,
+        headers: Mapping[str, str] | None = None,
+        chunk_size: int = 64 * 1024,
+    ) -> Iterator[bytes]:
+        """Send once (no retries) and yield the raw response body as it arrives, for
+        bodies too large to hold (attachments). The request is sent at the first ``next``."""
+        what = f"{method} {path}"
+        response = self._send_once(
+            method, path, params=params, body=None, headers=dict(headers or {}), timeout=None, stream=True
+        )
+        try:
+            yield from response.iter_content(chunk_size)
+        except Exception as exc:
+            raise translate(exc, what) from exc
+        finally:
+            response.close()
 
     def login_request(self, method: str, path: str, *, json: Any) -> requests.Response:
         """A request without auth headers or retries (used by auth objects to log in)."""

@@ -31,7 +31,10 @@ def build_parser(prog: str = "cloudsync serve") -> argparse.ArgumentParser:
     p.add_argument("--insecure-no-auth", action="store_true",
                    help="allow serving a non-loopback address without any user configured")
     p.add_argument("--max-body", type=int, default=64 * 1024 * 1024, metavar="BYTES",
-                   help="largest accepted request body (default 64 MiB)")
+                   help="largest accepted request body, inline base64 attachments included (default 64 MiB)")
+    p.add_argument("--max-attachment-size", type=int, default=64 * 1024 * 1024, metavar="BYTES",
+                   help="largest attachment uploaded on its own (PUT /db/doc/name), spooled to disk "
+                        "(default 64 MiB)")
     p.add_argument("--max-json-depth", type=int, default=64, metavar="N",
                    help="deepest accepted JSON nesting (default 64)")
     p.add_argument("--send-timeout", type=float, default=30.0, metavar="SECONDS",
@@ -71,7 +74,7 @@ def config_from_args(args: argparse.Namespace) -> ServerConfig:
         host=args.host, port=args.port,
         data_dir=None if args.memory else (args.data_dir or "cloudsync-data"),
         memory=args.memory, admins=admins, insecure_no_auth=args.insecure_no_auth,
-        max_body=args.max_body, max_json_depth=args.max_json_depth, send_timeout=args.send_timeout,
+        max_body=args.max_body, max_attachment_size=args.max_attachment_size, max_json_depth=args.max_json_depth, send_timeout=args.send_timeout,
         allow_hosts=list(args.allow_host), allow_origins=list(args.allow_origin),
         query_timeout=args.query_timeout, idle_timeout=args.idle_timeout,
         max_session_body=args.max_session_body, max_login_failures=args.max_login_failures,

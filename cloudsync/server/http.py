@@ -4,7 +4,9 @@ depth limits, JSON answers, the allowed methods."""
 from __future__ import annotations
 
 import asyncio
-from typing import Any
+import hashlib
+from collections.abc import AsyncIterator
+from typing import IO, Any
 
 from aiohttp import web
 
@@ -12,9 +14,10 @@ from .._json import dumps
 from .errors import CouchError, bad_request
 from .limits import parse_json
 from .state import ServerConfig
+from .storage.attachments import digest_of
 
 __all__ = ["JSON", "allow", "json_response", "raw_json_response", "read_body", "read_json", "rev_header",
-           "too_large"]
+           "spool_body", "too_large"]
 
 JSON = "application/json"
 
@@ -31,30 +34,47 @@ def too_large() -> CouchError:
     return CouchError(413, "too_large", "the request entity is too large")
 
 
-async def read_body(request: web.Request, cap: int) -> bytes:
-    """The request body, at most ``cap`` bytes (413 beyond, without reading the rest);
-    408 when the client sends nothing for ``idle_timeout`` seconds in the middle of it."""
+async def _body_chunks(request: web.Request, cap: int) -> AsyncIterator[bytes]:
+    """The request body as it arrives, at most ``cap`` bytes (413 beyond, without reading
+    the rest); 408 when the client sends nothing for ``idle_timeout`` seconds in the middle of it."""
     if request.content_length is not None and request.content_length > cap:
         raise too_large()
     timeout = request.app["state"].config.idle_timeout or None
-    chunks: list[bytes] = []
     size = 0
     content = request.content
     while True:
         chunk = content.read_nowait()  # what already arrived: no timer needed
         if not chunk:
             if content.at_eof():
-                return b"".join(chunks)
+                return
             try:
                 chunk = await asyncio.wait_for(content.readany(), timeout)
             except asyncio.TimeoutError:
                 raise CouchError(408, "request_timeout", "the request body stopped arriving") from None
             if not chunk:
-                return b"".join(chunks)
+                return
         size += len(chunk)
         if size > cap:
             raise too_large()
-        chunks.append(chunk)
+        yield chunk
+
+
+async def read_body(request: web.Request, cap: int) -> bytes:
+    """The request body, at most ``cap`` bytes (see `_body_chunks`)."""
+    return b"".join([chunk async for chunk in _body_chunks(request, cap)])
+
+
+async def spool_body(request: web.Request, file: IO[bytes], cap: int) -> tuple[str, int]:
+    """Write the request body (at most ``cap`` bytes, see `_body_chunks`) to ``file``, so
+    a large upload is never held in memory; returns its CouchDB digest and length."""
+    md5 = hashlib.md5()
+    size = 0
+    async for chunk in _body_chunks(request, cap):
+        md5.update(chunk)
+        file.write(chunk)
+        size += len(chunk)
+    file.flush()
+    return digest_of(md5), size
 
 
 async def read_json(request: web.Request, *, require_object: bool = True, strict_type: bool = True,

@@ -38,6 +38,9 @@ class ServerConfig:
     #: Allow running without users on a non-loopback address.
     insecure_no_auth: bool = False
     max_body: int = 64 * 1024 * 1024
+    #: Largest attachment uploaded on its own (``PUT /db/doc/name``); spooled to a file
+    #: in the data directory, never held in memory.
+    max_attachment_size: int = 64 * 1024 * 1024
     max_json_depth: int = 64
     #: Seconds a feed may wait for a client to accept data before it is disconnected.
     send_timeout: float = 30.0

@@ -241,10 +241,3 @@ def test_views_are_404_not_supported(db, http):
     r = http.get(db + "/_design/d/_view/v")
     assert r.status_code == 404
     assert "not supported" in r.json()["reason"]
-
-
-def test_attachments_are_400_bad_request(db, http):
-    """Writing an attachment is 400 bad_request."""
-    r = http.put(db + "/doc/att.txt", data=b"x", headers={"Content-Type": "text/plain"})
-    assert r.status_code == 400
-    assert r.json()["error"] == "bad_request"

@@ -23,6 +23,7 @@ from ..params import bool_param, int_param, json_param
 from ..state import ServerState
 from ..storage import Database
 from .all_docs import AllDocsHandler
+from .attachments import AttachmentHandlers
 from .documents import DocumentHandlers
 from .mango import MangoHandlers
 
@@ -40,6 +41,7 @@ class Handlers:
         self.storage = state.storage
         docs = DocumentHandlers(state)
         self.document, self.bulk_docs, self.bulk_get = docs.document, docs.bulk_docs, docs.bulk_get
+        self.attachment = AttachmentHandlers(state).attachment
         self.all_docs = AllDocsHandler(state)
         mango = MangoHandlers(state)
         self.find, self.explain, self.index = mango.find, mango.explain, mango.index
@@ -98,7 +100,8 @@ class Handlers:
         if len(rest) > 1:
             if head.startswith("_design/") and rest[1] in ("_view", "_show", "_list", "_update", "_rewrite"):
                 raise not_found("Views and design-document functions are not supported by the cloudsync server")
-            raise bad_request("Attachments are not supported by the cloudsync server")
+            # An attachment: its name may hold slashes, literal or encoded.
+            return await self.attachment(request, db, head, "/".join(rest[1:]))
         return await self.document(request, db, head)
 
     def _db(self, name: str) -> Database:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Any
+import contextlib
+import tempfile
+from typing import IO, Any
 
 from aiohttp import web
 
@@ -13,6 +15,8 @@ from ..http import allow, json_response, raw_json_response, read_json, rev_heade
 from ..params import bool_param
 from ..state import ServerState
 from ..storage import Database, RowError, Tx, check_doc_id
+from ..storage import attachments as stored_attachments
+from . import attachments
 
 __all__ = ["DocumentHandlers"]
 
@@ -26,12 +30,14 @@ class DocumentHandlers:
     async def document(self, request: web.Request, db: Database, doc_id: str) -> web.Response:
         method = request.method
         if method in ("GET", "HEAD"):
-            return self._get_doc(request, db, doc_id)
+            return await self._get_doc(request, db, doc_id)
         if method == "PUT":
             try:
                 check_doc_id(doc_id)
             except RowError as exc:
                 raise CouchError(400, exc.error, exc.reason) from None
+            if request.content_type == "multipart/related":
+                return await self._put_multipart(request, db, doc_id)
             doc = await read_json(request, strict_type=False)
             rev = request.query.get("rev") or rev_header(request)
             if rev is not None:
@@ -58,7 +64,27 @@ class DocumentHandlers:
             return json_response(result, 200, {"ETag": f'"{result["rev"]}"'})
         raise CouchError(405, "method_not_allowed", "Only DELETE,GET,HEAD,PUT allowed")
 
-    def _get_doc(self, request: web.Request, db: Database, doc_id: str) -> web.Response:
+    async def _put_multipart(self, request: web.Request, db: Database, doc_id: str) -> web.Response:
+        """``PUT /db/doc`` with ``multipart/related``: the JSON, then attachment contents."""
+        config = self.state.config
+        with contextlib.ExitStack() as files:
+            def spool() -> IO[bytes]:
+                return files.enter_context(tempfile.TemporaryFile(dir=db.storage.data_dir, prefix="upload-"))
+
+            doc, contents = await attachments.read_multipart(request, spool, config.max_body,
+                                                             config.max_attachment_size, config.max_json_depth)
+            doc["_id"] = doc_id
+            rev = request.query.get("rev") or rev_header(request)
+            if rev is not None:
+                doc.setdefault("_rev", rev)
+            new_edits = bool_param(request.query, "new_edits", True)
+            result = await db.write(
+                lambda tx: stored_attachments.put_with_files(tx, doc, contents, new_edits=new_edits))
+        if result is None:
+            result = {"ok": True, "id": doc_id, "rev": doc.get("_rev")}
+        return json_response(result, 201, {"ETag": f'"{result["rev"]}"'})
+
+    async def _get_doc(self, request: web.Request, db: Database, doc_id: str) -> web.Response:
         if doc_id.startswith("_local/"):
             body = db.get_local(doc_id)
             if body is None:
@@ -90,6 +116,8 @@ class DocumentHandlers:
                 extra["_deleted_conflicts"] = dead
         if extra:
             body = body[:-1] + b"," + dumps(extra)[1:]
+        if attachments.wants_data(request.query):
+            return await attachments.document_with_data(self.state, request, db, body, rev, revs)
         return raw_json_response(body, headers={"ETag": f'"{rev}"'})
 
     async def bulk_docs(self, request: web.Request, db: Database) -> web.Response:
@@ -124,6 +152,7 @@ class DocumentHandlers:
         if not isinstance(items, list):
             raise bad_request("Missing JSON list of 'docs'.")
         revs = bool_param(request.query, "revs")
+        inline = bool_param(request.query, "attachments")
 
         def lookup() -> bytes:
             conn = db.query_conn()
@@ -150,6 +179,9 @@ class DocumentHandlers:
                             doc = loads(body_bytes)
                     if doc is not None and revs:
                         doc["_revisions"] = {"start": int(rev.partition("-")[0]), "ids": history}
+                    if doc is not None and (inline or "atts_since" in item):
+                        stored_attachments.with_data(doc, conn, since=attachments.known_generation(
+                            item.get("atts_since"), rev, history))
                 if doc is None:
                     entry: dict[str, Any] = {"error": {"id": doc_id, "rev": rev or "undefined",
                                                        "error": "not_found", "reason": "missing"}}

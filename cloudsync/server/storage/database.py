@@ -37,6 +37,7 @@ from .. import limits, revtree
 from ..errors import CouchError
 from ..indexes import Index, indexes_from_ddoc
 from ..seq import MAX_SEQ, encode_seq
+from . import attachments
 from .ring import Ring, Row
 from .tx import Tx
 from .writes import WriteQueue
@@ -119,7 +120,7 @@ class Database:
         self.closed = False
         self._writer = self._connect(path)
         with self._writer:
-            self._writer.executescript(_SCHEMA)
+            self._writer.executescript(_SCHEMA + attachments.SCHEMA)
         self._reader = self._connect(path)
         self._reader.execute("PRAGMA query_only = ON")
         r = self._reader

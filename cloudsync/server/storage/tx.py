@@ -10,7 +10,7 @@ from ..._json import dumps, loads
 from .. import revtree
 from ..errors import RowError
 from ..indexes import indexes_from_ddoc
-from . import find
+from . import attachments, find
 from .ring import Row
 
 if TYPE_CHECKING:
@@ -37,14 +37,13 @@ def check_doc_id(doc_id: Any) -> str:
 
 
 def split_fields(doc: dict[str, Any]) -> dict[str, Any]:
-    """The user fields of a document; rejects unknown ``_``-prefixed members."""
+    """The user fields of a document; rejects unknown ``_``-prefixed members
+    (``_attachments`` is read by `Tx.put_doc`)."""
     fields = {}
     for key, value in doc.items():
         if key[:1] != "_":
             fields[key] = value
-        elif key == "_attachments":
-            raise RowError("bad_request", "Attachments are not supported by the cloudsync server")
-        elif key not in ("_id", "_rev", "_deleted", "_revisions") and key not in _IGNORED_SPECIALS:
+        elif key not in ("_id", "_rev", "_deleted", "_revisions", "_attachments") and key not in _IGNORED_SPECIALS:
             raise RowError("doc_validation", f"Bad special document member: {key}")
     return fields
 
@@ -78,13 +77,19 @@ class Tx:
         self.design_changed = False
 
     @overload
-    def put_doc(self, doc: Any, *, new_edits: Literal[True] = ...) -> dict[str, Any]: ...
+    def put_doc(self, doc: Any, *, new_edits: Literal[True] = ...,
+                blobs: dict[str, attachments.Blob] | None = ...) -> dict[str, Any]: ...
 
     @overload
-    def put_doc(self, doc: Any, *, new_edits: bool) -> dict[str, Any] | None: ...
+    def put_doc(self, doc: Any, *, new_edits: bool,
+                blobs: dict[str, attachments.Blob] | None = ...) -> dict[str, Any] | None: ...
 
-    def put_doc(self, doc: Any, *, new_edits: bool = True) -> dict[str, Any] | None:
-        """Write one document; returns its result row (``None``: already known, new_edits=false)."""
+    def put_doc(self, doc: Any, *, new_edits: bool = True,
+                blobs: dict[str, attachments.Blob] | None = None) -> dict[str, Any] | None:
+        """Write one document; returns its result row (``None``: already known, new_edits=false).
+
+        `blobs`: content stored already for its ``"follows": true`` attachments, by name.
+        """
         if not isinstance(doc, dict):
             raise RowError("bad_request", "Document must be a JSON object")
         doc_id = doc.get("_id")
@@ -95,21 +100,35 @@ class Tx:
             return self.put_local(doc_id, doc)
         fields = split_fields(doc)
         deleted = doc.get("_deleted") is True
-        fields_json = dumps(fields)
-        cur, leaves = self._leaves(doc_id, with_bodies=not new_edits)
+        # A deletion drops the attachments, as CouchDB's DELETE does.
+        atts = doc.get("_attachments") if not deleted else None
+        cur, leaves = self._leaves(doc_id, with_bodies=not new_edits or atts is not None)
+        given = doc.get("_rev")
+        inline: list[bytes] = []
         if new_edits:
-            rev, history = revtree.apply_edit(leaves, doc.get("_rev"), None if cur is None else cur[0],
-                                              deleted, fields_json)
+            if atts is not None:
+                parent = given if given is not None else None if cur is None else cur[0]
+                edited = leaves.get(given) if isinstance(given, str) else None
+                inline = self._attach(fields, atts, revtree.rev_gen(parent) + 1 if parent else 1,
+                                      [attachments.stubs_of(edited.body)] if edited else [], blobs, False)
+            fields_json = dumps(fields)
+            rev, history = revtree.apply_edit(leaves, given, None if cur is None else cur[0], deleted, fields_json)
         else:
-            given = doc.get("_rev")
+            known = [attachments.stubs_of(leaf.body) for leaf in leaves.values()] if atts is not None else []
             found = revtree.merge_path(leaves, given, doc.get("_revisions"))
             if found is None:
                 return None
             rev, history = str(given), found  # merge_path checked it is a rev string
+            if atts is not None:
+                inline = self._attach(fields, atts, revtree.rev_gen(rev), known, blobs, True)
+            fields_json = dumps(fields)
         leaves[rev] = revtree.Leaf(rev, deleted, history, body_bytes(doc_id, rev, fields_json, deleted))
         winner = revtree.winner(leaves.values())
         was_conflicted = cur is not None and bool(cur[3])
         self._store(doc_id, leaves, winner, was_conflicted)
+        for content in inline:
+            attachments.store_bytes(self.conn, content)
+        attachments.sync_refs(self.conn, doc_id, (leaf.body for leaf in leaves.values()))
         was_live = cur is not None and not cur[1]
         was_deleted = cur is not None and bool(cur[1])
         self.doc_delta += (not winner.deleted) - was_live
@@ -117,6 +136,16 @@ class Tx:
         if doc_id.startswith("_design/"):
             self.design_changed = True
         return {"ok": True, "id": doc_id, "rev": rev}
+
+    def _attach(self, fields: dict[str, Any], atts: Any, revpos: int, parents: list[dict[str, Any]],
+                blobs: dict[str, attachments.Blob] | None, replicated: bool) -> list[bytes]:
+        """Put the stored ``_attachments`` map into `fields` (none when it is empty); returns
+        the inline contents to store once the revision is written (see `attachments.make_stubs`)."""
+        stubs, inline = attachments.make_stubs(self.conn, atts, revpos=revpos, parents=parents,
+                                               blobs=blobs or {}, replicated=replicated)
+        if stubs:
+            fields["_attachments"] = stubs
+        return inline
 
     def _leaves(self, doc_id: str, *, with_bodies: bool) -> tuple[Any, dict[str, revtree.Leaf]]:
         """The document's stored row ``(rev, deleted, revs, conflicted)`` (or `None`) and

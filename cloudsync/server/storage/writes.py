@@ -123,7 +123,7 @@ def _storage_error(exc: Exception) -> Exception:
 
 def _as_couch_error(exc: Exception) -> CouchError:
     if isinstance(exc, RowError):
-        status = {"conflict": 409, "not_found": 404}.get(exc.error, 400)
+        status = {"conflict": 409, "not_found": 404, "missing_stub": 412}.get(exc.error, 400)
         return CouchError(status, exc.error, exc.reason)
     if isinstance(exc, (TypeError, ValueError, sqlite3.Error)):
         return bad_request(f"invalid document: {exc}")
