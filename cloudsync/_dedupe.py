@@ -4,13 +4,13 @@ A feed may replay rows (a reconnect resumes from the last *delivered* change whi
 broken connection's rows are still queued; CouchDB may rewind). A row is a replay when
 the revisions it lists for its document were all delivered together before; a row whose
 revisions differ (a new winner, a new conflict leaf, a deleted losing branch, with
-``style=all_docs``) is new. (With the default style a row lists only the winner, so a
+`style=all_docs`) is new. (With the default style a row lists only the winner, so a
 document whose winner goes back to one delivered before, its conflicting successor
-deleted, reads as a replay: ``style=all_docs`` lists the leaves, which differ.) Old
+deleted, reads as a replay: `style=all_docs` lists the leaves, which differ.) Old
 revisions stay remembered because a reconnect may reach a replica that lags behind and
 lists a document's older revision again.
 
-The window keeps at least the last ``size`` (document, revisions) pairs and at most
+The window keeps at least the last `size` (document, revisions) pairs and at most
 twice that, in two generations: no per-change eviction.
 """
 
@@ -38,8 +38,8 @@ class DedupeWindow:
         self.size = size
         self.young: dict[str, Any] = {}
         self.old: dict[str, Any] = {}
-        #: How many more pairs the young generation takes.
         self.room = size
+        """How many more pairs the young generation takes."""
 
     def first_time(self, change: Change) -> bool:
         """Whether `change` is not a replay; if not, it is remembered. A row that

@@ -24,10 +24,10 @@ __all__ = ["CLOSE_BUDGET", "TIMEOUT", "Delivery"]
 
 log = logging.getLogger("cloudsync.subscription")
 
-#: Seconds `close()` gives the final checkpoint save and the reader's threads.
 CLOSE_BUDGET = 0.8
-#: What [Delivery.take][cloudsync._delivery.Delivery.take] returns when its time is up.
+"""Seconds `close()` gives the final checkpoint save and the reader's threads."""
 TIMEOUT = object()
+"""What [Delivery.take][cloudsync._delivery.Delivery.take] returns when its time is up."""
 _EMPTY: list[Any] = []
 
 

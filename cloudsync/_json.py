@@ -1,4 +1,4 @@
-"""JSON encoding in one place: orjson when installed (the ``fast`` extra), else the stdlib."""
+"""JSON encoding in one place: orjson when installed (the `fast` extra), else the stdlib."""
 
 from __future__ import annotations
 

@@ -23,8 +23,8 @@ __all__ = ["WARN_EVERY", "Ledger"]
 
 log = logging.getLogger("cloudsync.subscription")
 
-#: Seconds between two WARNING lines about something that keeps failing.
 WARN_EVERY = 30.0
+"""Seconds between two WARNING lines about something that keeps failing."""
 
 
 class Ledger:
@@ -36,11 +36,11 @@ class Ledger:
         self.checkpoint = checkpoint
         self.every = every
         self.manual = manual
-        #: Automatic acks: how many changes were handed out and not yet acknowledged.
         self.outstanding = 0
+        """Automatic acks: how many changes were handed out and not yet acknowledged."""
         self.last_handed: Change | None = None
-        #: The last position up to which every change was acknowledged.
         self.committed: Any = None
+        """The last position up to which every change was acknowledged."""
         # manual_ack: [seq, acked, change] per change handed out or position passed.
         self._pending: collections.deque[list[Any]] = collections.deque()
         self._pending_lock = threading.Lock()

@@ -1,10 +1,10 @@
 """Lazy pagers: one page in memory at a time.
 
-- Key-ordered results (``_all_docs``, views) page by asking for one row more than a page
-  and starting the next page at that row (``startkey`` + ``startkey_docid``), the
-  approach CouchDB documents; no ``skip`` over large offsets.
-- ``_find`` pages by ``bookmark``. A server that sends no bookmark (pouchdb-server 4.2.0)
-  or repeats one is paged by ``skip`` instead, which is correct for a result order that is
+- Key-ordered results (`_all_docs`, views) page by asking for one row more than a page
+  and starting the next page at that row (`startkey` + `startkey_docid`), the
+  approach CouchDB documents; no `skip` over large offsets.
+- `_find` pages by `bookmark`. A server that sends no bookmark (pouchdb-server 4.2.0)
+  or repeats one is paged by `skip` instead, which is correct for a result order that is
   stable between requests.
 """
 
@@ -26,10 +26,10 @@ Fetch = Callable[[dict[str, Any]], dict[str, Any]]
 def keyed_rows(
     fetch: Fetch, params: dict[str, Any], *, page_size: int, limit: int | None
 ) -> Iterator[dict[str, Any]]:
-    """Rows of a key-ordered result, paged by ``startkey``/``startkey_docid``.
+    """Rows of a key-ordered result, paged by `startkey`/`startkey_docid`.
 
-    ``fetch(params)`` performs one request and returns the decoded body; ``params`` hold
-    JSON-encoded keys already. A server that ignores ``startkey_docid`` (pouchdb-server)
+    `fetch(params)` performs one request and returns the decoded body; `params` hold
+    JSON-encoded keys already. A server that ignores `startkey_docid` (pouchdb-server)
     is detected by the page not starting at the row asked for; from then on the pager
     starts at the key and skips the rows of that key it has already returned.
     """
@@ -74,7 +74,7 @@ def keyed_rows(
 def find_pages(
     fetch: Fetch, body: dict[str, Any], *, page_size: int, limit: int | None
 ) -> Iterator[dict[str, Any]]:
-    """Documents of a ``_find`` query, paged by bookmark (or by ``skip`` without one)."""
+    """Documents of a `_find` query, paged by bookmark (or by `skip` without one)."""
     remaining = limit
     body = dict(body)
     offset = body.pop("skip", 0)  # absolute position of the next document

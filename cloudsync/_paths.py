@@ -14,7 +14,7 @@ _RESERVED_PREFIXES = ("_design/", "_local/")
 
 
 def validate_db_name(name: str) -> None:
-    """Raise ``ValueError`` unless ``name`` is a legal CouchDB database name."""
+    """Raise `ValueError` unless `name` is a legal CouchDB database name."""
     if not isinstance(name, str):
         raise TypeError(f"database name must be a str, not {type(name).__name__}")
     if name in _SYSTEM_DBS:
@@ -27,7 +27,7 @@ def validate_db_name(name: str) -> None:
 
 
 def validate_doc_id(doc_id: str) -> None:
-    """Raise ``ValueError``/``TypeError`` for ids no server can store."""
+    """Raise `ValueError`/`TypeError` for ids no server can store."""
     if not isinstance(doc_id, str):
         raise TypeError(f"document id must be a str, not {type(doc_id).__name__}")
     if not doc_id:
@@ -35,7 +35,7 @@ def validate_doc_id(doc_id: str) -> None:
 
 
 def segment(text: str) -> str:
-    """``text`` percent-encoded as one path segment."""
+    """`text` percent-encoded as one path segment."""
     encoded = quote(text, safe="")
     # "." and ".." would be resolved away as path segments by URL normalisation.
     if encoded in (".", ".."):
@@ -44,13 +44,13 @@ def segment(text: str) -> str:
 
 
 def db_path(name: str) -> str:
-    """``/<name>`` with the name percent-encoded (``/`` in a name becomes ``%2F``)."""
+    """`/<name>` with the name percent-encoded (`/` in a name becomes `%2F`)."""
     validate_db_name(name)
     return "/" + segment(name)
 
 
 def doc_path(db: str, doc_id: str) -> str:
-    """The path of a document: ``_design/`` and ``_local/`` keep their literal slash."""
+    """The path of a document: `_design/` and `_local/` keep their literal slash."""
     validate_doc_id(doc_id)
     for prefix in _RESERVED_PREFIXES:
         if doc_id.startswith(prefix) and len(doc_id) > len(prefix):
@@ -59,8 +59,8 @@ def doc_path(db: str, doc_id: str) -> str:
 
 
 def attachment_path(db: str, doc_id: str, name: str) -> str:
-    """The path of attachment ``name`` of a document. CouchDB takes the slashes of a
-    name literally after a plain document id; after a ``_design/`` id the rest of the path
+    """The path of attachment `name` of a document. CouchDB takes the slashes of a
+    name literally after a plain document id; after a `_design/` id the rest of the path
     could name a design function, so there every slash of the name is encoded."""
     if not isinstance(name, str) or not name:
         raise ValueError("attachment name must be a non-empty string")

@@ -43,8 +43,8 @@ class SubscriptionState(str, enum.Enum):
     CLOSED = "closed"
 
 
-#: A clean end this soon after connecting, with nothing read, is not followed at once.
 QUICK_END = 1.0
+"""A clean end this soon after connecting, with nothing read, is not followed at once."""
 
 
 def wrap(exc: BaseException, what: str) -> CloudSyncError:
@@ -82,23 +82,23 @@ class Reader:
         self.closed = threading.Event()
         # (generation, BATCH, [items]) or (generation, ERROR, exception).
         self.queue: collections.deque[tuple[int, str, Any]] = collections.deque()
-        #: Items held between reader and application: queued, plus the batch the
-        #: consumer is delivering (it gives them back when it has finished that batch).
         self.queued = 0
+        """Items held between reader and application: queued, plus the batch the
+        consumer is delivering (it gives them back when it has finished that batch)."""
         self.consumers_waiting = 0
         self.blocked = False  # waiting for queue room: not a stall
-        #: Connections the watchdog gave up on (see the module's docstring).
         self.generation = 0
+        """Connections the watchdog gave up on (see the module's docstring)."""
         self.connected = False  # a connection is open: the watchdog may time it
-        #: Seq of the last change delivered (the consumer keeps it): where a reconnect
-        #: after a failure resumes.
         self.position: Any = None
-        #: Seq of the last item queued: where the next connection after a clean end resumes.
+        """Seq of the last change delivered (the consumer keeps it): where a reconnect
+        after a failure resumes."""
         self.read_pos: Any = None
+        """Seq of the last item queued: where the next connection after a clean end resumes."""
         self.last_error: BaseException | None = None
         self.threads: list[threading.Thread] = []
-        #: Items the transport yielded, on all connections (liveness, with its bytes).
         self.items_read = 0
+        """Items the transport yielded, on all connections (liveness, with its bytes)."""
         self._last_warning = -WARN_EVERY
 
     # -- lifecycle ---------------------------------------------------------------------
@@ -294,7 +294,7 @@ class Reader:
             self.cond.notify_all()
 
     def _backoff_wait(self, delay: float, error: BaseException | None) -> None:
-        """Wait ``delay`` seconds (``close()`` interrupts); after a refused connection,
+        """Wait `delay` seconds (`close()` interrupts); after a refused connection,
         probe the server meanwhile and stop waiting once it accepts connections."""
         interval = self.reconnect.probe_interval
         if interval is None or error is None or not caused_by(error, ConnectionRefusedError):
@@ -324,7 +324,7 @@ class Reader:
             yield batch
 
     def _enqueue(self, gen: int, items: list[Any]) -> bool:
-        """Queue ``items``, in slices that fit: at most ``queue_size`` items are held
+        """Queue `items`, in slices that fit: at most `queue_size` items are held
         between reader and application (a slice waits for room)."""
         start, count = 0, len(items)
         while start < count:

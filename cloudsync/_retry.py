@@ -92,13 +92,13 @@ class RetryPolicy:
         return time.monotonic() + self.max_time
 
 
-#: ReconnectPolicy's names before 0.2, and how each maps onto today's.
 _RENAMED = {
     "initial": ("backoff", lambda value: value),
     "max": ("max_backoff", lambda value: value),
     "max_errors": ("attempts", lambda value: None if value is None else value + 1),
     "max_error_time": ("max_time", lambda value: value),
 }
+"""ReconnectPolicy's names before 0.2, and how each maps onto today's."""
 
 
 def _renamed(old: str) -> str:

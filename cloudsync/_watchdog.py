@@ -13,8 +13,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("cloudsync.subscription")
 
-#: Seconds a reader thread has to come back from an abort before it is abandoned.
 ABORT_GRACE = 1.0
+"""Seconds a reader thread has to come back from an abort before it is abandoned."""
 
 
 def watch(reader: Reader) -> None:

@@ -1,7 +1,7 @@
 """Authentication: basic, CouchDB cookie sessions, and bearer tokens from a provider.
 
 An auth object adds headers to each request and may renew its credentials once after
-a 401. Secrets never appear in ``repr``.
+a 401. Secrets never appear in `repr`.
 """
 
 from __future__ import annotations
@@ -48,10 +48,10 @@ class BasicAuth(Auth):
 
 
 class CookieAuth(Auth):
-    """A CouchDB cookie session (``POST /_session``), renewed before it expires and on a 401.
+    """A CouchDB cookie session (`POST /_session`), renewed before it expires and on a 401.
 
-    CouchDB's sessions last 600 seconds by default; ``renew_after`` (seconds) should be
-    comfortably below the server's ``[chttpd_auth] timeout``.
+    CouchDB's sessions last 600 seconds by default; `renew_after` (seconds) should be
+    comfortably below the server's `[chttpd_auth] timeout`.
     """
 
     def __init__(
@@ -99,10 +99,10 @@ TokenResult = Union[str, "tuple[str, float]"]
 
 
 class BearerTokenAuth(Auth):
-    """``Authorization: Bearer`` with tokens from ``provider`` (IBM IAM and the like).
+    """`Authorization: Bearer` with tokens from `provider` (IBM IAM and the like).
 
-    ``provider()`` returns a token, or ``(token, expires_in_seconds)``. The token is cached
-    until ``refresh_margin`` seconds before it expires, and fetched anew after a 401.
+    `provider()` returns a token, or `(token, expires_in_seconds)`. The token is cached
+    until `refresh_margin` seconds before it expires, and fetched anew after a 401.
     """
 
     def __init__(

@@ -1,7 +1,7 @@
 """Where a subscription remembers how far the application has got.
 
 A store holds one opaque seq. The subscription loads it once when it starts (it wins
-over ``since``) and saves a seq only after the application has handled every change
+over `since`) and saves a seq only after the application has handled every change
 up to it, so a process killed at any moment resumes without a gap (possibly handling
 the last few changes again: delivery across a crash is at-least-once).
 """
@@ -27,10 +27,10 @@ __all__ = ["CheckpointStore", "FileCheckpoint", "LocalDocCheckpoint", "MemoryChe
 
 
 class CheckpointStore:
-    """Base class: ``load()`` the saved seq (``None`` when there is none), ``save(seq)``.
+    """Base class: `load()` the saved seq (`None` when there is none), `save(seq)`.
 
-    ``save_final(seq, timeout)`` is the last save, when a subscription closes: it must
-    return within ``timeout`` seconds (the default calls :meth:`save`; a store whose
+    `save_final(seq, timeout)` is the last save, when a subscription closes: it must
+    return within `timeout` seconds (the default calls `save()`; a store whose
     save can block, e.g. on a network, overrides it with a bounded one).
     """
 
@@ -64,16 +64,16 @@ class MemoryCheckpoint(CheckpointStore):
 
 
 class FileCheckpoint(CheckpointStore):
-    """A JSON file replaced atomically: write a temp file, fsync, ``os.replace``.
+    """A JSON file replaced atomically: write a temp file, fsync, `os.replace`.
 
     A crash leaves either the old or the new file, never a torn one. The file is written
-    at most once every ``interval`` seconds (default 1.0): a save within that time of the
+    at most once every `interval` seconds (default 1.0): a save within that time of the
     last write is kept in memory and written by the next save after it, or on close
-    (:meth:`save_final`, :meth:`flush`). So a process killed without closing resumes from
-    a position up to ``interval`` seconds (or, on a quiet feed, one burst) old and hands
+    (`save_final()`, [`flush()`][cloudsync.FileCheckpoint.flush]). So a process killed without closing resumes
+    from a position up to `interval` seconds (or, on a quiet feed, one burst) old and hands
     those changes out again: delivery across a crash is at-least-once anyway, and this
     bounds the cost of a busy feed to one write a second instead of one per change.
-    ``interval=0`` writes every save. ``fsync=False`` trades durability on power loss
+    `interval=0` writes every save. `fsync=False` trades durability on power loss
     for speed (a process crash is still safe).
     """
 
@@ -150,9 +150,9 @@ class FileCheckpoint(CheckpointStore):
 
 
 class LocalDocCheckpoint(CheckpointStore):
-    """A ``_local/<id>`` document in the database itself (never replicated, no history).
+    """A `_local/<id>` document in the database itself (never replicated, no history).
 
-    Stores ``{"seq": ...}``; keeps the document's ``_rev`` and, on a conflict (another
+    Stores `{"seq": ...}`; keeps the document's `_rev` and, on a conflict (another
     writer), re-reads it once and overwrites.
     """
 
@@ -177,7 +177,7 @@ class LocalDocCheckpoint(CheckpointStore):
         self._put(seq, None)
 
     def save_final(self, seq: Any, timeout: float) -> None:
-        """Bounded by ``timeout`` in all (a hung server must not hold up close()): each
+        """Bounded by `timeout` in all (a hung server must not hold up close()): each
         request is tried once, with what is left of it."""
         self._put(seq, time.monotonic() + timeout)
 

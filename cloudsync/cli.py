@@ -1,4 +1,4 @@
-"""The ``cloudsync`` command line: a thin front that hands each subcommand to its module."""
+"""The `cloudsync` command line: a thin front that hands each subcommand to its module."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ __all__ = ["main"]
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of the ``cloudsync`` console script."""
+    """Entry point of the `cloudsync` console script."""
     parser = argparse.ArgumentParser(prog="cloudsync", description="cloudsync command line tools")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.add_parser("serve", help="run the embedded CouchDB-compatible server (needs the 'server' extra)",

@@ -1,4 +1,4 @@
-"""The entry point: :class:`Client`, one connection pool to one server."""
+"""The entry point: [Client][cloudsync.Client], one connection pool to one server."""
 
 from __future__ import annotations
 
@@ -21,21 +21,21 @@ DEFAULT_URL = "http://127.0.0.1:5984"
 class Client:
     """A synchronous client for one CouchDB-compatible server.
 
-    ``url`` may carry credentials (``http://user:pw@host:5984``); they become
-    :class:`~cloudsync.BasicAuth` unless ``auth`` is given. Without ``url`` the
-    ``COUCHDB_URL`` environment variable is used, then ``http://127.0.0.1:5984``.
+    `url` may carry credentials (`http://user:pw@host:5984`); they become
+    [BasicAuth][cloudsync.BasicAuth] unless `auth` is given. Without `url` the
+    `COUCHDB_URL` environment variable is used, then `http://127.0.0.1:5984`.
 
-    ``auth`` is ``(username, password)`` for basic auth or any :class:`~cloudsync.Auth`
-    (:class:`~cloudsync.CookieAuth`, :class:`~cloudsync.BearerTokenAuth`).
-    ``timeout`` is seconds, one number or ``(connect, read)``. One ``requests.Session``
+    `auth` is `(username, password)` for basic auth or any [Auth][cloudsync.Auth]
+    ([CookieAuth][cloudsync.CookieAuth], [BearerTokenAuth][cloudsync.BearerTokenAuth]).
+    `timeout` is seconds, one number or `(connect, read)`. One `requests.Session`
     with keep-alive serves every call; use the client as a context manager or call
-    :meth:`close`.
+    [`close()`][cloudsync.Client.close].
 
-    ``verify`` (``https://`` only): ``True`` (default) checks the server's certificate
+    `verify` (`https://` only): `True` (default) checks the server's certificate
     against the default CA bundle, a path uses that CA bundle file (or directory), and
-    ``False`` turns verification off. It applies to documents and every change-feed
+    `False` turns verification off. It applies to documents and every change-feed
     transport (WebSocket included). A failed verification raises
-    :class:`~cloudsync.TLSError`, which is not retried.
+    [TLSError][cloudsync.TLSError], which is not retried.
     """
 
     def __init__(
@@ -79,7 +79,7 @@ class Client:
 
     # -- server ---------------------------------------------------------------------
     def info(self) -> dict[str, Any]:
-        """The server's welcome document (``GET /``): version, vendor."""
+        """The server's welcome document (`GET /`): version, vendor."""
         return self._http.request("GET", "/")
 
     def up(self) -> bool:
@@ -109,19 +109,19 @@ class Client:
         return True
 
     def uuids(self, count: int = 1) -> list[str]:
-        """``count`` fresh ids from the server's ``/_uuids``."""
+        """`count` fresh ids from the server's `/_uuids`."""
         return self._http.request("GET", "/_uuids", params={"count": count})["uuids"]
 
     # -- databases -------------------------------------------------------------------
     def database(self, name: str) -> Database:
-        """A handle on database ``name``. No I/O: the database may not exist yet."""
+        """A handle on database `name`. No I/O: the database may not exist yet."""
         validate_db_name(name)
         return Database(self._http, name)
 
     def create_database(self, name: str, *, exist_ok: bool = False, partitioned: bool = False) -> Database:
-        """Create database ``name`` and return its handle.
+        """Create database `name` and return its handle.
 
-        Raises :class:`~cloudsync.PreconditionFailed` if it exists, unless ``exist_ok``.
+        Raises [PreconditionFailed][cloudsync.PreconditionFailed] if it exists, unless `exist_ok`.
         """
         db = self.database(name)
         params = {"partitioned": "true"} if partitioned else None
@@ -133,8 +133,8 @@ class Client:
         return db
 
     def delete_database(self, name: str, *, missing_ok: bool = False) -> None:
-        """Delete database ``name``. Raises :class:`~cloudsync.NotFound` if it does not
-        exist (as CouchDB 3 does), unless ``missing_ok``."""
+        """Delete database `name`. Raises [NotFound][cloudsync.NotFound] if it does not
+        exist (as CouchDB 3 does), unless `missing_ok`."""
         path = db_path(name)
         # Some servers (pouchdb-server) answer 200 for a missing database; ask first so
         # every server behaves like CouchDB 3.
@@ -146,5 +146,5 @@ class Client:
                 raise
 
     def databases(self) -> list[str]:
-        """Every database name (``/_all_dbs``)."""
+        """Every database name (`/_all_dbs`)."""
         return self._http.request("GET", "/_all_dbs")

@@ -51,14 +51,14 @@ def _check_doc(doc: Any) -> None:
 
 
 class Database:
-    """A handle on one database. Get one from :meth:`Client.database` or
-    :meth:`Client.create_database`; creating a handle does no I/O."""
+    """A handle on one database. Get one from [`Client.database()`][cloudsync.Client.database] or
+    [`Client.create_database()`][cloudsync.Client.create_database]; creating a handle does no I/O."""
 
     def __init__(self, http: HTTP, name: str) -> None:
         self._http = http
         self.name = name
-        #: URL path of the database, percent-encoded.
         self.path = db_path(name)
+        """URL path of the database, percent-encoded."""
 
     def __repr__(self) -> str:
         return f"Database({self.name!r})"
@@ -71,7 +71,7 @@ class Database:
 
     # -- the database ---------------------------------------------------------------
     def info(self) -> dict[str, Any]:
-        """Database information: ``doc_count``, ``update_seq``, sizes."""
+        """Database information: `doc_count`, `update_seq`, sizes."""
         return self._http.request("GET", self.path)
 
     def exists(self) -> bool:
@@ -84,10 +84,10 @@ class Database:
 
     # -- documents --------------------------------------------------------------------
     def create(self, doc: Mapping[str, Any]) -> Doc:
-        """Store a new document and return a copy of it with ``_id`` and ``_rev``.
+        """Store a new document and return a copy of it with `_id` and `_rev`.
 
-        Without an ``_id`` one is made on the client, and the document is written with
-        ``PUT``: a create that is retried after a lost answer can never make two documents.
+        Without an `_id` one is made on the client, and the document is written with
+        `PUT`: a create that is retried after a lost answer can never make two documents.
         """
         _check_doc(doc)
         if "_rev" in doc:
@@ -119,11 +119,11 @@ class Database:
         latest: bool = False,
         attachments: bool = False,
     ) -> Doc:
-        """The document ``doc_id`` (at revision ``rev`` when given).
+        """The document `doc_id` (at revision `rev` when given).
 
-        ``conflicts=True`` adds ``_conflicts``: the losing leaf revisions, if any.
-        ``attachments=True`` answers each attachment's content inline, base64 in its
-        ``data`` member, instead of a stub (for large content use `get_attachment`).
+        `conflicts=True` adds `_conflicts`: the losing leaf revisions, if any.
+        `attachments=True` answers each attachment's content inline, base64 in its
+        `data` member, instead of a stub (for large content use `get_attachment`).
         """
         params: dict[str, str] = {}
         if attachments:
@@ -139,8 +139,8 @@ class Database:
         return self._http.request("GET", doc_path(self.path, doc_id), params=params or None)
 
     def update(self, doc: Mapping[str, Any]) -> Doc:
-        """Write a new revision of ``doc`` (it needs ``_id`` and ``_rev``); return a copy
-        with the new ``_rev``. A stale ``_rev`` raises :class:`~cloudsync.Conflict`."""
+        """Write a new revision of `doc` (it needs `_id` and `_rev`); return a copy
+        with the new `_rev`. A stale `_rev` raises [Conflict][cloudsync.Conflict]."""
         _check_doc(doc)
         if "_id" not in doc or "_rev" not in doc:
             raise ValueError("update() needs a document with _id and _rev")
@@ -150,7 +150,7 @@ class Database:
         return new
 
     def delete(self, doc: Mapping[str, Any] | str, rev: str | None = None) -> str:
-        """Delete a document, given as a dict with ``_id``/``_rev`` or as ``(id, rev=)``.
+        """Delete a document, given as a dict with `_id`/`_rev` or as `(id, rev=)`.
 
         Returns the revision of the deletion (the tombstone).
         """
@@ -177,9 +177,9 @@ class Database:
         """Add or replace attachment `name` of a document; return the new revision.
 
         Args:
-            doc: the document id, or the document itself (its ``_rev`` is used unless
+            doc: the document id, or the document itself (its `_rev` is used unless
                 `rev` is given).
-            name: the attachment name; it may contain ``/``.
+            name: the attachment name; it may contain `/`.
             data: the content: bytes, a str (sent as UTF-8), or a binary file object,
                 which is streamed, never read whole (and then not retried on failure).
             content_type: the MIME type stored and served with the content.
@@ -265,10 +265,10 @@ class Database:
         return answer["rev"]
 
     def bulk(self, docs: Iterable[Mapping[str, Any]], *, new_edits: bool = True) -> list[BulkResult]:
-        """Write many documents in one request; one :class:`BulkResult` per document, in order.
+        """Write many documents in one request; one [BulkResult][cloudsync.BulkResult] per document, in order.
 
-        A row that failed (e.g. ``conflict``) is reported in its result, not raised.
-        Documents without ``_id`` get one made on the client.
+        A row that failed (e.g. `conflict`) is reported in its result, not raised.
+        Documents without `_id` get one made on the client.
         """
         batch: list[Doc] = []
         for doc in docs:
@@ -300,10 +300,10 @@ class Database:
         skip: int = 0,
         page_size: int = DEFAULT_PAGE_SIZE,
     ) -> Iterator[dict[str, Any]]:
-        """Rows of ``_all_docs`` (``{"id", "key", "value", "doc"?}``), fetched a page at a time.
+        """Rows of `_all_docs` (`{"id", "key", "value", "doc"?}`), fetched a page at a time.
 
-        With ``keys`` the rows come in the order of ``keys`` (missing ones as
-        ``{"key", "error": "not_found"}``), ``page_size`` keys per request.
+        With `keys` the rows come in the order of `keys` (missing ones as
+        `{"key", "error": "not_found"}`), `page_size` keys per request.
         """
         _check_page_size(page_size)
         params: dict[str, Any] = {"include_docs": _bool(include_docs)}
@@ -349,10 +349,10 @@ class Database:
         conflicts: bool = False,
         page_size: int = DEFAULT_PAGE_SIZE,
     ) -> Iterator[Doc]:
-        """Documents matching a Mango ``selector`` (``_find``), fetched a page at a time.
+        """Documents matching a Mango `selector` (`_find`), fetched a page at a time.
 
         Pages follow the server's bookmarks. Servers that send none (pouchdb-server) are
-        paged by ``skip``; either way every matching document is returned once for data
+        paged by `skip`; either way every matching document is returned once for data
         that does not change while paging.
         """
         body = self._find_body(selector, fields, sort, skip, use_index, conflicts)
@@ -375,7 +375,8 @@ class Database:
         skip: int = 0,
         use_index: str | Sequence[str] | None = None,
     ) -> dict[str, Any]:
-        """How the server would run :meth:`query` (``_explain``): the chosen index and more."""
+        """How the server would run [`query()`][cloudsync.Database.query] (`_explain`): the chosen index and
+        more."""
         body = self._find_body(selector, fields, sort, skip, use_index, False)
         if limit is not None:
             body["limit"] = limit
@@ -415,7 +416,7 @@ class Database:
         partial_filter: Mapping[str, Any] | None = None,
         type: str = "json",
     ) -> dict[str, Any]:
-        """Create a Mango index; returns ``{"result": "created" | "exists", "id", "name"}``."""
+        """Create a Mango index; returns `{"result": "created" | "exists", "id", "name"}`."""
         if isinstance(fields, str) or not fields:
             raise ValueError("fields must be a non-empty list of field names or {field: order}")
         index: dict[str, Any] = {"fields": list(fields)}
@@ -429,11 +430,11 @@ class Database:
         return self._http.request("POST", f"{self.path}/_index", json=body, idempotent=True)
 
     def indexes(self) -> list[dict[str, Any]]:
-        """Every index of the database, ``_all_docs`` included."""
+        """Every index of the database, `_all_docs` included."""
         return self._http.request("GET", f"{self.path}/_index")["indexes"]
 
     def delete_index(self, ddoc: str, name: str, *, type: str = "json") -> None:
-        """Delete the index ``name`` of design document ``ddoc`` (with or without ``_design/``)."""
+        """Delete the index `name` of design document `ddoc` (with or without `_design/`)."""
         validate_doc_id(ddoc)
         # The design id as one encoded segment: accepted by CouchDB 3 and pouchdb-server alike.
         design = segment("_design/" + ddoc.removeprefix("_design/"))
@@ -459,7 +460,7 @@ class Database:
         skip: int = 0,
         page_size: int = DEFAULT_PAGE_SIZE,
     ) -> Iterator[dict[str, Any]]:
-        """Rows of a view, fetched a page at a time (by ``startkey``/``startkey_docid``)."""
+        """Rows of a view, fetched a page at a time (by `startkey`/`startkey_docid`)."""
         _check_page_size(page_size)
         design = ddoc.removeprefix("_design/")
         path = f"{doc_path(self.path, '_design/' + design)}/_view/{segment(name)}"

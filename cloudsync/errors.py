@@ -1,38 +1,38 @@
 """The cloudsync error tree.
 
-Every error cloudsync raises derives from :class:`CloudSyncError`. Exceptions from
-``requests``, ``urllib3`` and ``websocket-client`` are translated into this tree in one
-place (:mod:`cloudsync._http` and the transports) and never leak.
+Every error cloudsync raises derives from [CloudSyncError][cloudsync.CloudSyncError]. Exceptions from
+`requests`, `urllib3` and `websocket-client` are translated into this tree in one
+place (`cloudsync._http` and the transports) and never leak.
 
-Each class says, in its ``retryable`` attribute, whether trying the same request again
+Each class says, in its `retryable` attribute, whether trying the same request again
 may succeed. Whether a retry is *safe* also depends on the request: a non-idempotent
-``POST`` is only retried when it failed before it was sent.
+`POST` is only retried when it failed before it was sent.
 
-::
+```text
+CloudSyncError
+├── TransportError            (retryable) the exchange failed below HTTP
+│   ├── NetworkError          connection refused / reset / DNS
+│   │   ├── StreamError       a change feed broke mid-stream
+│   │   └── TLSError          (not retryable) certificate verification or TLS handshake failed
+│   └── RequestTimeout        connect or read timeout, stalled feed
+├── InvalidResponse           (retryable) truncated body, malformed JSON, a redirect,
+│                             or a status/Content-Type that is not the feed asked for
+├── HTTPError                 the server answered with a 4xx/5xx status
+│   ├── BadRequest            400 (also 413/415 bodies the server refused)
+│   ├── Unauthorized          401
+│   ├── Forbidden             403
+│   ├── NotFound              404
+│   ├── Conflict              409 document update conflict
+│   ├── PreconditionFailed    412 e.g. database already exists
+│   ├── RateLimited           429 (retryable), retry_after in seconds
+│   └── ServerError           5xx (retryable), retry_after in seconds (503)
+├── SubscriptionError         a subscription stopped on an unexpected exception
+└── SelectorError             (also a ValueError) a Mango selector cloudsync cannot evaluate
+```
 
-    CloudSyncError
-    ├── TransportError            (retryable) the exchange failed below HTTP
-    │   ├── NetworkError          connection refused / reset / DNS
-    │   │   ├── StreamError       a change feed broke mid-stream
-    │   │   └── TLSError          (not retryable) certificate verification or TLS handshake failed
-    │   └── RequestTimeout        connect or read timeout, stalled feed
-    ├── InvalidResponse           (retryable) truncated body, malformed JSON, a redirect,
-    │                             or a status/Content-Type that is not the feed asked for
-    ├── HTTPError                 the server answered with a 4xx/5xx status
-    │   ├── BadRequest            400 (also 413/415 bodies the server refused)
-    │   ├── Unauthorized          401
-    │   ├── Forbidden             403
-    │   ├── NotFound              404
-    │   ├── Conflict              409 document update conflict
-    │   ├── PreconditionFailed    412 e.g. database already exists
-    │   ├── RateLimited           429 (retryable), ``retry_after`` in seconds
-    │   └── ServerError           5xx (retryable), ``retry_after`` in seconds (503)
-    ├── SubscriptionError         a subscription stopped on an unexpected exception
-    └── SelectorError             (also a ValueError) a Mango selector cloudsync cannot evaluate
-
-Every :class:`HTTPError` has ``retry_after``: the ``Retry-After`` header in seconds, or
-``None``. A WebSocket feed closed by the server with a policy close code (1008, 1003,
-4400...) raises the :class:`HTTPError` its HTTP status would (``close_code`` is set).
+Every [HTTPError][cloudsync.HTTPError] has `retry_after`: the `Retry-After` header in seconds, or
+`None`. A WebSocket feed closed by the server with a policy close code (1008, 1003,
+4400...) raises the [HTTPError][cloudsync.HTTPError] its HTTP status would (`close_code` is set).
 """
 
 from __future__ import annotations
@@ -68,8 +68,8 @@ __all__ = [
 class CloudSyncError(Exception):
     """Base class of every error cloudsync raises."""
 
-    #: Whether sending the same request again may succeed.
     retryable: bool = False
+    """Whether sending the same request again may succeed."""
 
 
 class TransportError(CloudSyncError):
@@ -79,9 +79,9 @@ class TransportError(CloudSyncError):
 
     def __init__(self, message: str, *, sent: bool = True) -> None:
         super().__init__(message)
-        #: False when the request certainly never reached the server (connection
-        #: refused, connect timeout): then even a non-idempotent request may be retried.
         self.sent = sent
+        """False when the request certainly never reached the server (connection
+        refused, connect timeout): then even a non-idempotent request may be retried."""
 
 
 class NetworkError(TransportError):
@@ -95,7 +95,7 @@ class StreamError(NetworkError):
 class TLSError(NetworkError):
     """TLS failed: the server's certificate did not verify (unknown CA, wrong host name,
     expired) or the handshake failed. Not retryable: the same certificate fails again.
-    Pass ``verify=`` to :class:`~cloudsync.Client` (a CA bundle path, or ``False``)."""
+    Pass `verify=` to [Client][cloudsync.Client] (a CA bundle path, or `False`)."""
 
     retryable = False
 
@@ -112,7 +112,7 @@ class InvalidResponse(CloudSyncError):
 
 class SubscriptionError(CloudSyncError):
     """A subscription stopped on an exception that is not a cloudsync error (a bug in a
-    transport, a checkpoint store or a callback). The original is its ``__cause__``."""
+    transport, a checkpoint store or a callback). The original is its `__cause__`."""
 
 
 class SelectorError(CloudSyncError, ValueError):
@@ -124,7 +124,7 @@ class SelectorError(CloudSyncError, ValueError):
 class HTTPError(CloudSyncError):
     """The server answered with an error status.
 
-    Carries the status, CouchDB's ``error`` and ``reason`` fields, the request id header
+    Carries the status, CouchDB's `error` and `reason` fields, the request id header
     when the server sends one, and the method and URL (never credentials).
     """
 
@@ -140,8 +140,8 @@ class HTTPError(CloudSyncError):
         retry_after: float | None = None,
     ) -> None:
         self.status = status
-        #: The server's ``Retry-After`` hint in seconds (429, 503), or ``None``.
         self.retry_after = retry_after
+        """The server's `Retry-After` hint in seconds (429, 503), or `None`."""
         self.error = error
         self.reason = reason
         self.method = method
@@ -199,14 +199,14 @@ class PreconditionFailed(HTTPError):
 
 
 class RateLimited(HTTPError):
-    """429: too many requests. ``retry_after`` is the server's hint in seconds, if any."""
+    """429: too many requests. `retry_after` is the server's hint in seconds, if any."""
 
     retryable = True
 
 
 class ServerError(HTTPError):
-    """5xx: the server failed. Retried for idempotent requests; a 503's ``Retry-After``
-    (``retry_after``, seconds) is honoured."""
+    """5xx: the server failed. Retried for idempotent requests; a 503's `Retry-After`
+    (`retry_after`, seconds) is honoured."""
 
     retryable = True
 
@@ -225,7 +225,7 @@ _BY_STATUS: dict[int, type[HTTPError]] = {
 
 
 def error_for_status(status: int) -> type[HTTPError]:
-    """The :class:`HTTPError` subclass cloudsync raises for an HTTP status."""
+    """The [HTTPError][cloudsync.HTTPError] subclass cloudsync raises for an HTTP status."""
     if status >= 500:
         return ServerError
     return _BY_STATUS.get(status, HTTPError)

@@ -10,9 +10,9 @@ __all__ = ["BulkResult", "Change"]
 
 @dataclass(frozen=True, slots=True)
 class Change:
-    """One row of a ``_changes`` feed.
+    """One row of a `_changes` feed.
 
-    ``seq`` is opaque: an integer on some servers, a string such as ``"13-g1AAAA…"`` on
+    `seq` is opaque: an integer on some servers, a string such as `"13-g1AAAA…"` on
     CouchDB 3. Store it as received; never compare or do arithmetic on it.
     """
 
@@ -21,12 +21,12 @@ class Change:
     rev: str | None = None
     deleted: bool = False
     doc: dict[str, Any] | None = None
-    #: Every leaf revision the server listed (``style=all_docs``); ``rev`` is the first.
     revs: tuple[str, ...] = field(default=())
+    """Every leaf revision the server listed (`style=all_docs`); `rev` is the first."""
 
     @classmethod
     def from_row(cls, row: dict[str, Any]) -> Change:
-        """Build a change from a ``_changes`` result row (CouchDB or Sync Gateway shape)."""
+        """Build a change from a `_changes` result row (CouchDB or Sync Gateway shape)."""
         if cls is Change:
             return _change_from_row(row)
         return cls(*_fields_from_row(row))
@@ -34,17 +34,17 @@ class Change:
 
 @dataclass(frozen=True, slots=True)
 class LastSeq:
-    """The server says the feed has been read up to ``seq`` (no change attached).
+    """The server says the feed has been read up to `seq` (no change attached).
 
-    Yielded for an empty long-poll answer or a feed's final ``last_seq`` line, so a
+    Yielded for an empty long-poll answer or a feed's final `last_seq` line, so a
     sparse or filtered feed still advances the checkpoint.
     """
 
     seq: Any
 
 
-#: What a feed yields.
 Item = Change | LastSeq
+"""What a feed yields."""
 
 
 def _fields_from_row(row: dict[str, Any]) -> tuple[Any, str, str | None, bool, Any, tuple[str, ...]]:
@@ -91,7 +91,7 @@ def _change_from_row(row: dict[str, Any], _builder: Any = _ChangeBuilder, _cls: 
 
 @dataclass(frozen=True, slots=True)
 class BulkResult:
-    """The outcome of one document in a bulk write: ``ok`` with a new ``rev``, or an error."""
+    """The outcome of one document in a bulk write: `ok` with a new `rev`, or an error."""
 
     id: str | None
     rev: str | None = None

@@ -1,14 +1,14 @@
 """Mango selectors evaluated in Python, with CouchDB's semantics: one matcher for the
 client and the embedded server.
 
-- Collation: ``null < false < true < numbers < strings < arrays < objects``; strings
+- Collation: `null < false < true < numbers < strings < arrays < objects`; strings
   compare by Unicode code point (CouchDB uses ICU collation: a deliberate deviation).
-- Field names: ``"a.b"`` is the path ``a`` -> ``b``; ``"a\\.b"`` is the one field ``a.b``;
+- Field names: `"a.b"` is the path `a` -> `b`; `"a\\.b"` is the one field `a.b`;
   a path step that is a number also indexes into an array.
 - Operators: ``$and $or $nor $not $eq $ne $gt $gte $lt $lte $in $nin $exists $type
   $regex $beginsWith $size $mod $all $elemMatch $allMatch $keyMapMatch``.
 
-This module needs only the standard library (and `google-re2` for ``$regex`` when it is
+This module needs only the standard library (and `google-re2` for `$regex` when it is
 installed, else Python's `re`). The server passes in its own regular-expression compiler
 and its query time budget (see `compile_selector`).
 """
@@ -27,13 +27,13 @@ from .errors import SelectorError
 
 __all__ = ["MISSING", "Predicate", "collate", "compile_selector", "get_field", "parse_field", "project", "sort_key"]
 
-#: What `get_field` returns for a path a document does not have.
 MISSING: Any = object()
+"""What `get_field` returns for a path a document does not have."""
 TYPE_NAMES = frozenset({"null", "boolean", "number", "string", "array", "object"})
 
 Predicate = Callable[[Any], bool]
-#: Compiles a ``$regex`` pattern to an object with ``search(str)``; raises `SelectorError`.
 RegexCompiler = Callable[[str], Any]
+"""Compiles a `$regex` pattern to an object with `search(str)`; raises `SelectorError`."""
 
 
 # -- collation and field access ------------------------------------------------------
@@ -82,7 +82,7 @@ def collate(a: Any, b: Any) -> int:
 
 
 def parse_field(name: str) -> tuple[str, ...]:
-    """A field name as a path: ``"a.b\\.c"`` -> ``("a", "b.c")`` (a backslash escapes a dot)."""
+    """A field name as a path: `"a.b\\.c"` -> `("a", "b.c")` (a backslash escapes a dot)."""
     parts, cur, i = [], [], 0
     while i < len(name):
         ch = name[i]
@@ -152,15 +152,15 @@ def _collate_missing(a: Any, b: Any) -> int:
 
 
 def sort_key(sort: list[tuple[str, str]]) -> Callable[[Any], Any]:
-    """A `key=` function for `sorted` ordering documents as a Mango ``sort`` does.
+    """A `key=` function for `sorted` ordering documents as a Mango `sort` does.
 
     Args:
-        sort: ``(field, "asc" | "desc")`` pairs, the first the most significant; each
+        sort: `(field, "asc" | "desc")` pairs, the first the most significant; each
             field may have its own direction. Values collate as in `collate`; a missing
             field sorts first.
 
     Raises:
-        SelectorError: a direction other than ``"asc"`` or ``"desc"``.
+        SelectorError: a direction other than `"asc"` or `"desc"`.
     """
     paths = []
     for field, direction in sort:
@@ -218,13 +218,13 @@ def _default_regex() -> RegexCompiler:
 
 def compile_selector(selector: Any, *, regex: RegexCompiler | None = None,
                      tick: Callable[[], None] | None = None) -> Predicate:
-    """A predicate ``doc -> bool`` for a Mango selector.
+    """A predicate `doc -> bool` for a Mango selector.
 
     Args:
         selector: the selector (a JSON object).
-        regex: compiles ``$regex`` patterns (default: RE2 if installed, else `re`); it
+        regex: compiles `$regex` patterns (default: RE2 if installed, else `re`); it
             raises `SelectorError` for a pattern it refuses.
-        tick: called now and then while a large ``$in``/``$or``/array is evaluated; it
+        tick: called now and then while a large `$in`/`$or`/array is evaluated; it
             may raise to stop the evaluation (the server's query time budget).
 
     Raises:
@@ -253,8 +253,8 @@ def _none_of(tick: Callable[[], None], preds: list[Predicate], doc: Any) -> bool
 
 
 def _key(v: Any) -> tuple[Any, ...] | None:
-    """A hashable key equal for values that collate equal (scalars only; ``None`` for
-    arrays and objects). Booleans and numbers get different ranks, so ``True != 1``."""
+    """A hashable key equal for values that collate equal (scalars only; `None` for
+    arrays and objects). Booleans and numbers get different ranks, so `True != 1`."""
     if v is None:
         return (0,)
     if v is False:
@@ -286,15 +286,15 @@ class _ValueSet:
                 self.others.append(value)
             else:
                 self.keys.add(key)
-        #: The values themselves when all are numbers or strings: Python's own set
-        #: operations then rule out a match at C speed (Python equality differs from
-        #: collation only by ``True == 1``, so a hit is confirmed the slow way).
         self.plain: frozenset[Any] | None = None
+        """The values themselves when all are numbers or strings: Python's own set
+        operations then rule out a match at C speed (Python equality differs from
+        collation only by `True == 1`, so a hit is confirmed the slow way)."""
         if not self.others and all(k[0] in (3, 4) for k in self.keys):
             self.plain = frozenset(k[1] for k in self.keys)
 
     def cannot_match(self, values: list[Any]) -> bool:
-        """True when no element of ``values`` can collate equal to a wanted value."""
+        """True when no element of `values` can collate equal to a wanted value."""
         if self.plain is None:
             return False
         try:
@@ -303,7 +303,7 @@ class _ValueSet:
             return False
 
     def missing_any(self, values: list[Any]) -> bool:
-        """True when some wanted value is certainly not among ``values``."""
+        """True when some wanted value is certainly not among `values`."""
         if self.plain is None:
             return False
         try:
@@ -380,8 +380,8 @@ def _compile(env: _Env, sel: Any, path: tuple[str, ...]) -> Predicate:
 
 
 def _or_of_equalities(branches: list[Any], path: tuple[str, ...]) -> Predicate | None:
-    """``{"$or": [{"f": 1}, {"f": 2}, ...]}`` as one hash lookup instead of a branch per
-    value (a 5,000-branch ``$or`` is otherwise 5,000 calls per document), or ``None``."""
+    """`{"$or": [{"f": 1}, {"f": 2}, ...]}` as one hash lookup instead of a branch per
+    value (a 5,000-branch `$or` is otherwise 5,000 calls per document), or `None`."""
     field = None
     keys = set()
     for branch in branches:
@@ -430,7 +430,7 @@ def _comparison(op: str, arg: Any) -> Callable[[Any], bool] | None:
 
 
 def _operator(env: _Env, op: str, arg: Any) -> Callable[[Any], bool]:
-    """The test a field value must pass for ``{op: arg}`` (value known to exist)."""
+    """The test a field value must pass for `{op: arg}` (value known to exist)."""
     compare = _comparison(op, arg)
     if compare is not None:
         return compare
@@ -534,7 +534,7 @@ def _nested_operator(env: _Env, op: str, arg: Any) -> Callable[[Any], bool]:
 
 
 def _compile_elem(env: _Env, arg: Any) -> Predicate:
-    """A predicate on one value (array element / map key) for ``$elemMatch`` and friends."""
+    """A predicate on one value (array element / map key) for `$elemMatch` and friends."""
     if not isinstance(arg, dict):
         raise SelectorError("Operator requires a selector object argument")
     tests: list[Predicate] = []

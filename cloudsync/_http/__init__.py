@@ -1,6 +1,6 @@
-"""The one place cloudsync talks HTTP: a ``requests.Session``, auth, retries, error translation.
+"""The one place cloudsync talks HTTP: a `requests.Session`, auth, retries, error translation.
 
-Everything above this package sees cloudsync errors only; ``requests`` and ``urllib3``
+Everything above this package sees cloudsync errors only; `requests` and `urllib3`
 are imported here and nowhere else. Each concern has one function: `translate` (an
 exception of theirs to ours), `answer_error` (a status to ours), `HTTP.auth_headers`
 and `HTTP.renew` (credentials, renewed once after a 401). Feeds (long-lived, streamed,
@@ -40,8 +40,8 @@ __all__ = ["HTTP", "answer_error", "translate"]
 
 log = logging.getLogger("cloudsync")
 
-#: ``(connect, read)`` seconds.
 DEFAULT_TIMEOUT = (10.0, 60.0)
+"""`(connect, read)` seconds."""
 _IDEMPOTENT = frozenset({"GET", "HEAD", "PUT", "DELETE", "OPTIONS"})
 _REQUEST_ID_HEADERS = ("X-Couch-Request-ID", "X-Request-ID")
 
@@ -54,7 +54,7 @@ class _RejectCookies(http.cookiejar.DefaultCookiePolicy):
 
 
 def redact(url: str) -> str:
-    """``url`` without user info."""
+    """`url` without user info."""
     parts = urlsplit(url)
     if parts.username is None and parts.password is None:
         return url
@@ -66,9 +66,9 @@ def redact(url: str) -> str:
 
 
 def translate(exc: BaseException, what: str = "request") -> CloudSyncError:
-    """Map a ``requests``/``urllib3``/socket exception to the cloudsync error tree.
+    """Map a `requests`/`urllib3`/socket exception to the cloudsync error tree.
 
-    The caller raises the result ``from exc`` so the cause stays inspectable.
+    The caller raises the result `from exc` so the cause stays inspectable.
     """
     if isinstance(exc, CloudSyncError):
         return exc
@@ -96,7 +96,7 @@ def translate(exc: BaseException, what: str = "request") -> CloudSyncError:
 
 
 def parse_json(response: requests.Response, what: str) -> Any:
-    """The response body as JSON, or :class:`InvalidResponse`."""
+    """The response body as JSON, or [InvalidResponse][cloudsync.InvalidResponse]."""
     try:
         content = response.content
     except Exception as exc:  # truncated or broken body while reading
@@ -111,7 +111,7 @@ def parse_json(response: requests.Response, what: str) -> Any:
 
 
 def _retry_after_value(value: str | None) -> float | None:
-    """A ``Retry-After`` header (seconds or an HTTP date) in seconds from now."""
+    """A `Retry-After` header (seconds or an HTTP date) in seconds from now."""
     if value is None:
         return None
     try:
@@ -130,9 +130,9 @@ def _retry_after_value(value: str | None) -> float | None:
 def error_from_parts(
     status: int, content: bytes | None, headers: Mapping[str, str], phrase: str | None, method: str, url: str
 ) -> HTTPError:
-    """The typed error for a 4xx/5xx answer given as its parts (``headers`` must look up
-    case-insensitively): CouchDB's ``error``/``reason`` from a JSON body, the request id,
-    ``Retry-After``. The message reads ``404 not_found: Database does not exist. (GET url)``
+    """The typed error for a 4xx/5xx answer given as its parts (`headers` must look up
+    case-insensitively): CouchDB's `error`/`reason` from a JSON body, the request id,
+    `Retry-After`. The message reads `404 not_found: Database does not exist. (GET url)`
     whichever transport got the answer."""
     error = reason = None
     try:
@@ -157,7 +157,7 @@ def error_from_parts(
 
 def redirect_error(status: int, location: str | None, method: str, url: str) -> InvalidResponse:
     """A 3xx where an answer was expected: not followed (credentials must not go to
-    another host), reported as a retryable :class:`InvalidResponse`."""
+    another host), reported as a retryable [InvalidResponse][cloudsync.InvalidResponse]."""
     target = f" to {redact(location)}" if location else ""
     return InvalidResponse(f"{status} redirect{target}: not followed ({method} {redact(url)})")
 
@@ -191,7 +191,7 @@ def answer_error(
 
 
 class HTTP:
-    """One ``requests.Session`` with auth, timeouts, retries and logging.
+    """One `requests.Session` with auth, timeouts, retries and logging.
 
     Thread-safe for concurrent requests (requests' connection pool is).
     """
@@ -208,8 +208,8 @@ class HTTP:
     ) -> None:
         self.base_url = base_url.rstrip("/")
         self.auth = auth
-        #: TLS verification: True (the default CA bundle), False, or a CA bundle path.
         self.verify = verify
+        """TLS verification: True (the default CA bundle), False, or a CA bundle path."""
         self.timeout = timeout
         self.retry = retry if retry is not None else RetryPolicy()
         self.session = requests.Session()
@@ -329,8 +329,8 @@ class HTTP:
         timeout: Any = None,
         retry: RetryPolicy | None = None,
     ) -> Any:
-        """Send with retries (``retry``, else the client's policy); return the parsed
-        JSON body (``None`` for HEAD)."""
+        """Send with retries (`retry`, else the client's policy); return the parsed
+        JSON body (`None` for HEAD)."""
         body, merged = self._prepare(json, data, headers)
         if idempotent is None:
             idempotent = method in _IDEMPOTENT
@@ -390,7 +390,7 @@ class HTTP:
         chunk_size: int = 64 * 1024,
     ) -> Iterator[bytes]:
         """Send once (no retries) and yield the raw response body as it arrives, for
-        bodies too large to hold (attachments). The request is sent at the first ``next``."""
+        bodies too large to hold (attachments). The request is sent at the first `next`."""
         what = f"{method} {path}"
         response = self._send_once(
             method, path, params=params, body=None, headers=dict(headers or {}), timeout=None, stream=True

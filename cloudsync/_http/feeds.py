@@ -113,8 +113,8 @@ class FeedResponse:
         self._on_done = on_done
         self.status: int = response.status_code
         self.reason: str = response.reason or ""
-        #: Case-insensitive.
         self.headers: Mapping[str, str] = response.headers
+        """Case-insensitive."""
 
     def chunks(self) -> Iterator[bytes]:
         """The body as it arrives (not waiting for a full buffer), each chunk reported to
@@ -148,12 +148,12 @@ class FeedEndpoint:
     def __init__(self, http: HTTP, db_path: str) -> None:
         self._http = http
         self.base_url = http.base_url
-        #: The feed's URL (``http(s)://host/db/_changes``).
         self.url = http.base_url + db_path + "/_changes"
-        #: The URL without user info, for messages.
+        """The feed's URL (`http(s)://host/db/_changes`)."""
         self.safe_url = redact(self.url)
-        #: TLS verification: True (the default CA bundle), False, or a CA bundle path.
+        """The URL without user info, for messages."""
         self.verify = http.verify
+        """TLS verification: True (the default CA bundle), False, or a CA bundle path."""
         self._sessions: dict[str, requests.Session] = {}
         self._lock = threading.Lock()
 

@@ -1,4 +1,4 @@
-"""``python -m cloudsync.server [options]``: the same as ``cloudsync serve [options]``."""
+"""`python -m cloudsync.server [options]`: the same as `cloudsync serve [options]`."""
 
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ __all__ = ["build_parser", "main"]
 
 
 def build_parser(prog: str = "cloudsync serve") -> argparse.ArgumentParser:
-    """The ``serve`` command line."""
+    """The `serve` command line."""
     p = argparse.ArgumentParser(prog=prog, description="Run the embedded CouchDB-compatible cloudsync server.")
     p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
     p.add_argument("--port", type=int, default=5984, help="port to bind; 0 picks a free one (default 5984)")
@@ -62,7 +62,7 @@ def build_parser(prog: str = "cloudsync serve") -> argparse.ArgumentParser:
 
 
 def config_from_args(args: argparse.Namespace) -> ServerConfig:
-    """A :class:`ServerConfig` from parsed arguments and the environment."""
+    """A `ServerConfig` from parsed arguments and the environment."""
     admins = {}
     specs = list(args.admin)
     if not specs and os.environ.get("CLOUDSYNC_ADMIN"):
@@ -91,7 +91,7 @@ def raise_open_files_limit() -> None:
 
 
 def main(argv: Sequence[str] | None = None, prog: str = "python -m cloudsync.server") -> int:
-    """Parse ``argv``, serve until SIGTERM/SIGINT, return the exit status."""
+    """Parse `argv`, serve until SIGTERM/SIGINT, return the exit status."""
     parser = build_parser(prog)
     args = parser.parse_args(argv)
     try:

@@ -36,13 +36,13 @@ __all__ = ["ServerConfig", "make_app", "run"]
 log = logging.getLogger("cloudsync.server")
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
-#: Headers a CORS preflight may ask for when the browser names none we know.
 CORS_HEADERS = "accept, authorization, content-type, origin, referer, if-match, last-event-id, x-requested-with"
+"""Headers a CORS preflight may ask for when the browser names none we know."""
 CORS_EXPOSE = "cache-control, content-type, etag, server, x-couch-request-id, x-couchdb-body-time"
 
 
 def is_loopback(host: str) -> bool:
-    """Whether ``host`` only accepts local connections."""
+    """Whether `host` only accepts local connections."""
     if host == "localhost":
         return True
     try:
@@ -55,7 +55,7 @@ def is_loopback(host: str) -> bool:
 
 
 def _host_name(host: str) -> str:
-    """The name in a ``Host`` header, without port or IPv6 brackets, lowercased."""
+    """The name in a `Host` header, without port or IPv6 brackets, lowercased."""
     host = host.strip().lower()
     if host.startswith("["):
         return host[1:host.find("]")] if "]" in host else host
@@ -65,8 +65,8 @@ def _host_name(host: str) -> str:
 
 
 class _Gate:
-    """Who may talk to the server before authentication: ``Host`` names (DNS rebinding),
-    ``Origin`` of WebSocket/EventSource feeds (any web page can open those), and CORS."""
+    """Who may talk to the server before authentication: `Host` names (DNS rebinding),
+    `Origin` of WebSocket/EventSource feeds (any web page can open those), and CORS."""
 
     def __init__(self, config: ServerConfig, auth: Auth) -> None:
         self.auth = auth
@@ -151,7 +151,7 @@ _PUBLIC = {("GET", ()), ("HEAD", ()), ("GET", ("_up",)), ("HEAD", ("_up",))}
 
 
 def make_app(config: ServerConfig, storage: Storage | None = None) -> web.Application:
-    """The aiohttp application for ``config`` (opens its storage unless given one)."""
+    """The aiohttp application for `config` (opens its storage unless given one)."""
     if storage is None:
         if config.data_dir is None:
             raise ValueError("data_dir is required unless memory=True")
@@ -325,7 +325,7 @@ def _quiet_accept_errors(loop: asyncio.AbstractEventLoop) -> None:
 
 async def run(config: ServerConfig, *, ready: Callable[[str, int], None] | None = None,
               stop: asyncio.Event | None = None) -> None:
-    """Serve until ``stop`` is set; calls ``ready(host, port)`` once listening."""
+    """Serve until `stop` is set; calls `ready(host, port)` once listening."""
     if not config.admins and not is_loopback(config.host) and not config.insecure_no_auth:
         raise SystemExit(
             f"refusing to serve {config.host} without authentication: pass --admin USER:PASS "

@@ -1,4 +1,4 @@
-"""Admin users, basic auth and ``AuthSession`` cookies (CouchDB's ``/_session``)."""
+"""Admin users, basic auth and `AuthSession` cookies (CouchDB's `/_session`)."""
 
 from __future__ import annotations
 
@@ -18,12 +18,12 @@ __all__ = ["Auth", "LoginThrottle", "parse_admin"]
 
 COOKIE = "AuthSession"
 SESSION_TIMEOUT = 600  # seconds, CouchDB's default; renewed on use
-#: Clock skew tolerated on a cookie's time stamp (a cookie from the future is forged).
 COOKIE_SKEW = 60
+"""Clock skew tolerated on a cookie's time stamp (a cookie from the future is forged)."""
 
 
 def parse_admin(value: str) -> tuple[str, str]:
-    """``"user:password"`` -> ``("user", "password")``; ``ValueError`` if malformed."""
+    """`"user:password"` -> `("user", "password")`; `ValueError` if malformed."""
     user, sep, password = value.partition(":")
     if not sep or not user or not password:
         raise ValueError("admin credentials must look like USER:PASSWORD")
@@ -70,7 +70,7 @@ class Auth:
         return expected is not None and hmac.compare_digest(expected, hashlib.sha256(password.encode()).digest())
 
     def basic(self, header: str) -> str | None:
-        """The user named by a valid ``Authorization: Basic`` header, else ``None``."""
+        """The user named by a valid `Authorization: Basic` header, else `None`."""
         scheme, _, value = header.partition(" ")
         if scheme.lower() != "basic":
             return None
@@ -84,12 +84,12 @@ class Auth:
         return hmac.new(self._secret, payload.encode(), hashlib.sha256).hexdigest()[:40]
 
     def make_cookie(self, user: str) -> str:
-        """A signed session cookie value for ``user``."""
+        """A signed session cookie value for `user`."""
         payload = f"{user}:{int(time.time()):X}"
         return base64.urlsafe_b64encode(f"{payload}:{self._mac(payload)}".encode()).decode().rstrip("=")
 
     def cookie_user(self, value: str) -> str | None:
-        """The user of a valid, unexpired session cookie, else ``None``."""
+        """The user of a valid, unexpired session cookie, else `None`."""
         try:
             raw = base64.urlsafe_b64decode(value + "=" * (-len(value) % 4)).decode()
             payload, _, mac = raw.rpartition(":")
@@ -107,13 +107,13 @@ class Auth:
 
 
 class LoginThrottle:
-    """Failed logins per client address: after ``per_minute`` failures within a minute, the
-    address gets ``429 too_many_requests`` (with ``Retry-After``) until the oldest of them
+    """Failed logins per client address: after `per_minute` failures within a minute, the
+    address gets `429 too_many_requests` (with `Retry-After`) until the oldest of them
     is a minute old; its password is not even checked meanwhile."""
 
     WINDOW = 60.0
-    #: Addresses remembered at most (the oldest are forgotten first).
     MAX_ADDRESSES = 10_000
+    """Addresses remembered at most (the oldest are forgotten first)."""
 
     def __init__(self, per_minute: int) -> None:
         self.per_minute = per_minute
@@ -138,7 +138,7 @@ class LoginThrottle:
         return max(1, math.ceil(times[0] + self.WINDOW - time.monotonic()))
 
     def check(self, peer: str) -> None:
-        """Raise 429 while ``peer`` has used up its failed attempts."""
+        """Raise 429 while `peer` has used up its failed attempts."""
         if self.per_minute <= 0:
             return
         times = self._recent(peer)

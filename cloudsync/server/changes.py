@@ -1,12 +1,12 @@
-"""``_changes``: option parsing and the five feeds (normal, longpoll, continuous, eventsource, websocket).
+"""`_changes`: option parsing and the five feeds (normal, longpoll, continuous, eventsource, websocket).
 
-Every feed is a pull loop over :meth:`Database.changes`: read a batch after ``since``,
+Every feed is a pull loop over `Database.changes()`: read a batch after `since`,
 frame it, write it as one chunk, and when caught up wait for the next commit (nothing
 polls). A waiting streamed feed is *pushed to*: the commit's rows are framed once for all
 feeds with the same options and written straight to each connection, without waking the
-feeds' tasks (see :class:`_Stream`). A feed only ever holds the batch it is writing, so a
+feeds' tasks (see `_Stream`). A feed only ever holds the batch it is writing, so a
 slow reader costs memory bounded by the socket buffers; a reader that accepts nothing for
-``send_timeout`` seconds is disconnected and resumes from its last seq when it reconnects.
+`send_timeout` seconds is disconnected and resumes from its last seq when it reconnects.
 Writers never wait on readers: a commit answers its writers before it notifies feeds.
 """
 
@@ -38,32 +38,32 @@ DEFAULT_TIMEOUT_MS = 60_000
 MAX_HEARTBEAT_MS = 60_000
 MIN_HEARTBEAT_MS = 10
 BATCH = 2_000
-#: Rows per websocket message while catching up.
 WS_BATCH = 500
-#: Commits are pushed to a waiting feed while its connection holds at most this many
-#: bytes not yet taken by the client (see _Stream).
+"""Rows per websocket message while catching up."""
 PUSH_HIGH_WATER = 64 * 1024
-#: A batch stops after the row whose body brings it to this size: what a feed holds (and
-#: writes as one chunk) is bounded in bytes, not only in rows.
+"""Commits are pushed to a waiting feed while its connection holds at most this many
+bytes not yet taken by the client (see _Stream)."""
 BATCH_BYTES = 1024 * 1024
-#: A commit framed larger than this is not pushed (written whole to every subscriber's
-#: transport) but read by each feed's task in bounded batches.
+"""A batch stops after the row whose body brings it to this size: what a feed holds (and
+writes as one chunk) is bounded in bytes, not only in rows."""
 PUSH_MAX_BYTES = 256 * 1024
+"""A commit framed larger than this is not pushed (written whole to every subscriber's
+transport) but read by each feed's task in bounded batches."""
 
 
-#: JSON nesting accepted in ``selector``/``doc_ids`` given as strings in a WebSocket
-#: options message (HTTP query parameters are parsed by the app with the server's limit).
 JSON_DEPTH = 64
+"""JSON nesting accepted in `selector`/`doc_ids` given as strings in a WebSocket
+options message (HTTP query parameters are parsed by the app with the server's limit)."""
 
 
 class FeedOptions:
-    """Validated ``_changes`` options, from query parameters, a POST body or a websocket message."""
+    """Validated `_changes` options, from query parameters, a POST body or a websocket message."""
 
     def __init__(self, db: Database, params: Mapping[str, Any], body: Mapping[str, Any] | None = None,
                  *, implicit_filters: bool = False) -> None:
         body = body or {}
-        #: Whether ``accept`` evaluates a Mango selector (then it runs on a query thread).
         self.selector = False
+        """Whether `accept` evaluates a Mango selector (then it runs on a query thread)."""
         self.feed = params.get("feed", "normal")
         if self.feed not in FEEDS:
             raise bad_request(f"Unknown feed type: {self.feed}")
@@ -132,11 +132,11 @@ class Feed:
         self.remaining = opts.limit
         # Bodies are read from SQLite only when sent or filtered on.
         self.bodies = opts.include_docs or opts.accept is not None
-        #: Runs a selector filter off the event loop (set by _Stream from the server state).
         self.offload: Callable[[Callable[[], list[Row]]], Awaitable[list[Row]]] | None = None
+        """Runs a selector filter off the event loop (set by _Stream from the server state)."""
 
     async def next_rows(self) -> list[Row]:
-        """The next matching rows after ``self.since`` (advancing it); [] when caught up.
+        """The next matching rows after `self.since` (advancing it); [] when caught up.
         Rows are read on the loop (the ring is the loop's); a selector filter runs on a
         query thread within the query time budget."""
         db, accept = self.db, self.opts.accept
@@ -169,7 +169,7 @@ class Feed:
         return self.remaining == 0 or self.db.closed
 
     def encode(self, row: Row, seq_str: bytes | None = None) -> bytes:
-        """One row as CouchDB's JSON (``seq_str``: its encoded seq, if already known)."""
+        """One row as CouchDB's JSON (`seq_str`: its encoded seq, if already known)."""
         if self.opts.style != "all_docs" and seq_str is None:
             return self.encode_rows([row])[0]
         n, doc_id, rev, deleted, body = row
@@ -188,7 +188,7 @@ class Feed:
         return out + b"}"
 
     def encode_rows(self, rows: list[Row], eventsource: bool = False) -> list[bytes]:
-        """Each row as CouchDB's JSON (``eventsource``: each framed as one event).
+        """Each row as CouchDB's JSON (`eventsource`: each framed as one event).
 
         The hot path of every feed: one bytes formatting per row (the seq's suffix from
         two lookup tables, the id and rev through orjson, the body as stored), no dict, no
@@ -219,8 +219,8 @@ class Feed:
                 for n, doc_id, rev, deleted, body in rows]
 
     def messages(self, rows: list[Row]) -> list[bytes]:
-        """``rows`` framed for a streamed feed: one eventsource or continuous chunk, or
-        websocket messages of up to ``WS_BATCH`` rows each."""
+        """`rows` framed for a streamed feed: one eventsource or continuous chunk, or
+        websocket messages of up to `WS_BATCH` rows each."""
         fmt = self.opts.feed
         if fmt == "websocket":
             encoded = self.encode_rows(rows)
@@ -256,7 +256,7 @@ _SSE_DOC = b"data: " + _JSON_DOC + b"\nid: " + seq.TEMPLATE + b"\n\n"
 
 
 class SendWatchdog:
-    """Resets feed connections whose pending write has not completed for ``timeout`` seconds.
+    """Resets feed connections whose pending write has not completed for `timeout` seconds.
 
     One periodic check for all feeds, rather than a timer around every write: with
     a thousand subscribers, per-write timers cost more than the writes.
@@ -285,7 +285,7 @@ class SendWatchdog:
                     reset_connection(request)
 
     async def send(self, request: web.Request, write: Awaitable[None]) -> None:
-        """Await ``write`` (a feed's write of one chunk) under the watchdog."""
+        """Await `write` (a feed's write of one chunk) under the watchdog."""
         key = id(write)
         self._writing[key] = (asyncio.get_running_loop().time(), request)
         try:
@@ -297,12 +297,12 @@ class SendWatchdog:
 
 
 def _http_chunk(data: bytes) -> bytes:
-    """``data`` as one HTTP/1.1 chunk, as aiohttp frames each write of a chunked response."""
+    """`data` as one HTTP/1.1 chunk, as aiohttp frames each write of a chunked response."""
     return b"%x\r\n" % len(data) + data + b"\r\n"
 
 
 def _ws_text(data: bytes) -> bytes:
-    """``data`` as one unfragmented, unmasked WebSocket text frame (server to client)."""
+    """`data` as one unfragmented, unmasked WebSocket text frame (server to client)."""
     n = len(data)
     if n < 126:
         return bytes((0x81, n)) + data
@@ -319,16 +319,16 @@ def _resolve(fut: asyncio.Future[None]) -> None:
 class _Stream:
     """One feed connection: writes chunks, and waits for commits, heartbeats, timeout or shutdown.
 
-    While it waits, the stream listens to its database (:meth:`Database.listen`): after a
-    commit, :meth:`notify` writes the new rows straight to the connection's transport,
+    While it waits, the stream listens to its database (`Database.listen()`): after a
+    commit, `notify()` writes the new rows straight to the connection's transport,
     framed as the feed's own task would frame them, and the task sleeps on. Feeds with the
     same format and options share one encoded chunk per commit. So a commit costs each
-    caught-up subscriber one ``transport.write`` (no task wake-up, no per-feed encoding),
+    caught-up subscriber one `transport.write` (no task wake-up, no per-feed encoding),
     which is what makes fan-out to a thousand subscribers cheap. The task is woken instead
     (and the pull path, with its send watchdog, takes over) when the client has not taken
-    the bytes already sent (more than ``PUSH_HIGH_WATER`` unsent), when the commit is
-    larger than one batch, for longpoll (it answers and ends), and with ``limit`` or
-    ``style=all_docs``.
+    the bytes already sent (more than `PUSH_HIGH_WATER` unsent), when the commit is
+    larger than one batch, for longpoll (it answers and ends), and with `limit` or
+    `style=all_docs`.
     """
 
     def __init__(self, request: web.Request, resp: web.StreamResponse, feed: Feed, state: Any) -> None:
@@ -374,9 +374,9 @@ class _Stream:
             self.idle_deadline = self.loop.time() + self.feed.opts.timeout
 
     async def wait(self) -> str:
-        """Wait for a commit: returns ``"change"``, ``"heartbeat"``, ``"timeout"`` or ``"closing"``.
+        """Wait for a commit: returns `"change"`, `"heartbeat"`, `"timeout"` or `"closing"`.
 
-        A heartbeat is due ``heartbeat`` seconds after the last write (pushed or not)."""
+        A heartbeat is due `heartbeat` seconds after the last write (pushed or not)."""
         feed, db, loop = self.feed, self.feed.db, self.loop
         heartbeat = feed.opts.heartbeat
         while True:
@@ -462,7 +462,7 @@ class _Stream:
 
 
 async def serve_changes(request: web.Request, db: Database, opts: FeedOptions, state: Any) -> web.StreamResponse:
-    """Answer a non-websocket ``_changes`` request with the requested feed."""
+    """Answer a non-websocket `_changes` request with the requested feed."""
     feed = Feed(db, opts)
     eventsource = opts.feed == "eventsource"
     resp = web.StreamResponse(headers={
@@ -502,7 +502,7 @@ def reset_connection(request: web.Request) -> None:
 
 
 async def _descending_feed(stream: _Stream) -> None:
-    """``descending=true`` (normal feed): newest first, read in bounded batches."""
+    """`descending=true` (normal feed): newest first, read in bounded batches."""
     feed = stream.feed
     db, accept = feed.db, feed.opts.accept
     remaining = feed.opts.limit
@@ -628,8 +628,8 @@ async def serve_websocket(request: web.Request, db: Database, state: Any) -> web
 
 
 def _close_reason(error: str, reason: str) -> bytes:
-    """A close frame's reason, ``"<error>: <reason>"`` as CouchDB names the HTTP error
-    (``not_found``, ``bad_request``...), so a client tells a 404 from a 400 as it would
+    """A close frame's reason, `"<error>: <reason>"` as CouchDB names the HTTP error
+    (`not_found`, `bad_request`...), so a client tells a 404 from a 400 as it would
     from an HTTP feed; cut to the 123 bytes a close frame holds, on a character boundary."""
     return f"{error}: {reason}".encode()[:123].decode("utf-8", "ignore").encode()
 

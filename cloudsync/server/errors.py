@@ -6,7 +6,7 @@ __all__ = ["CouchError", "RowError", "bad_request", "conflict", "not_found"]
 
 
 class CouchError(Exception):
-    """An error answered as ``{"error": error, "reason": reason}`` with ``status``."""
+    """An error answered as `{"error": error, "reason": reason}` with `status`."""
 
     def __init__(self, status: int, error: str, reason: str) -> None:
         super().__init__(f"{status} {error}: {reason}")

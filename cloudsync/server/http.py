@@ -35,8 +35,8 @@ def too_large() -> CouchError:
 
 
 async def _body_chunks(request: web.Request, cap: int) -> AsyncIterator[bytes]:
-    """The request body as it arrives, at most ``cap`` bytes (413 beyond, without reading
-    the rest); 408 when the client sends nothing for ``idle_timeout`` seconds in the middle of it."""
+    """The request body as it arrives, at most `cap` bytes (413 beyond, without reading
+    the rest); 408 when the client sends nothing for `idle_timeout` seconds in the middle of it."""
     if request.content_length is not None and request.content_length > cap:
         raise too_large()
     timeout = request.app["state"].config.idle_timeout or None
@@ -60,12 +60,12 @@ async def _body_chunks(request: web.Request, cap: int) -> AsyncIterator[bytes]:
 
 
 async def read_body(request: web.Request, cap: int) -> bytes:
-    """The request body, at most ``cap`` bytes (see `_body_chunks`)."""
+    """The request body, at most `cap` bytes (see `_body_chunks`)."""
     return b"".join([chunk async for chunk in _body_chunks(request, cap)])
 
 
 async def spool_body(request: web.Request, file: IO[bytes], cap: int) -> tuple[str, int]:
-    """Write the request body (at most ``cap`` bytes, see `_body_chunks`) to ``file``, so
+    """Write the request body (at most `cap` bytes, see `_body_chunks`) to `file`, so
     a large upload is never held in memory; returns its CouchDB digest and length."""
     md5 = hashlib.md5()
     size = 0

@@ -1,4 +1,4 @@
-"""Mango json indexes as design documents define them (CouchDB's ``language: query``
+"""Mango json indexes as design documents define them (CouchDB's `language: query`
 shape): parsing, validation and the JSON the API answers with. How an index is stored
 (a SQLite expression index) is storage's business."""
 
@@ -13,12 +13,12 @@ from .matching import compile_selector
 
 __all__ = ["ALL_DOCS", "Index", "index_ddoc_view", "indexes_from_ddoc", "parse_index_fields"]
 
-#: The special index every database has: documents by id.
 ALL_DOCS = {"ddoc": None, "name": "_all_docs", "type": "special", "def": {"fields": [{"_id": "asc"}]}}
+"""The special index every database has: documents by id."""
 
 
 class Index:
-    """A Mango json index: a view of a ``language: query`` design doc."""
+    """A Mango json index: a view of a `language: query` design doc."""
 
     def __init__(self, ddoc: str, name: str, fields: list[tuple[str, str]],
                  partial: dict[str, Any] | None) -> None:
@@ -45,7 +45,7 @@ def _indexable(field: str) -> bool:
 
 
 def parse_index_fields(fields: Any) -> list[tuple[str, str]]:
-    """``["a", {"b": "desc"}]`` -> ``[("a", "asc"), ("b", "desc")]``.
+    """`["a", {"b": "desc"}]` -> `[("a", "asc"), ("b", "desc")]`.
 
     Raises:
         CouchError: 400 `bad_request` when invalid.

@@ -1,7 +1,7 @@
-"""The server's use of the shared Mango matcher (`cloudsync.selector`): ``$regex`` only
+"""The server's use of the shared Mango matcher (`cloudsync.selector`): `$regex` only
 through RE2 (linear-time matching, no catastrophic backtracking, patterns capped in
 length), evaluation within the query time budget, and an invalid selector answered as
-CouchDB does, ``400 bad_request``.
+CouchDB does, `400 bad_request`.
 """
 
 from __future__ import annotations
@@ -17,8 +17,8 @@ from .limits import check_budget
 
 __all__ = ["MAX_REGEX", "compile_selector"]
 
-#: Longest ``$regex`` pattern accepted (characters).
 MAX_REGEX = 4096
+"""Longest `$regex` pattern accepted (characters)."""
 
 try:  # the server extra installs google-re2
     _re2: Any = importlib.import_module("re2")
@@ -41,7 +41,7 @@ def _compile_regex(pattern: str) -> Any:
 
 
 def compile_selector(selector: Any) -> Predicate:
-    """A predicate ``doc -> bool`` for a Mango selector, evaluated within this thread's
+    """A predicate `doc -> bool` for a Mango selector, evaluated within this thread's
     query budget.
 
     Raises:

@@ -1,7 +1,7 @@
 """Request parameters, read one way: from query strings, POST bodies and WebSocket
 options messages alike (a mapping of name to value, the value a string or parsed JSON).
 
-Every reader answers a bad value with CouchDB's ``400 bad_request``.
+Every reader answers a bad value with CouchDB's `400 bad_request`.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ __all__ = ["bool_param", "int_param", "json_param"]
 
 
 def bool_param(params: Mapping[str, Any], name: str, default: bool = False) -> bool:
-    """`params[name]` as a boolean: ``"true"``/``"false"`` or a JSON boolean; `default` when absent.
+    """`params[name]` as a boolean: `"true"`/`"false"` or a JSON boolean; `default` when absent.
 
     Raises:
         CouchError: 400 `bad_request` for any other value.

@@ -1,4 +1,4 @@
-"""``_find`` and ``_explain``: a request parsed and validated, an index chosen, the rows
+"""`_find` and `_explain`: a request parsed and validated, an index chosen, the rows
 storage returns checked against the selector, skipped, projected and paged by bookmark.
 
 Selector semantics live in `cloudsync.selector` (shared with the client); the SQL a plan
@@ -84,7 +84,7 @@ def _nonneg(value: Any, name: str) -> int:
 
 
 class Query:
-    """A parsed, validated ``_find`` request and its plan (see `storage.find.FindPlan`)."""
+    """A parsed, validated `_find` request and its plan (see `storage.find.FindPlan`)."""
 
     def __init__(self, body: Any, indexes: list[Index]) -> None:
         if not isinstance(body, dict):
@@ -108,8 +108,8 @@ class Query:
         self.conditions = _conditions(self.selector)
         self.index = self._choose(indexes, body.get("use_index"))
         self.descending = bool(self.sort) and self.sort[0][1] == "desc"
-        #: Values in a row's sort key: one per index column, then the id.
         self.key_len = (0 if self.index is None else len(self.index.columns)) + 1
+        """Values in a row's sort key: one per index column, then the id."""
         self.after_key = None if self.bookmark in (None, "", "nil") else self._decode_bookmark()
 
     @property
@@ -159,7 +159,7 @@ class Query:
         raise bad_request("Invalid bookmark value")
 
     def explain(self, db_name: str, conn: sqlite3.Connection) -> dict[str, Any]:
-        """The ``_explain`` answer (with the SQL and SQLite's plan for it, read on `conn`)."""
+        """The `_explain` answer (with the SQL and SQLite's plan for it, read on `conn`)."""
         sql, plan = find.explain(conn, self)
         return {
             "dbname": db_name,
@@ -177,7 +177,7 @@ class Query:
 
 
 def run_find(conn: sqlite3.Connection, query: Query) -> dict[str, Any]:
-    """Run `query` on a read connection: the ``_find`` answer."""
+    """Run `query` on a read connection: the `_find` answer."""
     started = time.perf_counter()
     docs: list[Any] = []
     examined = 0

@@ -1,9 +1,9 @@
 """A document's revision tree as pure functions: no SQL, no I/O.
 
-A document is stored as its *leaves* (the winner and, after ``new_edits=false``
+A document is stored as its *leaves* (the winner and, after `new_edits=false`
 replication, the losing branches); each leaf carries its branch history, newest first, as
-the hash parts of its ancestors' revs (``revs``), at most `REVS_LIMIT` of them (older
-ones are stemmed). A rev is ``<generation>-<hash>``.
+the hash parts of its ancestors' revs (`revs`), at most `REVS_LIMIT` of them (older
+ones are stemmed). A rev is `<generation>-<hash>`.
 """
 
 from __future__ import annotations
@@ -16,9 +16,9 @@ from .errors import RowError
 
 __all__ = ["REVS_LIMIT", "Leaf", "apply_edit", "merge_path", "new_rev", "rev_gen", "sort_revs", "winner"]
 
-#: Revision history kept per leaf (CouchDB's revs_limit is 1000; a shorter one keeps
-#: every update's row small).
 REVS_LIMIT = 100
+"""Revision history kept per leaf (CouchDB's revs_limit is 1000; a shorter one keeps
+every update's row small)."""
 
 
 class Leaf:
@@ -37,10 +37,10 @@ class Leaf:
 
 
 def rev_gen(rev: Any) -> int:
-    """The generation of `rev` (``"3-abc"`` -> 3).
+    """The generation of `rev` (`"3-abc"` -> 3).
 
     Raises:
-        RowError: `bad_request` unless `rev` is a string ``N-hash``.
+        RowError: `bad_request` unless `rev` is a string `N-hash`.
     """
     if isinstance(rev, str):
         gen, _, digest = rev.partition("-")
@@ -50,7 +50,7 @@ def rev_gen(rev: Any) -> int:
 
 
 def new_rev(gen: int, parent: str | None, deleted: bool, fields: bytes) -> str:
-    """A revision id ``gen-md5``, deterministic from the parent rev and the content."""
+    """A revision id `gen-md5`, deterministic from the parent rev and the content."""
     h = hashlib.md5(parent.encode() if parent else b"")
     h.update(b"\x01" if deleted else b"\x00")
     h.update(fields)
@@ -64,17 +64,17 @@ def winner(leaves: Iterable[Leaf]) -> Leaf:
 
 
 def sort_revs(revs: Iterable[str]) -> list[str]:
-    """Revs newest first (by generation, then rev), as CouchDB lists ``_conflicts``."""
+    """Revs newest first (by generation, then rev), as CouchDB lists `_conflicts`."""
     return sorted(revs, key=lambda rev: (rev_gen(rev), rev), reverse=True)
 
 
 def apply_edit(leaves: dict[str, Leaf], given: Any, current: str | None, deleted: bool, fields: bytes
                ) -> tuple[str, list[str]]:
-    """A normal edit (``new_edits=true``) on a document with `leaves`.
+    """A normal edit (`new_edits=true`) on a document with `leaves`.
 
     Args:
         leaves: the document's leaves by rev; the edited parent leaf is removed from it.
-        given: the ``_rev`` the edit names (`None`: a new document, or one whose every
+        given: the `_rev` the edit names (`None`: a new document, or one whose every
             leaf is deleted, which then extends the current winner).
         current: the document's current winning rev (`None`: the document is new).
         deleted: whether the edit deletes the document.
@@ -103,7 +103,7 @@ def apply_edit(leaves: dict[str, Leaf], given: Any, current: str | None, deleted
 
 
 def merge_path(leaves: dict[str, Leaf], rev: Any, revisions: Any) -> list[str] | None:
-    """A replicated revision (``new_edits=false``) with its ``_revisions`` path.
+    """A replicated revision (`new_edits=false`) with its `_revisions` path.
 
     The leaf it extends (its nearest ancestor that is a leaf) is removed from `leaves`;
     an unrelated path becomes a new branch (a conflict).

@@ -1,7 +1,7 @@
 """The server's update sequences as strings, in one place.
 
-A seq is ``N-g1AAAA`` followed by 22 URL-safe base64 characters that depend only on
-``N``: shaped like CouchDB 3's opaque seqs (clients must not compare them as numbers), the
+A seq is `N-g1AAAA` followed by 22 URL-safe base64 characters that depend only on
+`N`: shaped like CouchDB 3's opaque seqs (clients must not compare them as numbers), the
 same after a restart, and only the number is read back.
 """
 
@@ -16,11 +16,11 @@ from .errors import bad_request
 
 __all__ = ["HIGH", "LOW", "LOW_BITS", "LOW_MASK", "MAX_SEQ", "TEMPLATE", "compare_seqs", "decode_seq", "encode_seq", "seq_bytes"]
 
-#: The largest sequence number (SQLite's INTEGER is signed 64-bit).
 MAX_SEQ = (1 << 63) - 1
-#: A seq as a bytes format: ``TEMPLATE % (n, LOW[n & LOW_MASK], HIGH[n >> LOW_BITS])``.
-#: Feeds format many rows in one expression with it; everything else calls `seq_bytes`.
+"""The largest sequence number (SQLite's INTEGER is signed 64-bit)."""
 TEMPLATE = b"%d-g1AAAA%b%b"
+"""A seq as a bytes format: `TEMPLATE % (n, LOW[n & LOW_MASK], HIGH[n >> LOW_BITS])`.
+Feeds format many rows in one expression with it; everything else calls `seq_bytes`."""
 LOW_BITS = 12
 LOW_MASK = (1 << LOW_BITS) - 1
 
@@ -32,7 +32,7 @@ def _piece(tag: bytes, i: int) -> bytes:
 
 
 class _High(dict):  # type: ignore[type-arg]
-    """``n >> LOW_BITS`` -> the second half of seq ``n``'s suffix, made on first use."""
+    """`n >> LOW_BITS` -> the second half of seq `n`'s suffix, made on first use."""
 
     def __missing__(self, key: int) -> bytes:
         if len(self) >= 65_536:
@@ -41,10 +41,10 @@ class _High(dict):  # type: ignore[type-arg]
         return value
 
 
-#: The two halves of a seq's suffix: one by the low bits of the number, one by the rest.
-#: An md5 per row cost more than framing the row (about 1.7 us of 3 us); these tables
-#: make a seq one formatting operation.
 LOW: tuple[bytes, ...] = tuple(_piece(b"l", i) for i in range(1 << LOW_BITS))
+"""The two halves of a seq's suffix: one by the low bits of the number, one by the rest.
+An md5 per row cost more than framing the row (about 1.7 us of 3 us); these tables
+make a seq one formatting operation."""
 HIGH: dict[int, bytes] = _High()
 
 
@@ -56,12 +56,12 @@ def seq_bytes(n: int) -> bytes:
 
 
 def encode_seq(n: int) -> str:
-    """The seq string for sequence number `n` (``"0"`` for 0)."""
+    """The seq string for sequence number `n` (`"0"` for 0)."""
     return seq_bytes(n).decode()
 
 
 def decode_seq(value: Any) -> int:
-    """The sequence number in a ``since``-style value (a seq string, digits or a JSON
+    """The sequence number in a `since`-style value (a seq string, digits or a JSON
     integer).
 
     Raises:

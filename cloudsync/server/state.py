@@ -1,4 +1,4 @@
-"""The server's configuration (everything ``cloudsync serve`` can be told) and the state
+"""The server's configuration (everything `cloudsync serve` can be told) and the state
 one running application shares between its handlers and feeds."""
 
 from __future__ import annotations
@@ -25,41 +25,41 @@ T = TypeVar("T")
 
 @dataclass
 class ServerConfig:
-    """Everything ``cloudsync serve`` can be told."""
+    """Everything `cloudsync serve` can be told."""
 
     host: str = "127.0.0.1"
     port: int = 5984
-    #: Where database files live; ``None`` with ``memory=True`` uses a temporary directory.
     data_dir: str | os.PathLike[str] | None = None
-    #: Keep data only for the server's lifetime (temporary directory, no fsync).
+    """Where database files live; `None` with `memory=True` uses a temporary directory."""
     memory: bool = False
-    #: Admin users ``{name: password}``; when empty, every request is allowed.
+    """Keep data only for the server's lifetime (temporary directory, no fsync)."""
     admins: dict[str, str] = field(default_factory=dict)
-    #: Allow running without users on a non-loopback address.
+    """Admin users `{name: password}`; when empty, every request is allowed."""
     insecure_no_auth: bool = False
+    """Allow running without users on a non-loopback address."""
     max_body: int = 64 * 1024 * 1024
-    #: Largest attachment uploaded on its own (``PUT /db/doc/name``); spooled to a file
-    #: in the data directory, never held in memory.
     max_attachment_size: int = 64 * 1024 * 1024
+    """Largest attachment uploaded on its own (`PUT /db/doc/name`); spooled to a file
+    in the data directory, never held in memory."""
     max_json_depth: int = 64
-    #: Seconds a feed may wait for a client to accept data before it is disconnected.
     send_timeout: float = 30.0
-    #: Seconds a websocket feed waits for the options message before using query parameters.
+    """Seconds a feed may wait for a client to accept data before it is disconnected."""
     ws_options_grace: float = 1.0
-    #: Extra ``Host`` names accepted without ``--admin`` (``"*"``: any).
+    """Seconds a websocket feed waits for the options message before using query parameters."""
     allow_hosts: list[str] = field(default_factory=list)
-    #: Origins allowed for WebSocket/EventSource feeds and CORS (``"*"``: any).
+    """Extra `Host` names accepted without `--admin` (`"*"`: any)."""
     allow_origins: list[str] = field(default_factory=list)
-    #: Seconds of evaluation a query (``_find``, ``_all_docs`` keys, ``_bulk_get``, a
-    #: selector filter's batch) may use; 0 disables.
+    """Origins allowed for WebSocket/EventSource feeds and CORS (`"*"`: any)."""
     query_timeout: float = 10.0
-    #: Seconds a connection may stay without a complete request (new or kept alive), and
-    #: without any progress while a body is read; 0 disables.
+    """Seconds of evaluation a query (`_find`, `_all_docs` keys, `_bulk_get`, a
+    selector filter's batch) may use; 0 disables."""
     idle_timeout: float = 30.0
-    #: Largest body of a public endpoint (``POST /_session``).
+    """Seconds a connection may stay without a complete request (new or kept alive), and
+    without any progress while a body is read; 0 disables."""
     max_session_body: int = 16 * 1024
-    #: Failed logins per client address per minute before answers are 429.
+    """Largest body of a public endpoint (`POST /_session`)."""
     max_login_failures: int = 10
+    """Failed logins per client address per minute before answers are 429."""
 
 
 class ServerState:
@@ -78,7 +78,7 @@ class ServerState:
         self.query_executor = ThreadPoolExecutor(max_workers=4, thread_name_prefix="cloudsync-query")
 
     async def off_loop(self, fn: Callable[[], T]) -> T:
-        """``fn()`` on a query thread, within the query time budget."""
+        """`fn()` on a query thread, within the query time budget."""
         seconds = self.config.query_timeout
         queued = time.monotonic()
 

@@ -1,20 +1,22 @@
 """Run the cloudsync server in a subprocess from tests.
 
-::
+```python
+from cloudsync.server.testing import serve
 
-    from cloudsync.server.testing import serve
+with serve() as server:                  # fresh temporary data dir, free port
+    requests.put(f"{server.url}/orders")
+    server.restart()                     # same port, same data: clients reconnect to server.url
+    server.kill()                        # kill -9, e.g. to test crash recovery
+```
 
-    with serve() as server:                  # fresh temporary data dir, free port
-        requests.put(f"{server.url}/orders")
-        server.restart()                     # same port, same data: clients reconnect to server.url
-        server.kill()                        # kill -9, e.g. to test crash recovery
+As a pytest fixture:
 
-As a pytest fixture::
-
-    @pytest.fixture(scope="session")
-    def couch():
-        with serve(memory=True) as server:
-            yield server
+```python
+@pytest.fixture(scope="session")
+def couch():
+    with serve(memory=True) as server:
+        yield server
+```
 """
 
 from __future__ import annotations
@@ -39,15 +41,15 @@ _PACKAGE_ROOT = str(Path(__file__).resolve().parents[2])
 
 
 class ServerProcess:
-    """A cloudsync server subprocess: ``url``, ``pid``, ``data_dir``, ``stop()``, ``kill()``, ``restart()``."""
+    """A cloudsync server subprocess: `url`, `pid`, `data_dir`, `stop()`, `kill()`, `restart()`."""
 
     def __init__(self, data_dir: str | None, *, memory: bool = False, admin: tuple[str, str] | None = None,
                  port: int = 0, host: str = "127.0.0.1", startup_timeout: float = 30.0,
                  stop_timeout: float = 10.0, extra_args: tuple[str, ...] = ()) -> None:
         self.data_dir = data_dir
         self.memory = memory
-        #: ``(user, password)`` of the admin, or ``None`` when the server needs no auth.
         self.auth = admin
+        """`(user, password)` of the admin, or `None` when the server needs no auth."""
         self.host = host
         self.port = port
         self.startup_timeout = startup_timeout
@@ -70,7 +72,7 @@ class ServerProcess:
         return cmd + list(self.extra_args)
 
     def start(self) -> None:
-        """Start the process and wait (up to ``startup_timeout``) until it listens."""
+        """Start the process and wait (up to `startup_timeout`) until it listens."""
         if self._proc is not None:
             raise RuntimeError("server already running")
         env = dict(os.environ)
@@ -130,11 +132,11 @@ class ServerProcess:
             proc.stdout.close()
 
     def stop(self) -> None:
-        """SIGTERM, then SIGKILL if it has not exited after ``stop_timeout`` seconds."""
+        """SIGTERM, then SIGKILL if it has not exited after `stop_timeout` seconds."""
         self._end(signal.SIGTERM)
 
     def kill(self) -> None:
-        """``kill -9``: no shutdown at all (for crash tests)."""
+        """`kill -9`: no shutdown at all (for crash tests)."""
         self._end(signal.SIGKILL)
 
     def restart(self, *, kill: bool = False) -> None:
@@ -160,12 +162,12 @@ class ServerProcess:
 def serve(data_dir: str | os.PathLike[str] | None = None, *, memory: bool = False,
           admin: tuple[str, str] | str | None = None, port: int = 0, host: str = "127.0.0.1",
           startup_timeout: float = 30.0, extra_args: tuple[str, ...] = ()) -> Iterator[ServerProcess]:
-    """Run a cloudsync server subprocess for the ``with`` block and stop it afterwards.
+    """Run a cloudsync server subprocess for the `with` block and stop it afterwards.
 
-    ``data_dir``: where the databases live (kept); ``None`` uses a temporary directory
-    removed afterwards. ``memory=True`` keeps nothing on disk (and ``restart()`` starts
-    empty). ``admin``: ``("user", "password")`` or ``"user:password"`` to require auth.
-    ``port=0`` picks a free port, kept across ``restart()``.
+    `data_dir`: where the databases live (kept); `None` uses a temporary directory
+    removed afterwards. `memory=True` keeps nothing on disk (and `restart()` starts
+    empty). `admin`: `("user", "password")` or `"user:password"` to require auth.
+    `port=0` picks a free port, kept across `restart()`.
     """
     if isinstance(admin, str):
         user, _, password = admin.partition(":")

@@ -1,9 +1,11 @@
 """Change-feed transports and their registry.
 
-``Subscription(db, transport="sse")`` looks the name up here; pass an instance to
-configure one (``LongPollTransport(selector_in="query")``), or register your own::
+`Subscription(db, transport="sse")` looks the name up here; pass an instance to
+configure one (`LongPollTransport(selector_in="query")`), or register your own:
 
-    register_transport("redis", lambda **options: RedisTransport(**options))
+```python
+register_transport("redis", lambda **options: RedisTransport(**options))
+```
 """
 
 from __future__ import annotations
@@ -44,7 +46,7 @@ _REGISTRY: dict[str, Callable[..., Transport]] = {
 
 
 def register_transport(name: str, factory: Callable[..., Transport], *, replace: bool = False) -> None:
-    """Make ``transport=name`` build ``factory(**transport_options)``."""
+    """Make `transport=name` build `factory(**transport_options)`."""
     if not isinstance(name, str) or not name:
         raise ValueError("transport name must be a non-empty str")
     if name in _REGISTRY and not replace:
@@ -58,7 +60,7 @@ def available_transports() -> list[str]:
 
 
 def create_transport(spec: str | Transport, **options: Any) -> Transport:
-    """An instance for a registered name, or ``spec`` itself when it is already a transport."""
+    """An instance for a registered name, or `spec` itself when it is already a transport."""
     if isinstance(spec, Transport):
         if options:
             raise TypeError("transport options only apply when the transport is given by name")

@@ -19,10 +19,10 @@ if TYPE_CHECKING:
 def http_request_parts(
     request: ChangesRequest, feed: str, selector_in: str
 ) -> tuple[str, dict[str, str], Any]:
-    """``(method, params, json_body)`` for a feed, with filters in the form the server wants.
+    """`(method, params, json_body)` for a feed, with filters in the form the server wants.
 
-    ``selector_in`` is ``"body"`` (CouchDB 3, our server: POST ``{"selector": ...}``) or
-    ``"query"`` (pouchdb-server: ``?filter=_selector&selector=<json>``).
+    `selector_in` is `"body"` (CouchDB 3, our server: POST `{"selector": ...}`) or
+    `"query"` (pouchdb-server: `?filter=_selector&selector=<json>`).
     """
     params = {"feed": feed, **request.filter_params()}
     body: dict[str, Any] = {}
@@ -44,7 +44,7 @@ def http_request_parts(
 
 
 class SelectorForm:
-    """Which form filters take on this server, learned once (``"auto"`` tries the body first)."""
+    """Which form filters take on this server, learned once (`"auto"` tries the body first)."""
 
     def __init__(self, selector_in: str) -> None:
         if selector_in not in ("auto", "body", "query"):
@@ -66,7 +66,7 @@ def open_feed(
     feed: str,
     headers: Mapping[str, str],
 ) -> FeedResponse:
-    """Open ``_changes`` for ``feed``, falling back from the POST filter form to the query
+    """Open `_changes` for `feed`, falling back from the POST filter form to the query
     form once when the server refuses it (pouchdb-server 404s a POST with a selector)."""
     forms = form.forms(request)
     for index, current in enumerate(forms):
@@ -87,16 +87,16 @@ def open_feed(
     raise AssertionError("unreachable")
 
 
-#: Media types a JSON feed (longpoll, normal, continuous) may come as. CouchDB and
-#: pouchdb-server send application/json; CouchDB falls back to text/plain when the
-#: request does not accept JSON; some proxies drop the header.
 _JSON_TYPES = frozenset({"", "application/json", "text/plain"})
+"""Media types a JSON feed (longpoll, normal, continuous) may come as. CouchDB and
+pouchdb-server send application/json; CouchDB falls back to text/plain when the
+request does not accept JSON; some proxies drop the header."""
 
 
 def check_feed_answer(response: FeedResponse, feed: str, method: str, url: str) -> None:
     """Raise a retryable `InvalidResponse` (closing the response) unless
-    ``response`` is a feed of the kind asked for: a 1xx, a 204 or any other status that is
-    not 2xx, or a Content-Type that does not fit (``text/event-stream`` for eventsource,
+    `response` is a feed of the kind asked for: a 1xx, a 204 or any other status that is
+    not 2xx, or a Content-Type that does not fit (`text/event-stream` for eventsource,
     JSON for the others; an HTML page from a proxy or a login portal never is). Taking
     such an answer for a clean end makes the subscription reconnect at once, in a loop."""
     status = response.status

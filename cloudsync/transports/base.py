@@ -28,26 +28,26 @@ __all__ = ["ChangesRequest", "FeedConnection", "Item", "LastSeq", "Transport"]
 class ChangesRequest:
     """What one connection asks for. Built anew by the subscription for every connection."""
 
-    #: Resume point, opaque (``None`` means from the beginning). Never ``"now"``: resolved before.
     since: Any = None
+    """Resume point, opaque (`None` means from the beginning). Never `"now"`: resolved before."""
     include_docs: bool = False
-    #: A Mango selector (``filter=_selector``).
     selector: Mapping[str, Any] | None = None
-    #: Only these documents (``filter=_doc_ids``).
+    """A Mango selector (`filter=_selector`)."""
     doc_ids: tuple[str, ...] | None = None
-    #: A design filter ``"ddoc/name"``; its parameters go in ``query_params``.
+    """Only these documents (`filter=_doc_ids`)."""
     filter: str | None = None
-    #: Extra query parameters (filter parameters, ``style``, ``conflicts``...).
+    """A design filter `"ddoc/name"`; its parameters go in `query_params`."""
     query_params: Mapping[str, Any] = field(default_factory=dict)
-    #: Seconds between server heartbeats we ask for.
+    """Extra query parameters (filter parameters, `style`, `conflicts`...)."""
     heartbeat: float = 10.0
-    #: Seconds after which the server should end the feed cleanly (``None``: never).
+    """Seconds between server heartbeats we ask for."""
     timeout: float | None = 60.0
+    """Seconds after which the server should end the feed cleanly (`None`: never)."""
     limit: int | None = None
-    #: Seconds of silence (no byte at all) after which the connection counts as stalled.
     stall_timeout: float = 14.5
-    #: Seconds allowed to connect.
+    """Seconds of silence (no byte at all) after which the connection counts as stalled."""
     connect_timeout: float = 10.0
+    """Seconds allowed to connect."""
 
     def filter_params(self) -> dict[str, str]:
         """The query parameters every HTTP feed shares (not feed/selector/doc_ids)."""
@@ -95,15 +95,15 @@ class Transport:
     subscription is closing).
     """
 
-    #: The name in the registry (informational).
     name = "custom"
-    #: Heartbeat bounds the server applies (Sync Gateway raises anything under 25 s to 25 s).
+    """The name in the registry (informational)."""
     min_heartbeat = 0.0
+    """Heartbeat bounds the server applies (Sync Gateway raises anything under 25 s to 25 s)."""
     max_heartbeat = 60.0
 
     def __init__(self) -> None:
-        #: Bytes read on all connections so far (reported with `connection.received`).
         self.bytes_received = 0
+        """Bytes read on all connections so far (reported with `connection.received`)."""
         self._endpoint: FeedEndpoint | None = None
         self._lock = threading.Lock()
         self._current: FeedConnection | None = None

@@ -1,4 +1,4 @@
-"""``feed=continuous``: one JSON object per line over a long-lived response."""
+"""`feed=continuous`: one JSON object per line over a long-lived response."""
 
 from __future__ import annotations
 
@@ -14,20 +14,20 @@ __all__ = ["ContinuousTransport"]
 
 
 class ContinuousTransport(Transport):
-    """A continuous feed: rows separated by ``\\n``, empty lines are heartbeats.
+    """A continuous feed: rows separated by `\\n`, empty lines are heartbeats.
 
-    A ``{"last_seq": ...}`` line ends the feed cleanly (at the server's ``timeout``). A
+    A `{"last_seq": ...}` line ends the feed cleanly (at the server's `timeout`). A
     partial last line (a truncated chunked body) is dropped, never parsed. Reads the
     body in large chunks and yields the complete lines of each chunk as one batch.
 
-    ``catch_up`` (default on): each connection first reads what is already there with
-    ``feed=normal`` requests, in pages of ``page_size`` rows where the server's answers
-    must be held whole (see :class:`LongPollTransport`, whose reading this is), and opens
-    the continuous feed from where that ends. A full page ends the connection cleanly
+    `catch_up` (default on): each connection first reads what is already there with
+    `feed=normal` requests, in pages of `page_size` rows where the server's answers
+    must be held whole (see [LongPollTransport][cloudsync.LongPollTransport], whose reading this is), and
+    opens the continuous feed from where that ends. A full page ends the connection cleanly
     instead (the subscription reconnects at once), so a long backlog is read page by page.
     Some servers (pouchdb-server) send a backlog through their continuous feed at about
     half the rate of a normal request; when already caught up, the cost is one short
-    request per connection. ``catch_up=False`` reads everything through the continuous
+    request per connection. `catch_up=False` reads everything through the continuous
     feed.
     """
 
@@ -83,7 +83,7 @@ class ContinuousTransport(Transport):
 
 
 class _CatchUpPages(LongPollTransport):
-    """The ``feed=normal`` reading of a `ContinuousTransport`'s catch-up, on the
+    """The `feed=normal` reading of a `ContinuousTransport`'s catch-up, on the
     owner's connection (its bytes count there, and closing the owner aborts it)."""
 
     feed = "normal"

@@ -1,4 +1,4 @@
-"""``feed=longpoll``: one request, one JSON answer, then a clean end."""
+"""`feed=longpoll`: one request, one JSON answer, then a clean end."""
 
 from __future__ import annotations
 
@@ -23,31 +23,31 @@ log = logging.getLogger("cloudsync.transports")
 
 
 class LongPollTransport(Transport):
-    """Long polling: the server answers once there are changes (or at ``timeout``).
+    """Long polling: the server answers once there are changes (or at `timeout`).
 
-    Yields the answer's changes and then ``LastSeq(last_seq)``, even for an empty answer,
-    so filtered feeds advance their checkpoint. ``selector_in``: ``"auto"`` (try the POST
-    body, fall back to query parameters once), ``"body"`` (CouchDB 3) or ``"query"``
+    Yields the answer's changes and then `LastSeq(last_seq)`, even for an empty answer,
+    so filtered feeds advance their checkpoint. `selector_in`: `"auto"` (try the POST
+    body, fall back to query parameters once), `"body"` (CouchDB 3) or `"query"`
     (pouchdb-server).
 
     CouchDB and the embedded server write one row per line
-    (``{"results":[\\n{row},\\n{row}\\n],\\n"last_seq":...}``): such an answer is parsed
+    (`{"results":[\\n{row},\\n{row}\\n],\\n"last_seq":...}`): such an answer is parsed
     line by line while it arrives, and its rows are delivered while the rest is still
     being sent. Any other layout (pouchdb-server writes one line, a server may
     pretty-print) has to be held and parsed whole when complete (see
-    :class:`~cloudsync.wire.longpoll.LongPollParser`).
+    `LongPollParser`).
 
-    ``page_size`` (default 10,000; ``None`` for no limit) is sent as ``limit`` until the
+    `page_size` (default 10,000; `None` for no limit) is sent as `limit` until the
     server is seen to write a row per line: a backlog then arrives in pages of that many
     rows, one request each, so the answers held whole stay bounded. Once answers are known
     to stream, the next requests ask for everything: memory no longer depends on the
     answer's length, and every page boundary would stall the feed for a request's round
     trip and the server's first batch.
 
-    After a full page held whole, the next page is asked for (from its ``last_seq``, on
+    After a full page held whole, the next page is asked for (from its `last_seq`, on
     a helper thread that only opens the request) before this one's changes are built and
-    delivered: the server computes the next page meanwhile. The next :meth:`stream` call
-    for that ``since`` takes the opened response; any other call discards it.
+    delivered: the server computes the next page meanwhile. The next [`stream()`][cloudsync.Transport.stream]
+    call for that `since` takes the opened response; any other call discards it.
     """
 
     name = "longpoll"
@@ -59,10 +59,10 @@ class LongPollTransport(Transport):
             raise ValueError("page_size must be at least 1 (or None)")
         self._form = SelectorForm(selector_in)
         self.page_size = page_size
-        #: The server writes a row per line (learned from the first answer).
         self.streams_rows = False
-        #: The last answer had as many rows as its request's limit: more may be waiting.
+        """The server writes a row per line (learned from the first answer)."""
         self.last_page_full = False
+        """The last answer had as many rows as its request's limit: more may be waiting."""
         self._next: _NextPage | None = None
 
     def stream_batches(self, request: ChangesRequest, connection: FeedConnection) -> Iterator[list[Item]]:
@@ -137,7 +137,7 @@ class _NextPage:
     The constructor returns once the request is written: the reader's next CPU-bound
     work (building this page's changes) holds the GIL, and a request still waiting for
     the GIL to be sent would leave the server idle meanwhile. Its socket's abort is
-    registered with the connection of the page before it, so ``close()`` reaches it;
+    registered with the connection of the page before it, so `close()` reaches it;
     the call that takes it registers "abort that connection" with its own."""
 
     def __init__(self, transport: LongPollTransport, connection: FeedConnection, request: ChangesRequest) -> None:

@@ -15,22 +15,24 @@ Handler = Callable[[ChangesRequest], Iterable[Any]]
 
 
 class MockTransport(Transport):
-    """A transport whose connections are scripted by ``handler(request)``.
+    """A transport whose connections are scripted by `handler(request)`.
 
-    ``handler`` is called once per connection with the :class:`ChangesRequest` and returns
-    an iterable of items: a :class:`~cloudsync.models.Change`, a change row ``dict``
-    (``{"seq": 1, "id": "a", "changes": [{"rev": "1-x"}]}``), a :class:`LastSeq`, or an
-    exception instance, which is raised there (e.g. ``NetworkError("boom")`` to test
+    `handler` is called once per connection with the [ChangesRequest][cloudsync.ChangesRequest] and returns
+    an iterable of items: a [Change][cloudsync.Change], a change row `dict`
+    (`{"seq": 1, "id": "a", "changes": [{"rev": "1-x"}]}`), a [LastSeq][cloudsync.LastSeq], or an
+    exception instance, which is raised there (e.g. `NetworkError("boom")` to test
     reconnects). The iterable ending is a clean end. Every request is recorded in
-    :attr:`requests`. A handler may block on :attr:`closed` (a ``threading.Event`` set by
-    :meth:`close`) to simulate a quiet feed::
+    `requests`. A handler may block on `closed` (a `threading.Event` set by
+    [`close()`][cloudsync.Transport.close]) to simulate a quiet feed:
 
-        def handler(request):
-            if request.since is None:
-                return [{"seq": 1, "id": "a", "changes": [{"rev": "1-a"}]}]
-            return []
+    ```python
+    def handler(request):
+        if request.since is None:
+            return [{"seq": 1, "id": "a", "changes": [{"rev": "1-a"}]}]
+        return []
 
-        sub = Subscription(db, transport=MockTransport(handler), since=None)
+    sub = Subscription(db, transport=MockTransport(handler), since=None)
+    ```
     """
 
     name = "mock"
@@ -38,10 +40,10 @@ class MockTransport(Transport):
     def __init__(self, handler: Handler) -> None:
         super().__init__()
         self.handler = handler
-        #: Every :class:`ChangesRequest` received, in order.
         self.requests: list[ChangesRequest] = []
-        #: Set by :meth:`close`; cleared when the next connection starts.
+        """Every [ChangesRequest][cloudsync.ChangesRequest] received, in order."""
         self.closed = threading.Event()
+        """Set by [`close()`][cloudsync.Transport.close]; cleared when the next connection starts."""
 
     def stream(self, request: ChangesRequest, connection: FeedConnection) -> Iterator[Item]:
         self.closed.clear()

@@ -1,4 +1,4 @@
-"""``feed=eventsource``: Server-Sent Events, resumed with ``Last-Event-ID``."""
+"""`feed=eventsource`: Server-Sent Events, resumed with `Last-Event-ID`."""
 
 from __future__ import annotations
 
@@ -13,13 +13,13 @@ __all__ = ["SSETransport"]
 
 
 class SSETransport(Transport):
-    """An EventSource feed parsed per the WHATWG spec (see :mod:`cloudsync.wire.sse`).
+    """An EventSource feed parsed per the WHATWG spec (see `cloudsync.wire.sse`).
 
-    ``data`` carries a change row; the event ``id`` is its seq (used when the row has no
-    ``seq``) and is sent back as ``Last-Event-ID`` (as well as ``since``) on the next
-    connection. ``event: heartbeat`` is ignored; ``event: last_seq`` (or a ``last_seq``
-    object) becomes a :class:`LastSeq`. The server's ``retry:`` hint is kept in
-    :attr:`retry` (seconds) and the subscription never reconnects sooner after a failure.
+    `data` carries a change row; the event `id` is its seq (used when the row has no
+    `seq`) and is sent back as `Last-Event-ID` (as well as `since`) on the next
+    connection. `event: heartbeat` is ignored; `event: last_seq` (or a `last_seq`
+    object) becomes a [LastSeq][cloudsync.LastSeq]. The server's `retry:` hint is kept in
+    `retry` (seconds) and the subscription never reconnects sooner after a failure.
     """
 
     name = "sse"
@@ -27,8 +27,8 @@ class SSETransport(Transport):
     def __init__(self, *, selector_in: str = "auto") -> None:
         super().__init__()
         self._form = SelectorForm(selector_in)
-        #: The server's reconnection time in seconds (``retry:``), or ``None``.
         self.retry: float | None = None
+        """The server's reconnection time in seconds (`retry:`), or `None`."""
 
     def retry_hint(self) -> float | None:
         """The server's `retry:` hint (`retry`)."""

@@ -1,4 +1,4 @@
-"""``feed=websocket`` with Sync Gateway's protocol, over websocket-client."""
+"""`feed=websocket` with Sync Gateway's protocol, over websocket-client."""
 
 from __future__ import annotations
 
@@ -31,8 +31,8 @@ from .base import ChangesRequest, FeedConnection, Item, Transport
 
 __all__ = ["WebSocketTransport"]
 
-#: Seconds of silence after which a ping is sent (the pong proves the connection alive).
 DEFAULT_PING_INTERVAL = 5.0
+"""Seconds of silence after which a ping is sent (the pong proves the connection alive)."""
 
 
 class _Socket(websocket.WebSocket):
@@ -51,32 +51,33 @@ class _Socket(websocket.WebSocket):
 
 
 class WebSocketTransport(Transport):
-    """``GET /db/_changes?feed=websocket`` upgraded to a WebSocket (Sync Gateway protocol).
+    """`GET /db/_changes?feed=websocket` upgraded to a WebSocket (Sync Gateway protocol).
 
-    After the handshake the client sends ONE JSON options message (``since``,
-    ``include_docs``, ``heartbeat``, ``filter``, ``doc_ids``/``selector``, filter
+    After the handshake the client sends ONE JSON options message (`since`,
+    `include_docs`, `heartbeat`, `filter`, `doc_ids`/`selector`, filter
     parameters) -- on every connection, so reconnects keep the filters. The server sends
-    JSON arrays of rows in text or binary frames, ``[]`` once caught up, ``""`` as a
-    heartbeat; a normal close (1000/1001) or an object ``{"last_seq": S}`` ends it cleanly.
+    JSON arrays of rows in text or binary frames, `[]` once caught up, `""` as a
+    heartbeat; a normal close (1000/1001) or an object `{"last_seq": S}` ends it cleanly.
 
-    ``min_heartbeat`` is 25 s by default, as Sync Gateway raises shorter heartbeats to 25 s;
-    pass ``min_heartbeat=0`` for servers that honour short ones (our embedded server).
+    `min_heartbeat` is 25 s by default, as Sync Gateway raises shorter heartbeats to 25 s;
+    pass `min_heartbeat=0` for servers that honour short ones (our embedded server).
 
-    ``ping_interval`` (default 5 s; ``None`` turns pings off): after that long without a
+    `ping_interval` (default 5 s; `None` turns pings off): after that long without a
     byte from the server, a ping frame is sent; the pong counts as data, so a dead
     connection is noticed within the stall window whatever heartbeat the server keeps
-    (:meth:`effective_heartbeat` is the ping interval when it is shorter).
+    ([`effective_heartbeat()`][cloudsync.WebSocketTransport.effective_heartbeat] is the ping interval when it
+    is shorter).
 
     Errors read like the HTTP feeds': a refused handshake raises its status's
-    :class:`~cloudsync.HTTPError` (``404 not_found: Database does not exist. (GET url)``);
+    [HTTPError][cloudsync.HTTPError] (`404 not_found: Database does not exist. (GET url)`);
     a 401 renews a cookie or token session once. A close by the server with a policy code
     raises the error its HTTP status would: 1008/1003/1007 (and 4400-4599, ``4000 +
-    status``) are ``BadRequest``, ``NotFound``... by the ``error:`` prefix of the close
-    reason (``"not_found: ..."``), not retried; 1011/1012/1013 are a retryable
-    ``ServerError``. Redirects are never followed (credentials would go along): a 3xx
-    handshake raises a retryable ``InvalidResponse``. Other keyword arguments go to
-    ``websocket.WebSocket.connect`` (``sslopt``, ``http_proxy_host``...); TLS
-    verification follows the client's ``verify``.
+    status`) are `BadRequest`, `NotFound`... by the `error:`` prefix of the close
+    reason (`"not_found: ..."`), not retried; 1011/1012/1013 are a retryable
+    `ServerError`. Redirects are never followed (credentials would go along): a 3xx
+    handshake raises a retryable `InvalidResponse`. Other keyword arguments go to
+    `websocket.WebSocket.connect` (`sslopt`, `http_proxy_host`...); TLS
+    verification follows the client's `verify`.
     """
 
     name = "websocket"
@@ -109,7 +110,7 @@ class WebSocketTransport(Transport):
 
     @staticmethod
     def url(connection: FeedConnection) -> str:
-        """The WebSocket URL of the connection's feed (``ws(s)://host/db/_changes?feed=websocket``)."""
+        """The WebSocket URL of the connection's feed (`ws(s)://host/db/_changes?feed=websocket`)."""
         return _ws(connection.url) + "?" + urlencode({"feed": "websocket"})
 
     @staticmethod
@@ -144,7 +145,7 @@ class WebSocketTransport(Transport):
         connection.received(count)
 
     def _sslopt(self, verify: bool | str) -> dict[str, Any]:
-        """websocket-client's ``sslopt`` for the client's ``verify`` (True, False, a CA path)."""
+        """websocket-client's `sslopt` for the client's `verify` (True, False, a CA path)."""
         if "sslopt" in self._connect_options:
             return dict(self._connect_options["sslopt"])
         context = self._ssl_contexts.get(verify)
@@ -233,8 +234,8 @@ class WebSocketTransport(Transport):
 
     def _receive(self, ws: websocket.WebSocket, request: ChangesRequest, what: str) -> tuple[int, bytes]:
         """The next data or close frame. Pings are answered (by websocket-client) and,
-        with pongs, only count as bytes; after ``ping_interval`` of silence a ping is
-        sent; ``stall_timeout`` of silence raises :class:`RequestTimeout`."""
+        with pongs, only count as bytes; after `ping_interval` of silence a ping is
+        sent; `stall_timeout` of silence raises [RequestTimeout][cloudsync.RequestTimeout]."""
         stall, interval = request.stall_timeout, self.ping_interval
         wait = stall if interval is None else min(stall, interval)
         pinged = 0.0
@@ -308,7 +309,6 @@ class WebSocketTransport(Transport):
                 ws.shutdown()  # closes the socket; a clean close handshake is not worth waiting for
 
 
-#: CouchDB ``error`` names a close reason may start with, and their HTTP statuses.
 _ERROR_STATUS = {
     "bad_request": 400,
     "query_parse_error": 400,
@@ -321,21 +321,22 @@ _ERROR_STATUS = {
     "unknown_error": 500,
     "service_unavailable": 503,
 }
-#: Close codes that say the request can never succeed (policy violation, unsupported or
-#: invalid data, message too big) and the HTTP status they stand for.
+"""CouchDB `error` names a close reason may start with, and their HTTP statuses."""
 _CLOSE_STATUS = {1003: 400, 1007: 400, 1008: 400, 1009: 413, 1011: 500, 1012: 503, 1013: 503, 1014: 502}
+"""Close codes that say the request can never succeed (policy violation, unsupported or
+invalid data, message too big) and the HTTP status they stand for."""
 _ERROR_PREFIX = re.compile(r"([a-z][a-z_]*):\s*(.*)", re.S)
 
 
 def close_error(payload: bytes, method: str, url: str) -> CloudSyncError | None:
-    """The error a server's close frame stands for, or ``None`` for a clean end
+    """The error a server's close frame stands for, or `None` for a clean end
     (1000, 1001, no code).
 
-    A reason ``"not_found: Filter ... not supported"`` gives ``NotFound`` with that
-    reason (the form the embedded server sends); a private code ``4000 + status``
+    A reason `"not_found: Filter ... not supported"` gives `NotFound` with that
+    reason (the form the embedded server sends); a private code `4000 + status`
     (4400-4599) gives that status's error; 1008/1003/1007 without either are
-    ``BadRequest``; 1011-1014 a retryable ``ServerError``. Any other code is a
-    ``StreamError`` (retried). The `HTTPError` gets ``close_code``. ``url`` goes
+    `BadRequest`; 1011-1014 a retryable `ServerError`. Any other code is a
+    `StreamError` (retried). The `HTTPError` gets `close_code`. `url` goes
     into messages as given: pass one without user info."""
     code = int.from_bytes(payload[:2], "big") if len(payload) >= 2 else 1005
     if code in (1000, 1001, 1005):

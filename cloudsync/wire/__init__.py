@@ -1,11 +1,11 @@
 """Pure parsers of the change feeds' wire formats, one module per format.
 
-Each parser is fed bytes and returns items (:class:`~cloudsync.models.Change` and
-:class:`~cloudsync.models.LastSeq`): ``feed(chunk) -> list[Item]`` for each chunk (or
-WebSocket message) as it arrives, ``finish() -> list[Item]`` at the end of the body. No
+Each parser is fed bytes and returns items ([Change][cloudsync.Change] and
+[LastSeq][cloudsync.LastSeq]): `feed(chunk) -> list[Item]` for each chunk (or
+WebSocket message) as it arrives, `finish() -> list[Item]` at the end of the body. No
 I/O, no threads: the transports read, the parsers parse. Every failure is a cloudsync
-error: :class:`~cloudsync.errors.InvalidResponse` for a body that is not the format (or
-ended inside a long-poll answer's results), :class:`~cloudsync.errors.StreamError` for an
+error: [InvalidResponse][cloudsync.InvalidResponse] for a body that is not the format (or
+ended inside a long-poll answer's results), [StreamError][cloudsync.StreamError] for an
 error row the server sent after its 200 status.
 """
 

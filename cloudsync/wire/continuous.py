@@ -1,4 +1,4 @@
-"""``feed=continuous``: one JSON object per ``\\n``-ended line."""
+"""`feed=continuous`: one JSON object per `\\n`-ended line."""
 
 from __future__ import annotations
 
@@ -11,16 +11,16 @@ __all__ = ["ContinuousParser"]
 class ContinuousParser:
     """Fed the body's chunks, returns the items of the lines each one completes.
 
-    Empty lines are heartbeats. A ``{"last_seq": ...}`` line ends the feed: :attr:`ended`
+    Empty lines are heartbeats. A `{"last_seq": ...}` line ends the feed: `ended`
     turns true and anything after it is ignored. A partial last line is what a
-    truncated chunked body leaves when the server fails mid-stream: :meth:`finish` drops
+    truncated chunked body leaves when the server fails mid-stream: `finish()` drops
     it, never parses it.
     """
 
     def __init__(self, what: str = "continuous feed") -> None:
         self.what = what
-        #: A ``last_seq`` line closed the feed.
         self.ended = False
+        """A `last_seq` line closed the feed."""
         self._held: list[bytes] = []  # the start of a line not yet ended
 
     def feed(self, chunk: bytes) -> list[Item]:

@@ -1,4 +1,4 @@
-"""``feed=longpoll`` / ``feed=normal``: one JSON answer ``{"results":[...],"last_seq":S}``."""
+"""`feed=longpoll` / `feed=normal`: one JSON answer `{"results":[...],"last_seq":S}`."""
 
 from __future__ import annotations
 
@@ -11,8 +11,8 @@ from .rows import DECODE_ERRORS, comma_lines_to_items, loads, row_item, rows_to_
 
 __all__ = ["MISSING", "LongPollParser"]
 
-#: No ``last_seq`` (yet).
 MISSING: Any = object()
+"""No `last_seq` (yet)."""
 
 _HEAD = b'{"results":['
 
@@ -24,22 +24,22 @@ class LongPollParser:
     {row}\\n],\\n"last_seq":...}``, heartbeat newlines between rows while waiting): such
     an answer is parsed line by line as it arrives, and its rows are returned while the
     rest is still being sent. Any other layout (pouchdb-server writes one line; a server
-    may pretty-print) is held and parsed whole by :meth:`finish`. An answer that starts
+    may pretty-print) is held and parsed whole by `finish()`. An answer that starts
     a row per line and then stops (a row spread over lines, two rows on one line) is
     parsed whole from that row on: what is left is the answer without the rows already
-    returned, once ``{"results":[`` is put back in front of it.
+    returned, once `{"results":[` is put back in front of it.
 
-    Attributes for the paging transport: :attr:`rows` (result rows read), :attr:`streamed`
-    (whether the whole answer was read a row per line), :attr:`last_seq` (``MISSING``
+    Attributes for the paging transport: `rows` (result rows read), `streamed`
+    (whether the whole answer was read a row per line), `last_seq` (`MISSING`
     until read).
     """
 
     def __init__(self, what: str = "longpoll feed") -> None:
         self.what = what
-        #: Result rows read so far (returned or skipped).
         self.rows = 0
-        #: The answer's ``last_seq``, once :meth:`finish` has read it.
+        """Result rows read so far (returned or skipped)."""
         self.last_seq: Any = MISSING
+        """The answer's `last_seq`, once `finish()` has read it."""
         self._mode = "start"  # start -> rows -> rest, or start -> whole
         self._line_mode_rows = 0  # rows read line by line
         self._fell_back = False  # a row per line, then not
@@ -98,7 +98,7 @@ class LongPollParser:
 
     def _lines(self, lines: list[bytes]) -> list[Item]:
         """The items of complete lines in the results; switches to holding the rest at
-        the closing ``]`` or at a line that is not one whole row."""
+        the closing `]` or at a line that is not one whole row."""
         items: list[Item] = []
         for index, line in enumerate(lines):
             text = line.strip()
@@ -126,10 +126,10 @@ class LongPollParser:
         return items
 
     def end_hint(self) -> tuple[int, Any]:
-        """For an answer held whole, before :meth:`finish` parses it: the most rows it
-        can hold (each has one ``"changes":`` key; a document's own key only adds to
-        the count) and its ``last_seq`` read from its end (or ``MISSING``), without
-        parsing the rows. ``(0, MISSING)`` for an answer read a row per line."""
+        """For an answer held whole, before `finish()` parses it: the most rows it
+        can hold (each has one `"changes":` key; a document's own key only adds to
+        the count) and its `last_seq` read from its end (or `MISSING`), without
+        parsing the rows. `(0, MISSING)` for an answer read a row per line."""
         if self._mode != "whole":
             return 0, MISSING
         body = b"".join(self._held)
@@ -137,8 +137,8 @@ class LongPollParser:
         return body.count(b'"changes":'), _tail_last_seq(body)
 
     def finish(self) -> list[Item]:
-        """The end of the body: the items still to come and ``LastSeq``. Raises
-        :class:`InvalidResponse` for an answer that is not JSON, not ``{"results": [...]}``
+        """The end of the body: the items still to come and `LastSeq`. Raises
+        [InvalidResponse][cloudsync.InvalidResponse] for an answer that is not JSON, not `{"results": [...]}`
         or that ended inside its results."""
         if self._mode == "rows":
             last = b"".join(self._held)  # a final line without its line end
@@ -167,8 +167,8 @@ class LongPollParser:
 
 
 def _tail_last_seq(body: bytes) -> Any:
-    """``last_seq`` read from the end of an answer (``..."last_seq":X}``, maybe followed
-    by ``"pending":N``) without parsing the rows; ``MISSING`` for any other end."""
+    """`last_seq` read from the end of an answer (`..."last_seq":X}`, maybe followed
+    by `"pending":N`) without parsing the rows; `MISSING` for any other end."""
     at = body.rfind(b'"last_seq"')
     if at < 0:
         return MISSING

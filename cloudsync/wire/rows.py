@@ -1,10 +1,10 @@
-"""Result rows into items: the one place a feed's JSON becomes a :class:`Change` or a
-:class:`LastSeq`, and the one "row per line" fast path every parser uses.
+"""Result rows into items: the one place a feed's JSON becomes a [Change][cloudsync.Change] or a
+[LastSeq][cloudsync.LastSeq], and the one "row per line" fast path every parser uses.
 
-Every failure is a cloudsync error: :class:`InvalidResponse` for JSON that does not
+Every failure is a cloudsync error: [InvalidResponse][cloudsync.InvalidResponse] for JSON that does not
 parse (deep nesting and numbers too large for a double included) or a row of the wrong
-shape, :class:`StreamError` for a CouchDB error row. A :class:`Change` made here always
-has a ``str`` id, a ``str`` (or no) rev, a ``dict`` (or no) doc and ``str`` revs; the
+shape, [StreamError][cloudsync.StreamError] for a CouchDB error row. A [Change][cloudsync.Change] made here
+always has a `str` id, a `str` (or no) rev, a `dict` (or no) doc and `str` revs; the
 seq is kept as received (opaque).
 """
 
@@ -19,13 +19,13 @@ from ..models import Change, Item, LastSeq, _ChangeBuilder, _fields_from_row
 __all__ = ["DECODE_ERRORS", "comma_lines_to_items", "lines_to_items", "loads", "row_item", "rows_to_items"]
 
 
-#: What parsing malformed JSON raises: the stdlib parser raises RecursionError for deep
-#: nesting (orjson a JSONDecodeError), and ValueError for an integer of over 4,300 digits.
 DECODE_ERRORS: tuple[type[BaseException], ...] = (*_json.JSONDecodeError, RecursionError)
+"""What parsing malformed JSON raises: the stdlib parser raises RecursionError for deep
+nesting (orjson a JSONDecodeError), and ValueError for an integer of over 4,300 digits."""
 
 
 def loads(data: bytes | str, what: str, kind: str = "body") -> Any:
-    """``data`` parsed as JSON, or :class:`InvalidResponse`."""
+    """`data` parsed as JSON, or [InvalidResponse][cloudsync.InvalidResponse]."""
     try:
         return _json.loads(data)
     except DECODE_ERRORS as exc:
@@ -40,11 +40,11 @@ def _preview(obj: Any) -> str:
 
 
 def row_item(obj: Any, what: str, _builder: Any = _ChangeBuilder, _change: Any = Change) -> Item | None:
-    """A result row (``Change``), a ``last_seq`` object (``LastSeq``), or ``None`` for
+    """A result row (`Change`), a `last_seq` object (`LastSeq`), or `None` for
     any other object (skipped).
 
-    The usual row (one ``{"rev": ...}``, a ``str`` id) is built first thing, as a
-    mutable twin whose class is then set to ``Change`` (see ``models._ChangeBuilder``):
+    The usual row (one `{"rev": ...}`, a `str` id) is built first thing, as a
+    mutable twin whose class is then set to `Change` (see `models._ChangeBuilder`):
     every change of every feed comes through here."""
     try:
         (first,) = obj["changes"]
@@ -83,18 +83,18 @@ def row_item(obj: Any, what: str, _builder: Any = _ChangeBuilder, _change: Any =
 
 
 def rows_to_items(rows: list[Any], what: str) -> list[Item]:
-    """``row_item`` for each row, skipping ``None``."""
+    """`row_item` for each row, skipping `None`."""
     return [item for row in rows if (item := row_item(row, what)) is not None]
 
 
 def lines_to_items(lines: list[bytes], what: str) -> tuple[list[Item], bool]:
     """Items of complete lines, one JSON value each (blank lines are heartbeats).
 
-    Returns ``(items, ended)``: ``ended`` when a ``last_seq`` object closed the feed;
+    Returns `(items, ended)`: `ended` when a `last_seq` object closed the feed;
     the items stop there.
 
     One parse per line, not one for the whole chunk: each row's dicts are freed as soon
-    as its :class:`Change` is built. Parsing a chunk as one array keeps hundreds of rows'
+    as its [Change][cloudsync.Change] is built. Parsing a chunk as one array keeps hundreds of rows'
     dicts alive at once; the garbage collector then promotes them and runs full
     collections, which cost the application far more than the calls saved.
     """
@@ -135,11 +135,11 @@ def lines_to_items(lines: list[bytes], what: str) -> tuple[list[Item], bool]:
 
 
 def comma_lines_to_items(block: bytes, what: str) -> list[Item] | None:
-    """The items of array elements written a row per line (``row,\nrow,\n...row``), or
-    ``None`` unless every element is a row or a ``last_seq`` object (nothing skipped).
+    """The items of array elements written a row per line (`row,\nrow,\n...row`), or
+    `None` unless every element is a row or a `last_seq` object (nothing skipped).
 
     The one "row per line" fast path of the long-poll answer and of WebSocket messages.
-    A split at ``,\n`` can only make every piece valid JSON when the line ends are
+    A split at `,\n` can only make every piece valid JSON when the line ends are
     between the array's own elements (a raw newline never occurs inside a JSON string):
     anything else (a pretty-printed row, two rows on a line, a heartbeat) fails to
     parse or comes out short, and the caller parses it another way."""

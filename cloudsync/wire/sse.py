@@ -1,11 +1,11 @@
-"""``feed=eventsource``: a WHATWG-conformant ``text/event-stream`` parser, fed bytes as
-they arrive (:class:`SSEParser`, events), and the feed's parser on top of it
-(:class:`SSEFeedParser`, items).
+"""`feed=eventsource`: a WHATWG-conformant `text/event-stream` parser, fed bytes as
+they arrive (`SSEParser`, events), and the feed's parser on top of it
+(`SSEFeedParser`, items).
 
 Follows https://html.spec.whatwg.org/multipage/server-sent-events.html#event-stream-interpretation:
 lines end with CR, LF or CRLF (a CRLF split across two chunks is one line end, never an
-extra blank line); one leading BOM is stripped; ``:`` lines are comments; ``data`` lines
-join with ``\\n``; ``id`` persists across events until changed; ``retry`` takes digits only;
+extra blank line); one leading BOM is stripped; `:` lines are comments; `data` lines
+join with `\\n`; `id` persists across events until changed; `retry` takes digits only;
 an event still incomplete at end of stream is discarded.
 """
 
@@ -29,7 +29,7 @@ _LINE_END = re.compile(r"\r\n|\r|\n")
 
 @dataclass(frozen=True, slots=True)
 class Event:
-    """One dispatched event. ``id`` is the last event id in force when it was dispatched."""
+    """One dispatched event. `id` is the last event id in force when it was dispatched."""
 
     data: str
     type: str = "message"
@@ -37,7 +37,7 @@ class Event:
 
 
 class SSEParser:
-    """Incremental parser: ``feed(chunk)`` returns the events the chunk completed."""
+    """Incremental parser: `feed(chunk)` returns the events the chunk completed."""
 
     def __init__(self) -> None:
         self._decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
@@ -46,10 +46,10 @@ class SSEParser:
         self._skip_lf = False  # the previous chunk ended with CR: a leading LF belongs to it
         self._data: list[str] = []
         self._type = ""
-        #: The last event id buffer: persists across events (and is what ``Last-Event-ID`` resends).
         self.last_event_id = ""
-        #: The server's ``retry:`` reconnection time in milliseconds, if it sent one.
+        """The last event id buffer: persists across events (and is what `Last-Event-ID` resends)."""
         self.retry: int | None = None
+        """The server's `retry:` reconnection time in milliseconds, if it sent one."""
 
     @property
     def idle(self) -> bool:
@@ -60,7 +60,7 @@ class SSEParser:
         return [Event(data, type, id) for type, data, id in self.feed_fields(chunk)]
 
     def feed_fields(self, chunk: bytes | str) -> list[tuple[str, str, str]]:
-        """Like :meth:`feed`, as ``(type, data, id)`` tuples (no :class:`Event` objects:
+        """Like `feed()`, as `(type, data, id)` tuples (no `Event` objects:
         what a feed reading many thousands of events a second wants)."""
         text = self._decoder.decode(chunk) if isinstance(chunk, (bytes, bytearray)) else chunk
         if not self._started:
@@ -134,13 +134,13 @@ class SSEParser:
 class SSEFeedParser:
     """Fed an eventsource feed's chunks, returns the items of the events they complete.
 
-    ``data`` carries a change row; the event ``id`` is its seq when the row has none.
-    ``event: heartbeat`` and events without data are skipped; ``event: last_seq`` (or a
-    ``last_seq`` object) becomes a :class:`LastSeq`. The server's ``retry:`` hint is in
-    :attr:`retry` (seconds). An event not ended by a blank line when the body ends is
-    discarded (:meth:`finish`).
+    `data` carries a change row; the event `id` is its seq when the row has none.
+    `event: heartbeat` and events without data are skipped; `event: last_seq` (or a
+    `last_seq` object) becomes a [LastSeq][cloudsync.LastSeq]. The server's `retry:` hint is in
+    `retry` (seconds). An event not ended by a blank line when the body ends is
+    discarded (`finish()`).
 
-    Whole events of exactly ``data: <row>``, ``id: <seq>`` and a blank line (what
+    Whole events of exactly `data: <row>`, `id: <seq>` and a blank line (what
     CouchDB-style servers send) take a fast path; bytes after the last blank line wait
     for the next chunk. CR line ends, and the end of an event the spec parser has
     begun, go to the spec parser at once.
@@ -149,8 +149,8 @@ class SSEFeedParser:
     def __init__(self, what: str = "eventsource feed") -> None:
         self.what = what
         self.events = SSEParser()
-        #: The server's reconnection time in seconds (``retry:``), or ``None``.
         self.retry: float | None = None
+        """The server's reconnection time in seconds (`retry:`), or `None`."""
         self._rest = b""
 
     def feed(self, chunk: bytes) -> list[Item]:
@@ -192,8 +192,8 @@ class SSEFeedParser:
         return []
 
 
-#: Bytes kept waiting for an event's blank line before they are parsed anyway.
 _PENDING_LIMIT = 1 << 20
+"""Bytes kept waiting for an event's blank line before they are parsed anyway."""
 _DATA, _ID = b"data: ", b"id: "
 _head_data = operator.itemgetter(slice(0, len(_DATA)))
 _head_id = operator.itemgetter(slice(0, len(_ID)))
@@ -201,8 +201,8 @@ _payload = operator.itemgetter(slice(len(_DATA), None))
 
 
 def _plain_events(block: bytes, parser: SSEParser, what: str) -> list[Item] | None:
-    """The items of ``block`` when it is only events of exactly ``data: <row>``,
-    ``id: <seq>`` and a blank line, or ``None`` for the spec parser. Checked and split
+    """The items of `block` when it is only events of exactly `data: <row>`,
+    `id: <seq>` and a blank line, or `None` for the spec parser. Checked and split
     with a few C-level passes instead of three parsed lines per event."""
     lines = block.split(b"\n")
     lines.pop()  # after the final line end
@@ -225,7 +225,7 @@ def _plain_events(block: bytes, parser: SSEParser, what: str) -> list[Item] | No
 
 
 def _seq(data: str) -> Any:
-    """A ``last_seq`` event's data: a JSON seq, or the bare text of a string seq."""
+    """A `last_seq` event's data: a JSON seq, or the bare text of a string seq."""
     try:
         return _json.loads(data)
     except DECODE_ERRORS:

@@ -1,4 +1,4 @@
-"""``feed=websocket`` (Sync Gateway's protocol): one message into items."""
+"""`feed=websocket` (Sync Gateway's protocol): one message into items."""
 
 from __future__ import annotations
 
@@ -11,16 +11,16 @@ __all__ = ["WebSocketParser"]
 class WebSocketParser:
     """Fed each message's payload, returns its items.
 
-    A message is a JSON array of rows, ``[]`` once caught up, ``""`` (or nothing) as a
-    heartbeat, or one object: a row, or ``{"last_seq": S}``, which ends the feed
-    (:attr:`ended`; later messages are ignored). An array written a row per line (as the
+    A message is a JSON array of rows, `[]` once caught up, `""` (or nothing) as a
+    heartbeat, or one object: a row, or `{"last_seq": S}`, which ends the feed
+    (`ended`; later messages are ignored). An array written a row per line (as the
     embedded server sends) is parsed row by row.
     """
 
     def __init__(self, what: str = "websocket feed") -> None:
         self.what = what
-        #: A ``last_seq`` object ended the feed.
         self.ended = False
+        """A `last_seq` object ended the feed."""
 
     def feed(self, message: bytes) -> list[Item]:
         if self.ended:
@@ -47,9 +47,9 @@ class WebSocketParser:
 
 
 def _row_per_line(body: bytes, what: str) -> list[Item] | None:
-    """The items of an array message written a row per line (``[row,\\nrow,\\n...]``),
+    """The items of an array message written a row per line (`[row,\\nrow,\\n...]`),
     parsed row by row (each row's dicts are freed as soon as its change is built; a
-    whole array keeps them all alive for the garbage collector to promote); ``None`` for
+    whole array keeps them all alive for the garbage collector to promote); `None` for
     any other message, which is parsed whole."""
     if b"\n" not in body or body[:1] != b"[" or body[-1:] != b"]":
         return None

@@ -1,7 +1,7 @@
 """Request handlers: `Handlers.dispatch` routes every request by its raw path.
 
 Routing is done on the *raw* request path rather than with aiohttp's router, because
-document ids must round-trip exactly: ``a%2Fb`` is one id segment, while ``_design/x``
+document ids must round-trip exactly: `a%2Fb` is one id segment, while `_design/x`
 may arrive with a literal or an encoded slash.
 """
 

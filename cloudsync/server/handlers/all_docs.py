@@ -1,4 +1,4 @@
-"""``_all_docs``: documents by id, by range or by keys, streamed page by page."""
+"""`_all_docs`: documents by id, by range or by keys, streamed page by page."""
 
 from __future__ import annotations
 
@@ -20,19 +20,19 @@ __all__ = ["ALL_DOCS_PAGE", "ALL_DOCS_PAGE_DOCS", "AllDocsHandler"]
 
 log = logging.getLogger("cloudsync.server")
 
-#: Rows per page of a streamed ``_all_docs`` answer (with and without documents).
 ALL_DOCS_PAGE = 1000
+"""Rows per page of a streamed `_all_docs` answer (with and without documents)."""
 ALL_DOCS_PAGE_DOCS = 100
 
 
 class AllDocsHandler:
-    """``GET``/``POST /{db}/_all_docs``."""
+    """`GET`/`POST /{db}/_all_docs`."""
 
     def __init__(self, state: ServerState) -> None:
         self.state = state
 
     async def __call__(self, request: web.Request, db: Database) -> web.StreamResponse:
-        """``_all_docs``: read page by page on a query thread, each page written under the
+        """`_all_docs`: read page by page on a query thread, each page written under the
         send watchdog, so neither the loop nor a client that does not read holds more than a
         page (streamed chunked when there is more than one)."""
         allow(request.method, "GET", "HEAD", "POST")

@@ -1,5 +1,5 @@
-"""Attachment handlers: ``PUT``/``GET``/``HEAD``/``DELETE /{db}/{docid}/{name}``, and the
-inline base64 content of ``attachments=true`` / ``atts_since`` reads."""
+"""Attachment handlers: `PUT`/`GET`/`HEAD`/`DELETE /{db}/{docid}/{name}`, and the
+inline base64 content of `attachments=true` / `atts_since` reads."""
 
 from __future__ import annotations
 
@@ -128,7 +128,7 @@ def _find_stub(db: Database, doc_id: str, rev: str | None, name: str) -> dict[st
 
 
 def _byte_range(header: str | None, length: int) -> tuple[int, int] | None:
-    """``(start, end)`` of a single ``bytes=`` range (``None``: the whole content; several
+    """`(start, end)` of a single `bytes=` range (`None`: the whole content; several
     ranges are answered whole too, as RFC 9110 allows); 416 when it is unsatisfiable."""
     match = _RANGE.match(header.strip()) if header else None
     if match is None:
@@ -149,7 +149,7 @@ def _byte_range(header: str | None, length: int) -> tuple[int, int] | None:
 
 
 def wants_data(query: Mapping[str, Any]) -> bool:
-    """Whether a read asks for attachment content inline (``attachments=true``, ``atts_since``)."""
+    """Whether a read asks for attachment content inline (`attachments=true`, `atts_since`)."""
     return bool_param(query, "attachments") or "atts_since" in query
 
 
@@ -168,16 +168,16 @@ def known_generation(atts_since: Any, rev: str, history: list[str]) -> int:
 
 
 def wants_multipart(request: web.Request) -> bool:
-    """Whether a document read asks for ``multipart/related`` (CouchDB's replicator does,
+    """Whether a document read asks for `multipart/related` (CouchDB's replicator does,
     for documents with attachments)."""
     return "multipart/related" in request.headers.get("Accept", "")
 
 
 def multipart_related(doc: dict[str, Any], conn: Any, *, since: int = 0) -> tuple[str, bytes]:
-    """`doc` as CouchDB's ``multipart/related`` body: its JSON (attachments past `since`
-    marked ``"follows": true``) then one part per such attachment, in the order of the
-    JSON. Returns the ``Content-Type`` (with its boundary) and the body; callers building
-    ``multipart/mixed`` answers (``open_revs``) embed one of these per revision."""
+    """`doc` as CouchDB's `multipart/related` body: its JSON (attachments past `since`
+    marked `"follows": true`) then one part per such attachment, in the order of the
+    JSON. Returns the `Content-Type` (with its boundary) and the body; callers building
+    `multipart/mixed` answers (`open_revs`) embed one of these per revision."""
     boundary = uuid.uuid4().hex
     follows = []
     for name, stub in (doc.get("_attachments") or {}).items():
@@ -197,8 +197,8 @@ def multipart_related(doc: dict[str, Any], conn: Any, *, since: int = 0) -> tupl
 
 async def document_with_data(state: ServerState, request: web.Request, db: Database, body: bytes, rev: str,
                              history: list[str]) -> web.Response:
-    """The answer to a document read with ``attachments=true`` or ``atts_since``: JSON
-    with base64 content, or ``multipart/related`` when the client accepts it."""
+    """The answer to a document read with `attachments=true` or `atts_since`: JSON
+    with base64 content, or `multipart/related` when the client accepts it."""
     depth = state.config.max_json_depth
     since = known_generation(json_param(request.query, "atts_since", depth=depth), rev, history)
     headers = {"ETag": f'"{rev}"'}
@@ -219,9 +219,9 @@ async def document_with_data(state: ServerState, request: web.Request, db: Datab
 
 async def read_multipart(request: web.Request, spool: Callable[[], IO[bytes]], max_json: int, max_size: int,
                          depth: int) -> tuple[dict[str, Any], dict[str, tuple[IO[bytes], stored.Blob]]]:
-    """A ``multipart/related`` document write: the JSON of its first part and, for each
-    attachment marked ``"follows": true``, its content spooled to a file from `spool`
-    (parts are matched by ``Content-Disposition`` file name, else in the order of the JSON)."""
+    """A `multipart/related` document write: the JSON of its first part and, for each
+    attachment marked `"follows": true`, its content spooled to a file from `spool`
+    (parts are matched by `Content-Disposition` file name, else in the order of the JSON)."""
     reader = await request.multipart()
     first = await reader.next()
     if not isinstance(first, BodyPartReader):

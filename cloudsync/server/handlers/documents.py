@@ -22,7 +22,7 @@ __all__ = ["DocumentHandlers"]
 
 
 class DocumentHandlers:
-    """``/{db}/{docid}``, ``_bulk_docs`` and ``_bulk_get``."""
+    """`/{db}/{docid}`, `_bulk_docs` and `_bulk_get`."""
 
     def __init__(self, state: ServerState) -> None:
         self.state = state
@@ -65,7 +65,7 @@ class DocumentHandlers:
         raise CouchError(405, "method_not_allowed", "Only DELETE,GET,HEAD,PUT allowed")
 
     async def _put_multipart(self, request: web.Request, db: Database, doc_id: str) -> web.Response:
-        """``PUT /db/doc`` with ``multipart/related``: the JSON, then attachment contents."""
+        """`PUT /db/doc` with `multipart/related`: the JSON, then attachment contents."""
         config = self.state.config
         with contextlib.ExitStack() as files:
             def spool() -> IO[bytes]:

@@ -1,4 +1,4 @@
-"""Mango handlers: ``_find``, ``_explain`` and ``_index``."""
+"""Mango handlers: `_find`, `_explain` and `_index`."""
 
 from __future__ import annotations
 
@@ -20,7 +20,7 @@ __all__ = ["MangoHandlers"]
 
 
 class MangoHandlers:
-    """``/{db}/_find``, ``/{db}/_explain``, ``/{db}/_index``."""
+    """`/{db}/_find`, `/{db}/_explain`, `/{db}/_index`."""
 
     def __init__(self, state: ServerState) -> None:
         self.state = state

@@ -2,18 +2,18 @@
 
 Tables, in each database file:
 
-- ``att_blobs``: one row per distinct content, by CouchDB's digest ``md5-<base64>``,
+- `att_blobs`: one row per distinct content, by CouchDB's digest `md5-<base64>`,
   with its length. Identical content attached to many documents is stored once.
-- ``att_chunks``: the content, in `CHUNK`-byte rows, so an upload is written and a
+- `att_chunks`: the content, in `CHUNK`-byte rows, so an upload is written and a
   download read piece by piece, never held whole.
-- ``att_refs``: which documents reference a digest from one of their stored leaves.
+- `att_refs`: which documents reference a digest from one of their stored leaves.
   Every document write updates its references in the same transaction, and a blob whose
   last reference goes (the attachment deleted or replaced, the document deleted, a
   conflict resolved) is deleted then: reference tracking, no compaction pass needed.
 
-A revision's ``_attachments`` map is stored inside its JSON body as stubs
-``{name: {content_type, digest, length, revpos, stub: true}}``, the way CouchDB answers
-a plain ``GET``.
+A revision's `_attachments` map is stored inside its JSON body as stubs
+`{name: {content_type, digest, length, revpos, stub: true}}`, the way CouchDB answers
+a plain `GET`.
 """
 
 from __future__ import annotations
@@ -46,17 +46,17 @@ CREATE TABLE IF NOT EXISTS att_refs (id TEXT NOT NULL, digest TEXT NOT NULL, PRI
 CREATE INDEX IF NOT EXISTS att_refs_by_digest ON att_refs (digest);
 """
 
-#: Bytes per stored chunk: big enough that a 64 MB blob is 256 rows, small enough that
-#: reading a range costs little beyond it.
 CHUNK = 256 * 1024
+"""Bytes per stored chunk: big enough that a 64 MB blob is 256 rows, small enough that
+reading a range costs little beyond it."""
 DEFAULT_TYPE = "application/octet-stream"
 
-#: ``(digest, length)`` of stored content.
 Blob = tuple[str, int]
+"""`(digest, length)` of stored content."""
 
 
 def digest_of(md5: Any) -> str:
-    """CouchDB's digest string for a finished ``hashlib.md5`` object."""
+    """CouchDB's digest string for a finished `hashlib.md5` object."""
     return "md5-" + base64.b64encode(md5.digest()).decode()
 
 
@@ -94,7 +94,7 @@ def blob_length(conn: sqlite3.Connection, digest: str) -> int | None:
 
 
 def read_range(conn: sqlite3.Connection, digest: str, start: int, end: int) -> Iterator[bytes]:
-    """Bytes ``start`` to ``end`` (exclusive) of a blob, a chunk at a time."""
+    """Bytes `start` to `end` (exclusive) of a blob, a chunk at a time."""
     if end <= start:
         return
     first, last = start // CHUNK, (end - 1) // CHUNK
@@ -112,7 +112,7 @@ def read_blob(conn: sqlite3.Connection, digest: str) -> bytes:
 
 
 def stubs_of(body: bytes | None) -> dict[str, dict[str, Any]]:
-    """The ``_attachments`` map of a stored revision body (empty when it has none)."""
+    """The `_attachments` map of a stored revision body (empty when it has none)."""
     if not body or b'"_attachments"' not in body:
         return {}
     found = loads(body).get("_attachments")
@@ -126,19 +126,19 @@ def _stub(content_type: str, blob: Blob, revpos: int) -> dict[str, Any]:
 
 def make_stubs(conn: sqlite3.Connection, given: Any, *, revpos: int, parents: Iterable[dict[str, Any]],
                blobs: dict[str, Blob], replicated: bool) -> tuple[dict[str, dict[str, Any]], list[bytes]]:
-    """The stored ``_attachments`` map of a new revision, from the one a client sent, and
+    """The stored `_attachments` map of a new revision, from the one a client sent, and
     the decoded inline contents, which the caller stores (`store_bytes`) once the
     revision is sure to be written (a conflict must not leave unreferenced blobs).
 
     Args:
         conn: the writer connection, inside the write transaction.
-        given: the document's ``_attachments`` member.
-        revpos: the new revision's generation (the ``revpos`` of new content).
+        given: the document's `_attachments` member.
+        revpos: the new revision's generation (the `revpos` of new content).
         parents: the attachment maps stubs may refer to (the edited revision's; with
             `replicated`, every stored leaf's).
-        blobs: content already stored for entries marked ``"follows": true`` (standalone
+        blobs: content already stored for entries marked `"follows": true` (standalone
             and multipart uploads), by name.
-        replicated: a ``new_edits=false`` write: inline entries keep the ``revpos`` they
+        replicated: a `new_edits=false` write: inline entries keep the `revpos` they
             carry, and a stub may also name stored content by its digest.
 
     Raises:
@@ -217,8 +217,8 @@ def sync_refs(conn: sqlite3.Connection, doc_id: str, bodies: Iterable[bytes | No
 
 
 def with_data(doc: dict[str, Any], conn: sqlite3.Connection, *, since: int = 0) -> None:
-    """Turn the stubs of `doc` whose ``revpos`` is past `since` into inline base64 ``data``
-    (``attachments=true``; `since`: the newest generation the client has, ``atts_since``)."""
+    """Turn the stubs of `doc` whose `revpos` is past `since` into inline base64 `data`
+    (`attachments=true`; `since`: the newest generation the client has, `atts_since`)."""
     for stub in (doc.get("_attachments") or {}).values():
         if isinstance(stub, dict) and stub.get("stub") and stub.get("revpos", 0) > since:
             del stub["stub"]
@@ -229,7 +229,7 @@ def with_data(doc: dict[str, Any], conn: sqlite3.Connection, *, since: int = 0) 
 
 
 def _leaf_doc(conn: sqlite3.Connection, doc_id: str, rev: str | None) -> dict[str, Any]:
-    """The stored leaf `rev` of `doc_id` as a dict to edit (``{"_id": ...}`` when `rev` is
+    """The stored leaf `rev` of `doc_id` as a dict to edit (`{"_id": ...}` when `rev` is
     `None`: a new document, or a new life of a deleted one)."""
     if rev is None:
         return {"_id": doc_id}
@@ -245,7 +245,7 @@ def _leaf_doc(conn: sqlite3.Connection, doc_id: str, rev: str | None) -> dict[st
 
 def put_with_files(tx: Tx, doc: dict[str, Any], files: dict[str, tuple[IO[bytes], Blob]], *,
                    new_edits: bool = True) -> dict[str, Any] | None:
-    """Write `doc`, whose ``"follows": true`` attachments have their content spooled in
+    """Write `doc`, whose `"follows": true` attachments have their content spooled in
     `files` (by name), and store that content once the revision is written."""
     result = tx.put_doc(doc, new_edits=new_edits, blobs={name: blob for name, (_, blob) in files.items()})
     if result is not None:

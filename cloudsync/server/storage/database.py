@@ -2,19 +2,19 @@
 
 Layout of a database file:
 
-- ``docs``: one row per document holding its *winning* leaf revision: ``seq`` (the
+- `docs`: one row per document holding its *winning* leaf revision: `seq` (the
   document's latest update sequence, unique, so the table doubles as the by-seq index
-  that ``_changes`` reads), ``rev``, ``deleted``, ``body`` (the complete JSON document
-  including ``_id``/``_rev``/``_deleted``, so feeds and reads send it without re-encoding)
-  and ``revs`` (the branch history, newest first, for ``_revisions`` and ``new_edits=false``).
-- ``conflicts``: the losing leaves of conflicted documents (only ``new_edits=false`` makes them).
-- ``local``: ``_local/`` documents, which have no seq and never show up in ``_changes``.
+  that `_changes` reads), `rev`, `deleted`, `body` (the complete JSON document
+  including `_id`/`_rev`/`_deleted`, so feeds and reads send it without re-encoding)
+  and `revs` (the branch history, newest first, for `_revisions` and `new_edits=false`).
+- `conflicts`: the losing leaves of conflicted documents (only `new_edits=false` makes them).
+- `local`: `_local/` documents, which have no seq and never show up in `_changes`.
 
 Writes run on a single thread that owns the writer connection. Requests that arrive
 while a transaction is being committed are queued and committed together in the next
 transaction (each in its own SAVEPOINT, so one failing request does not undo another):
-``synchronous=FULL`` then costs one fsync per batch, not per request, and an answer is
-only sent after the fsync, so an acknowledged write survives ``kill -9``. Reads run on
+`synchronous=FULL` then costs one fsync per batch, not per request, and an answer is
+only sent after the fsync, so an acknowledged write survives `kill -9`. Reads run on
 the event loop against a second connection (WAL readers never block the writer).
 """
 
@@ -47,8 +47,8 @@ __all__ = ["CHANGES_SQL", "Database", "Listener", "Storage", "valid_db_name"]
 T = TypeVar("T")
 
 _DB_NAME = re.compile(r"^[a-z][a-z0-9_$()+/-]*$")
-#: Query-thread SQLite connections each thread keeps open (least recently used closed first).
 QUERY_CONNS_PER_THREAD = 16
+"""Query-thread SQLite connections each thread keeps open (least recently used closed first)."""
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS docs (
     id TEXT PRIMARY KEY,
@@ -75,18 +75,18 @@ CREATE TABLE IF NOT EXISTS local (id TEXT PRIMARY KEY, rev TEXT NOT NULL, body T
 """
 
 
-#: The backlog query of ``_changes``, by (bodies, descending). Without bodies it is
-#: answered from the ``docs_by_seq`` index alone.
 CHANGES_SQL = {
     (bodies, descending): f"SELECT seq, id, rev, deleted, {'CAST(body AS BLOB)' if bodies else 'NULL'} "
     f"FROM docs WHERE seq > ? ORDER BY seq {'DESC' if descending else 'ASC'} LIMIT ?"
     for bodies in (True, False)
     for descending in (True, False)
 }
+"""The backlog query of `_changes`, by (bodies, descending). Without bodies it is
+answered from the `docs_by_seq` index alone."""
 
 
-#: Longest file name most file systems take (the database file is ``<quoted name>.sqlite``).
 _MAX_FILE_NAME = 255
+"""Longest file name most file systems take (the database file is `<quoted name>.sqlite`)."""
 
 
 class Listener(Protocol):
@@ -101,13 +101,13 @@ class Listener(Protocol):
 
 def valid_db_name(name: str) -> bool:
     """CouchDB's database name rule (lowercase, starts with a letter, at most 238 chars),
-    and short enough as a file name once ``/``, ``$``... are percent-encoded."""
+    and short enough as a file name once `/`, `$`... are percent-encoded."""
     return (len(name) <= 238 and _DB_NAME.match(name) is not None
             and len(quote(name, safe="")) + len(".sqlite") <= _MAX_FILE_NAME)
 
 
-#: Per query thread: the databases whose connections it keeps, least recently used first.
 _query_threads = threading.local()
+"""Per query thread: the databases whose connections it keeps, least recently used first."""
 
 
 class Database:
@@ -124,8 +124,8 @@ class Database:
         self._reader = self._connect(path)
         self._reader.execute("PRAGMA query_only = ON")
         r = self._reader
-        #: The last seq handed out by next_seq() (ahead of update_seq while a batch commits).
         self.last_seq_written = r.execute("SELECT coalesce(max(seq), 0) FROM docs").fetchone()[0]
+        """The last seq handed out by next_seq() (ahead of update_seq while a batch commits)."""
         self.update_seq = self.last_seq_written
         self.doc_count, self.del_count = r.execute(
             "SELECT coalesce(sum(deleted = 0), 0), coalesce(sum(deleted), 0) FROM docs"
@@ -141,7 +141,7 @@ class Database:
 
     def query_conn(self) -> sqlite3.Connection:
         """This (query) thread's own read connection. Its statements stop with
-        :class:`~.limits.QueryTimeout` when the thread's query budget is spent. A thread
+        `QueryTimeout` when the thread's query budget is spent. A thread
         keeps at most QUERY_CONNS_PER_THREAD of them open (test suites make hundreds of
         databases; each connection holds file descriptors and a page cache)."""
         me = threading.get_ident()
@@ -227,8 +227,8 @@ class Database:
                 listeners.pop(listener, None)
 
     def listen(self, listener: Listener) -> None:
-        """Call ``listener.notify(shared)`` after every commit until it returns false (or
-        :meth:`unlisten`, or :meth:`wake`). ``shared`` is a dict that lives for one round of
+        """Call `listener.notify(shared)` after every commit until it returns false (or
+        `unlisten()`, or `wake()`). `shared` is a dict that lives for one round of
         notifications, for listeners to share work (rows read, rows encoded) with each other."""
         self._listeners[listener] = None
 
@@ -244,7 +244,7 @@ class Database:
     # -- reading -------------------------------------------------------------------
 
     def info(self) -> dict[str, Any]:
-        """The ``GET /db`` answer."""
+        """The `GET /db` answer."""
         size = sum(p.stat().st_size for p in (self.path, Path(f"{self.path}-wal")) if p.exists())
         return {
             "db_name": self.name,
@@ -262,8 +262,8 @@ class Database:
 
     def get(self, doc_id: str, conn: sqlite3.Connection | None = None
             ) -> tuple[str, bool, bytes, list[str], bool] | None:
-        """``(rev, deleted, body, revs, conflicted)`` of a document's winning leaf
-        (``conn``: a query thread's connection, see :meth:`query_conn`)."""
+        """`(rev, deleted, body, revs, conflicted)` of a document's winning leaf
+        (`conn`: a query thread's connection, see `query_conn()`)."""
         row = (conn or self._reader).execute(
             "SELECT rev, deleted, CAST(body AS BLOB), revs, conflicted FROM docs WHERE id = ?", (doc_id,)
         ).fetchone()
@@ -273,14 +273,14 @@ class Database:
 
     def get_leaf(self, doc_id: str, rev: str, conn: sqlite3.Connection | None = None
                  ) -> tuple[bool, bytes, list[str]] | None:
-        """A losing leaf by rev (``new_edits=false`` conflicts)."""
+        """A losing leaf by rev (`new_edits=false` conflicts)."""
         row = (conn or self._reader).execute(
             "SELECT deleted, CAST(body AS BLOB), revs FROM conflicts WHERE id = ? AND rev = ?", (doc_id, rev)
         ).fetchone()
         return None if row is None else (bool(row[0]), row[1], loads(row[2]))
 
     def conflicts(self, doc_id: str, *, deleted: bool = False) -> list[str]:
-        """Revs of the losing leaves (live ones, or deleted ones with ``deleted=True``)."""
+        """Revs of the losing leaves (live ones, or deleted ones with `deleted=True`)."""
         rows = self._reader.execute(
             "SELECT rev FROM conflicts WHERE id = ? AND deleted = ?", (doc_id, deleted)
         ).fetchall()
@@ -295,9 +295,9 @@ class Database:
         limit: int | None, skip: int, after: str | None = None, conn: sqlite3.Connection | None = None,
         max_bytes: int | None = None,
     ) -> list[tuple[str, str, bytes]]:
-        """Live documents ``(id, rev, body)`` in id order between ``start`` and ``end``
-        (``after``: only ids past this one in that order, to read page by page;
-        ``max_bytes``: stop after the row that brings the bodies to this size)."""
+        """Live documents `(id, rev, body)` in id order between `start` and `end`
+        (`after`: only ids past this one in that order, to read page by page;
+        `max_bytes`: stop after the row that brings the bodies to this size)."""
         where = ["deleted = 0"]
         args: list[Any] = []
         if after is not None:
@@ -322,7 +322,7 @@ class Database:
         return _fetch_bounded(cursor, max_bytes, body=2, page=16)
 
     def count_before(self, doc_id: str, descending: bool, conn: sqlite3.Connection | None = None) -> int:
-        """How many live docs sort before ``doc_id`` (``_all_docs``'s ``offset``)."""
+        """How many live docs sort before `doc_id` (`_all_docs`'s `offset`)."""
         op = ">" if descending else "<"
         return (conn or self._reader).execute(
             f"SELECT count(*) FROM docs WHERE deleted = 0 AND id {op} ?", (doc_id,)
@@ -330,9 +330,9 @@ class Database:
 
     def changes(self, since: int, limit: int, *, descending: bool = False, bodies: bool = True,
                 max_bytes: int | None = None) -> list[Row]:
-        """Up to ``limit`` changes after ``since``, one per document at its latest seq.
-        ``bodies=False``: rows read from SQLite may carry ``None`` for the body (not read).
-        ``max_bytes``: stop after the row that brings the bodies read to this size."""
+        """Up to `limit` changes after `since`, one per document at its latest seq.
+        `bodies=False`: rows read from SQLite may carry `None` for the body (not read).
+        `max_bytes`: stop after the row that brings the bodies read to this size."""
         if self.closed:
             return []
         if not descending and self._ring.covers(since):
@@ -344,8 +344,8 @@ class Database:
 
     def changes_before(self, since: int, before: int | None, limit: int, *, bodies: bool = True,
                        max_bytes: int | None = None) -> list[Row]:
-        """Changes after ``since`` and before ``before``, newest first (``descending=true``),
-        at most ``limit`` rows and (with bodies) about ``max_bytes`` of them."""
+        """Changes after `since` and before `before`, newest first (`descending=true`),
+        at most `limit` rows and (with bodies) about `max_bytes` of them."""
         if self.closed:
             return []
         body = "CAST(body AS BLOB)" if bodies else "NULL"
@@ -370,7 +370,7 @@ class Database:
         return rows
 
     def pending(self, after: int) -> int:
-        """Changes after ``after`` (CouchDB's ``pending``)."""
+        """Changes after `after` (CouchDB's `pending`)."""
         if after >= self.update_seq or self.closed:
             return 0
         return self._reader.execute("SELECT count(*) FROM docs WHERE seq > ?", (after,)).fetchone()[0]
@@ -403,7 +403,7 @@ class Database:
 
 
 class Storage:
-    """All databases under one data directory (one ``<quoted name>.sqlite`` file each)."""
+    """All databases under one data directory (one `<quoted name>.sqlite` file each)."""
 
     def __init__(self, data_dir: str | os.PathLike[str], *, durable: bool = True) -> None:
         self.data_dir = Path(data_dir)
@@ -421,7 +421,7 @@ class Storage:
         return sorted(unquote(p.name[: -len(".sqlite")]) for p in self.data_dir.glob("*.sqlite"))
 
     def get(self, name: str) -> Database | None:
-        """The open database ``name``, opening it on first use; ``None`` if it does not exist."""
+        """The open database `name`, opening it on first use; `None` if it does not exist."""
         db = self._dbs.get(name)
         if db is None and valid_db_name(name) and self._path(name).exists():
             with self._lock:
@@ -430,7 +430,7 @@ class Storage:
         return db
 
     async def create(self, name: str) -> Database:
-        """Create database ``name`` (412 ``file_exists`` when it exists)."""
+        """Create database `name` (412 `file_exists` when it exists)."""
         if not valid_db_name(name):
             raise CouchError(
                 400, "illegal_database_name",
@@ -446,7 +446,7 @@ class Storage:
         return db
 
     async def delete(self, name: str) -> None:
-        """Delete database ``name`` and its files (404 when missing); its feeds end."""
+        """Delete database `name` and its files (404 when missing); its feeds end."""
         db = self.get(name)
         if db is None:
             raise CouchError(404, "not_found", "Database does not exist.")
@@ -468,7 +468,7 @@ class Storage:
 
 
 def _fetch_bounded(cursor: sqlite3.Cursor, max_bytes: int, *, body: int, page: int) -> list[Any]:
-    """The cursor's rows until the sizes of their column ``body`` add up to ``max_bytes``
+    """The cursor's rows until the sizes of their column `body` add up to `max_bytes`
     (the row that reaches it included); the cursor is closed."""
     rows: list[Any] = []
     size = 0

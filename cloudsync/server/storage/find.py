@@ -1,10 +1,10 @@
-"""Mango on SQLite: json indexes as expression indexes on ``json_extract(body, ...)``, and
-a query plan turned into one SQL statement over ``docs``.
+"""Mango on SQLite: json indexes as expression indexes on `json_extract(body, ...)`, and
+a query plan turned into one SQL statement over `docs`.
 
-The statement walks the primary key (``_all_docs``) or the plan's index; conditions on
+The statement walks the primary key (`_all_docs`) or the plan's index; conditions on
 the index's columns are pushed into SQL so the index bounds the scan. SQL only has to
 return a superset: the planner checks every row against the full selector in Python.
-SQLite's type order differs from CouchDB's for ``null``, booleans (0/1) and arrays/objects
+SQLite's type order differs from CouchDB's for `null`, booleans (0/1) and arrays/objects
 (their JSON text), so such values may be missing from an indexed range query's results.
 """
 
@@ -22,8 +22,8 @@ from ..limits import MAX_INT
 
 __all__ = ["FindPlan", "bindable", "explain", "field_expr", "find_sql", "index_ddl", "index_name", "rows"]
 
-#: ``$in`` lists longer than this are not pushed into SQL (SQLite's bound-parameter limit).
 MAX_SQL_IN = 500
+"""`$in` lists longer than this are not pushed into SQL (SQLite's bound-parameter limit)."""
 _SQL_INT_MIN = -(1 << 63)
 
 
@@ -31,11 +31,11 @@ class FindPlan(Protocol):
     """What `find_sql` reads of a planned query (see `cloudsync.server.query.Query`)."""
 
     index: Index | None
-    #: Top-level AND conditions per dotted field: ``[(operator, argument), ...]``.
     conditions: dict[str, list[tuple[str, Any]]]
+    """Top-level AND conditions per dotted field: `[(operator, argument), ...]`."""
     descending: bool
-    #: The sort key the last page ended at (one value per index column, then the id).
     after_key: list[Any] | None
+    """The sort key the last page ended at (one value per index column, then the id)."""
 
 
 def field_expr(field: str) -> str:
@@ -52,7 +52,7 @@ def index_name(index: Index) -> str:
 
 
 def index_ddl(index: Index) -> str:
-    """The ``CREATE INDEX`` statement (live, non-design rows only, like a Mango index)."""
+    """The `CREATE INDEX` statement (live, non-design rows only, like a Mango index)."""
     exprs = ", ".join(field_expr(f) for f in index.columns)
     return f'CREATE INDEX IF NOT EXISTS "{index_name(index)}" ON docs ({exprs}, id) WHERE deleted = 0 AND design = 0'
 
@@ -66,7 +66,7 @@ def bindable(v: Any) -> bool:
 
 
 def _pushdown(expr: str, conds: list[tuple[str, Any]], args: list[Any]) -> list[str]:
-    """SQL terms selecting a superset of the rows ``conds`` match on ``expr``."""
+    """SQL terms selecting a superset of the rows `conds` match on `expr`."""
     terms = []
     for op, arg in conds:
         if op == "$eq" and arg is None:
@@ -159,6 +159,6 @@ def rows(conn: sqlite3.Connection, plan: FindPlan, page: int = 256) -> Generator
 
 
 def explain(conn: sqlite3.Connection, plan: FindPlan) -> tuple[str, list[str]]:
-    """`plan`'s SQL and SQLite's query plan for it (``EXPLAIN QUERY PLAN`` lines)."""
+    """`plan`'s SQL and SQLite's query plan for it (`EXPLAIN QUERY PLAN` lines)."""
     sql, args = find_sql(plan)
     return sql, [row[3] for row in conn.execute("EXPLAIN QUERY PLAN " + sql, args)]

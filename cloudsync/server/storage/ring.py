@@ -8,26 +8,26 @@ from collections.abc import Iterable
 
 __all__ = ["RING_BYTES", "RING_SIZE", "Ring", "Row"]
 
-#: A change row as feeds see it: (seq, id, rev, deleted, body JSON bytes).
 Row = tuple[int, str, str, bool, bytes]
-#: Recent changes kept in memory.
+"""A change row as feeds see it: (seq, id, rev, deleted, body JSON bytes)."""
 RING_SIZE = 20_000
-#: ... and at most about this many bytes of document bodies (twice this before a trim):
-#: 20,000 changes of 64 KB documents would otherwise pin 1.3-2.6 GB.
+"""Recent changes kept in memory."""
 RING_BYTES = 32 * 1024 * 1024
+"""... and at most about this many bytes of document bodies (twice this before a trim):
+20,000 changes of 64 KB documents would otherwise pin 1.3-2.6 GB."""
 
 
 class Ring:
     """The newest change rows, oldest first. It covers every seq after `base`: a read
-    whose ``since >= base`` is answered from memory (`covers`, `after`)."""
+    whose `since >= base` is answered from memory (`covers`, `after`)."""
 
     def __init__(self, base: int) -> None:
         self.base = base
         self._rows: list[Row] = []
         self._seqs: list[int] = []
         self._bytes = 0
-        #: Each document's latest seq among the rows (older rows of it are superseded).
         self._latest: dict[str, int] = {}
+        """Each document's latest seq among the rows (older rows of it are superseded)."""
 
     def covers(self, since: int) -> bool:
         return since >= self.base

@@ -37,8 +37,8 @@ def check_doc_id(doc_id: Any) -> str:
 
 
 def split_fields(doc: dict[str, Any]) -> dict[str, Any]:
-    """The user fields of a document; rejects unknown ``_``-prefixed members
-    (``_attachments`` is read by `Tx.put_doc`)."""
+    """The user fields of a document; rejects unknown `_`-prefixed members
+    (`_attachments` is read by `Tx.put_doc`)."""
     fields = {}
     for key, value in doc.items():
         if key[:1] != "_":
@@ -49,7 +49,7 @@ def split_fields(doc: dict[str, Any]) -> dict[str, Any]:
 
 
 def body_bytes(doc_id: str, rev: str, fields: bytes, deleted: bool) -> bytes:
-    """The stored JSON of a revision: ``_id``, ``_rev``, its fields, ``_deleted``."""
+    """The stored JSON of a revision: `_id`, `_rev`, its fields, `_deleted`."""
     head = b'{"_id":' + dumps(doc_id) + b',"_rev":"' + rev.encode() + b'"'
     if len(fields) > 2:
         head += b"," + fields[1:-1]
@@ -86,9 +86,9 @@ class Tx:
 
     def put_doc(self, doc: Any, *, new_edits: bool = True,
                 blobs: dict[str, attachments.Blob] | None = None) -> dict[str, Any] | None:
-        """Write one document; returns its result row (``None``: already known, new_edits=false).
+        """Write one document; returns its result row (`None`: already known, new_edits=false).
 
-        `blobs`: content stored already for its ``"follows": true`` attachments, by name.
+        `blobs`: content stored already for its `"follows": true` attachments, by name.
         """
         if not isinstance(doc, dict):
             raise RowError("bad_request", "Document must be a JSON object")
@@ -139,7 +139,7 @@ class Tx:
 
     def _attach(self, fields: dict[str, Any], atts: Any, revpos: int, parents: list[dict[str, Any]],
                 blobs: dict[str, attachments.Blob] | None, replicated: bool) -> list[bytes]:
-        """Put the stored ``_attachments`` map into `fields` (none when it is empty); returns
+        """Put the stored `_attachments` map into `fields` (none when it is empty); returns
         the inline contents to store once the revision is written (see `attachments.make_stubs`)."""
         stubs, inline = attachments.make_stubs(self.conn, atts, revpos=revpos, parents=parents,
                                                blobs=blobs or {}, replicated=replicated)
@@ -148,7 +148,7 @@ class Tx:
         return inline
 
     def _leaves(self, doc_id: str, *, with_bodies: bool) -> tuple[Any, dict[str, revtree.Leaf]]:
-        """The document's stored row ``(rev, deleted, revs, conflicted)`` (or `None`) and
+        """The document's stored row `(rev, deleted, revs, conflicted)` (or `None`) and
         its leaves by rev. The winner's body is read only when it may stay a leaf."""
         conn = self.conn
         cur = conn.execute(
@@ -195,7 +195,7 @@ class Tx:
         self.rows.append((seq, doc_id, winner.rev, winner.deleted, winner_body))
 
     def put_local(self, doc_id: str, doc: dict[str, Any]) -> dict[str, Any]:
-        """Write or delete a ``_local/`` document (revisions ``0-N``, checked like CouchDB)."""
+        """Write or delete a `_local/` document (revisions `0-N`, checked like CouchDB)."""
         row = self.conn.execute("SELECT rev FROM local WHERE id = ?", (doc_id,)).fetchone()
         given = doc.get("_rev")
         if (row[0] if row else None) != given:

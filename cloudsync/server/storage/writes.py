@@ -2,7 +2,7 @@
 
 Requests that arrive while a transaction is being committed are queued and committed
 together in the next one, each in its own SAVEPOINT (one failing request does not undo
-another): ``synchronous=FULL`` then costs one fsync per batch, not per request, and an
+another): `synchronous=FULL` then costs one fsync per batch, not per request, and an
 answer is only sent after the fsync.
 """
 
