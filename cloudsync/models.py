@@ -29,7 +29,7 @@ class Change:
         """Build a change from a `_changes` result row (CouchDB or Sync Gateway shape)."""
         if cls is Change:
             return _change_from_row(row)
-        return cls(*_fields_from_row(row))
+        return cls(*fields_from_row(row))
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,7 +47,7 @@ Item = Change | LastSeq
 """What a feed yields."""
 
 
-def _fields_from_row(row: dict[str, Any]) -> tuple[Any, str, str | None, bool, Any, tuple[str, ...]]:
+def fields_from_row(row: dict[str, Any]) -> tuple[Any, str, str | None, bool, Any, tuple[str, ...]]:
     changes = row.get("changes")
     if changes.__class__ is list and len(changes) == 1 and changes[0].__class__ is dict and "rev" in changes[0]:
         revs: tuple[str, ...] = (changes[0]["rev"],)  # the usual shape, without the generator
@@ -64,7 +64,7 @@ def _fields_from_row(row: dict[str, Any]) -> tuple[Any, str, str | None, bool, A
 # assigning __class__ (allowed: the layouts are identical): the same object, in about
 # half the time.
 @dataclass(slots=True)
-class _ChangeBuilder:
+class ChangeBuilder:
     seq: Any
     id: str
     rev: str | None = None
@@ -73,15 +73,15 @@ class _ChangeBuilder:
     revs: tuple[str, ...] = ()
 
 
-assert _ChangeBuilder.__slots__ == Change.__slots__
+assert ChangeBuilder.__slots__ == Change.__slots__
 
 
-def _change_from_row(row: dict[str, Any], _builder: Any = _ChangeBuilder, _cls: Any = Change) -> Change:
+def _change_from_row(row: dict[str, Any], _builder: Any = ChangeBuilder, _cls: Any = Change) -> Change:
     try:
         (first,) = row["changes"]  # the usual shape: exactly one {"rev": ...}
         rev = first["rev"]
     except (KeyError, TypeError, ValueError):
-        change = _builder(*_fields_from_row(row))
+        change = _builder(*fields_from_row(row))
     else:
         # `True if x else False`, not bool(x): no call, on the path of every row.
         change = _builder(row.get("seq"), row["id"], rev, True if row.get("deleted") else False, row.get("doc"), (rev,))  # noqa: SIM210

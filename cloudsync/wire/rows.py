@@ -14,7 +14,7 @@ from typing import Any
 
 from .. import _json
 from ..errors import InvalidResponse, StreamError
-from ..models import Change, Item, LastSeq, _ChangeBuilder, _fields_from_row
+from ..models import Change, ChangeBuilder, Item, LastSeq, fields_from_row
 
 __all__ = ["DECODE_ERRORS", "comma_lines_to_items", "lines_to_items", "loads", "row_item", "rows_to_items"]
 
@@ -39,12 +39,12 @@ def _preview(obj: Any) -> str:
         return f"<deeply nested {type(obj).__name__}>"
 
 
-def row_item(obj: Any, what: str, _builder: Any = _ChangeBuilder, _change: Any = Change) -> Item | None:
+def row_item(obj: Any, what: str, _builder: Any = ChangeBuilder, _change: Any = Change) -> Item | None:
     """A result row (`Change`), a `last_seq` object (`LastSeq`), or `None` for
     any other object (skipped).
 
     The usual row (one `{"rev": ...}`, a `str` id) is built first thing, as a
-    mutable twin whose class is then set to `Change` (see `models._ChangeBuilder`):
+    mutable twin whose class is then set to `Change` (see `models.ChangeBuilder`):
     every change of every feed comes through here."""
     try:
         (first,) = obj["changes"]
@@ -63,7 +63,7 @@ def row_item(obj: Any, what: str, _builder: Any = _ChangeBuilder, _change: Any =
         raise InvalidResponse(f"{what}: expected a JSON object, got {type(obj).__name__}")
     if "id" in obj:
         try:
-            seq, doc_id, rev, deleted, doc, revs = _fields_from_row(obj)
+            seq, doc_id, rev, deleted, doc, revs = fields_from_row(obj)
         except (KeyError, TypeError, AttributeError) as exc:
             raise InvalidResponse(f"{what}: malformed change row {_preview(obj)}") from exc
         if (
@@ -100,7 +100,7 @@ def lines_to_items(lines: list[bytes], what: str) -> tuple[list[Item], bool]:
     """
     loads = _json.loads
     decode_errors = DECODE_ERRORS
-    builder: Any = _ChangeBuilder
+    builder: Any = ChangeBuilder
     change_class, str_class, dict_class = Change, str, dict
     items: list[Item] = []
     append = items.append

@@ -1,0 +1,167 @@
+"""The import rules of docs/architecture.md, checked on the source (no imports run)."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+PACKAGE = ROOT / "cloudsync"
+
+
+def _module_name(path: Path) -> str:
+    parts = list(path.relative_to(ROOT).with_suffix("").parts)
+    if parts[-1] == "__init__":
+        parts.pop()
+    return ".".join(parts)
+
+
+def _is_module(name: str) -> bool:
+    path = ROOT.joinpath(*name.split("."))
+    return path.with_suffix(".py").is_file() or (path / "__init__.py").is_file()
+
+
+def _imports(path: Path) -> list[tuple[str, int]]:
+    """Every module ``path`` imports, absolute, with its line: ``from .a import b`` counts
+    as ``cloudsync.x.a.b`` when ``b`` is a module, else as ``cloudsync.x.a``."""
+    name = _module_name(path)
+    package = name if path.name == "__init__.py" else name.rpartition(".")[0]
+    found: list[tuple[str, int]] = []
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        if isinstance(node, ast.Import):
+            found += [(alias.name, node.lineno) for alias in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:
+                base = package.split(".")
+                base = base[: len(base) - node.level + 1]
+                module = ".".join(base + ([node.module] if node.module else []))
+            else:
+                module = node.module or ""
+            for alias in node.names:
+                full = f"{module}.{alias.name}"
+                found.append((full if _is_module(full) else module, node.lineno))
+    return found
+
+
+def _private_names(path: Path) -> list[tuple[str, int]]:
+    """Private names (not modules) imported from another cloudsync module."""
+    name = _module_name(path)
+    package = name if path.name == "__init__.py" else name.rpartition(".")[0]
+    found = []
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        if isinstance(node, ast.ImportFrom) and (node.level or (node.module or "").startswith("cloudsync")):
+            base = package.split(".")
+            module = ".".join(base[: len(base) - node.level + 1] + ([node.module] if node.module else [])) \
+                if node.level else node.module
+            for alias in node.names:
+                private = alias.name.startswith("_") and not alias.name.startswith("__")
+                if private and not _is_module(f"{module}.{alias.name}"):
+                    found.append((f"{module}.{alias.name}", node.lineno))
+    return found
+
+
+SOURCES = sorted(PACKAGE.rglob("*.py"))
+GRAPH = {_module_name(p): _imports(p) for p in SOURCES}
+
+
+def _within(module: str, *prefixes: str) -> bool:
+    return any(module == p or module.startswith(p + ".") for p in prefixes)
+
+
+def _violations(importers: tuple[str, ...], forbidden: tuple[str, ...], allowed: tuple[str, ...] = ()) -> list[str]:
+    return [
+        f"{mod}:{line} imports {target}"
+        for mod, targets in GRAPH.items()
+        if _within(mod, *importers) and not _within(mod, *allowed)
+        for target, line in targets
+        if _within(target, *forbidden)
+    ]
+
+
+CLIENT_HTTP = ("cloudsync._http",)
+SUBSCRIPTION = ("cloudsync.subscription", "cloudsync._reader", "cloudsync._ledger", "cloudsync._dedupe",
+                "cloudsync._delivery", "cloudsync._watchdog")
+CLIENT_TOP = ("cloudsync.client", "cloudsync.database", "cloudsync.checkpoint")
+SERVER = ("cloudsync.server",)
+
+
+def test_only_the_http_layer_imports_requests_and_urllib3() -> None:
+    """`requests` and `urllib3` are imported by the HTTP layer alone."""
+    assert _violations(("cloudsync",), ("requests", "urllib3"), allowed=CLIENT_HTTP) == []
+
+
+def test_only_the_websocket_transport_imports_websocket_client() -> None:
+    """websocket-client is imported by the WebSocket transport alone."""
+    assert _violations(("cloudsync",), ("websocket",), allowed=("cloudsync.transports.websocket",)) == []
+
+
+def test_the_subscription_and_checkpoints_never_import_the_http_layer() -> None:
+    """The subscription reaches the server only through its transport and its database."""
+    assert _violations((*SUBSCRIPTION, "cloudsync.checkpoint"), CLIENT_HTTP) == []
+
+
+def test_transports_use_only_the_http_layers_feed_module() -> None:
+    """A transport opens feeds through `cloudsync._http.feeds` (by way of its `FeedConnection`),
+    never through the document client's `HTTP`."""
+    assert _violations(("cloudsync.transports",), CLIENT_HTTP, allowed=()) == [
+        v for v in _violations(("cloudsync.transports",), CLIENT_HTTP) if v.endswith(("cloudsync._http.feeds",))
+    ]
+
+
+def test_wire_parsers_do_no_io() -> None:
+    """The wire parsers import only models, errors and JSON: no HTTP, no sockets, no transports."""
+    forbidden = ("socket", "ssl", "threading", "requests", "urllib3", "websocket", "cloudsync._http",
+                 "cloudsync.transports", *SUBSCRIPTION, *CLIENT_TOP, *SERVER)
+    assert _violations(("cloudsync.wire",), forbidden) == []
+
+
+def test_transports_never_import_the_subscription_or_the_client() -> None:
+    """A transport knows the contract, not who drives it."""
+    assert _violations(("cloudsync.transports",), (*SUBSCRIPTION, *CLIENT_TOP)) == []
+
+
+def test_the_subscription_never_imports_a_concrete_transport() -> None:
+    """The subscription drives any transport through the contract in transports.base."""
+    concrete = ("cloudsync.transports.longpoll", "cloudsync.transports.continuous", "cloudsync.transports.sse",
+                "cloudsync.transports.websocket", "cloudsync.transports.mock")
+    assert _violations(SUBSCRIPTION, concrete) == []
+
+
+def test_the_server_never_imports_client_code() -> None:
+    """The embedded server shares only errors, JSON and the selector matcher with the client."""
+    client = ("cloudsync._http", "cloudsync.transports", *SUBSCRIPTION, *CLIENT_TOP, "cloudsync.auth",
+              "cloudsync.wire", "cloudsync._retry", "cloudsync._paging")
+    assert _violations(SERVER, client) == []
+
+
+def test_the_client_never_imports_the_server() -> None:
+    """Nothing outside the server package (and the CLI's `serve`) imports it or aiohttp."""
+    assert _violations(("cloudsync",), (*SERVER, "aiohttp"), allowed=(*SERVER, "cloudsync.cli")) == []
+
+
+def test_the_selector_matcher_is_stdlib_only() -> None:
+    """`cloudsync.selector` runs in the client without the server's dependencies."""
+    imported = {t for t, _ in GRAPH["cloudsync.selector"] if t.startswith("cloudsync") or "." not in t}
+    assert {t for t in imported if _within(t, "cloudsync") and not _within(t, "cloudsync.errors", "cloudsync._json")} == set()
+    assert not _violations(("cloudsync.selector",), ("aiohttp", *SERVER))
+
+
+@pytest.mark.parametrize("path", SOURCES, ids=lambda p: str(p.relative_to(ROOT)))
+def test_no_module_imports_another_modules_private_names(path: Path) -> None:
+    """Private helpers stay in their module: what others need is public."""
+    assert _private_names(path) == []
+
+
+@pytest.mark.parametrize("path", SOURCES, ids=lambda p: str(p.relative_to(ROOT)))
+def test_no_module_reaches_into_another_objects_http(path: Path) -> None:
+    """Only an object itself touches its `_http` attribute (`self._http`, or `other._http` when
+    it compares itself with another of its class)."""
+    reaches = [
+        node.lineno
+        for node in ast.walk(ast.parse(path.read_text()))
+        if isinstance(node, ast.Attribute) and node.attr == "_http"
+        and not (isinstance(node.value, ast.Name) and node.value.id in ("self", "other"))
+    ]
+    assert reaches == []
