@@ -398,7 +398,11 @@ def test_queued_queries_share_the_budget(hardened, docs_db):
 
     answers, _ = while_probing(hardened, flood)
     assert all(status == 400 and error == "query_timeout" for status, error, _ in answers), answers
-    assert max(took for _, _, took in answers) < 3.9
+    # Had the wait not counted, the four queued queries would take a whole budget more than
+    # the first four (about 4 s against 2 s); a ratio, so that a loaded machine slowing every
+    # answer alike cannot fail it.
+    took = sorted(took for _, _, took in answers)
+    assert took[-1] < 1.5 * took[0], took
 
 
 # -- safe defaults ---------------------------------------------------------------------------
