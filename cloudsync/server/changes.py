@@ -198,7 +198,7 @@ class Feed:
                 out = []
                 for row in rows:
                     seq_str = seq_bytes(row[0])
-                    out.append(b"data: " + self.encode(row, seq_str) + b"\nid: " + seq_str + b"\n\n")
+                    out.append(b"data: " + self.encode(row, seq_str) + b'\nid: "' + seq_str + b'"\n\n')
                 return out
             return [self.encode(row, seq_bytes(row[0])) for row in rows]
         low, high, mask, bits, quote = seq.LOW, seq.HIGH, seq.LOW_MASK, seq.LOW_BITS, dumps
@@ -251,8 +251,9 @@ _DELETED = (b"", b',"deleted":true')
 # A row's JSON with its seq formatted in place (see seq.TEMPLATE): one bytes formatting per row.
 _JSON_ROW = b'{"seq":"' + seq.TEMPLATE + b'","id":%b,"changes":[{"rev":%b}]%b}'
 _JSON_DOC = b'{"seq":"' + seq.TEMPLATE + b'","id":%b,"changes":[{"rev":%b}]%b,"doc":%b}'
-_SSE_ROW = b"data: " + _JSON_ROW + b"\nid: " + seq.TEMPLATE + b"\n\n"
-_SSE_DOC = b"data: " + _JSON_DOC + b"\nid: " + seq.TEMPLATE + b"\n\n"
+# The event id is the seq JSON-encoded, as CouchDB writes it (a quoted string).
+_SSE_ROW = b"data: " + _JSON_ROW + b'\nid: "' + seq.TEMPLATE + b'"\n\n'
+_SSE_DOC = b"data: " + _JSON_DOC + b'\nid: "' + seq.TEMPLATE + b'"\n\n'
 
 
 class SendWatchdog:
@@ -660,7 +661,7 @@ async def _ws_feed(ws: web.WebSocketResponse, stream: _Stream) -> None:
         if ws.closed:
             return
         if event == "heartbeat":
-            await stream.write(b'""')
+            await stream.write(b"")  # Sync Gateway's heartbeat: an empty message
         elif event != "change":
             break
     if not ws.closed:

@@ -101,7 +101,7 @@ def ws_rows(ws: websocket.WebSocket, count: int) -> list[dict]:
     rows: list[dict] = []
     while len(rows) < count:
         msg = ws.recv()
-        if msg != '""':
+        if msg:
             rows += json.loads(msg)
     return rows
 

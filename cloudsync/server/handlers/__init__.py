@@ -195,7 +195,9 @@ class Handlers:
             return await changes.serve_websocket(request, db, self.state)
         body = await read_json(request, empty={}) if request.method == "POST" else {}
         if params.get("feed") == "eventsource" and "Last-Event-ID" in request.headers:
-            params["since"] = request.headers["Last-Event-ID"]
+            # CouchDB's event id is the seq JSON-encoded (quoted); an unquoted one is taken too.
+            last = request.headers["Last-Event-ID"]
+            params["since"] = json_param({"since": last}, "since", depth=1) if last.startswith('"') else last
         for name in ("selector", "doc_ids"):
             if name in params:
                 params[name] = json_param(request.query, name, depth=self.state.config.max_json_depth)
