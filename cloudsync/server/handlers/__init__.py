@@ -40,6 +40,7 @@ class Handlers:
         self.storage = state.storage
         docs = DocumentHandlers(state)
         self.document, self.bulk_docs, self.bulk_get = docs.document, docs.bulk_docs, docs.bulk_get
+        self.revs_diff = docs.revisions.revs_diff
         self.all_docs = AllDocsHandler(state)
         mango = MangoHandlers(state)
         self.find, self.explain, self.index = mango.find, mango.explain, mango.index
@@ -85,11 +86,13 @@ class Handlers:
             routes: dict[str, DbHandler] = {
                 "_all_docs": self.all_docs, "_bulk_docs": self.bulk_docs, "_bulk_get": self.bulk_get,
                 "_find": self.find, "_explain": self.explain, "_changes": self.changes,
-                "_ensure_full_commit": self.ensure_full_commit,
+                "_ensure_full_commit": self.ensure_full_commit, "_revs_diff": self.revs_diff,
             }
             db_handler = routes.get(head)
             if head == "_index":
                 return await self.index(request, db, rest[1:])
+            if rest == ["_all_docs", "queries"]:
+                return await self.all_docs.queries(request, db)
             if db_handler is None or len(rest) != 1:
                 if method == "PUT" and len(rest) == 1:
                     raise CouchError(400, "illegal_docid", "Only reserved document ids may start with underscore.")

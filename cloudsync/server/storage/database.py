@@ -278,6 +278,22 @@ class Database:
         ).fetchone()
         return None if row is None else (bool(row[0]), row[1], loads(row[2]))
 
+    def leaves(self, doc_id: str, conn: sqlite3.Connection | None = None) -> list[revtree.Leaf]:
+        """Every leaf of a document, the winner first, then the others newest first
+        (empty for an unknown document)."""
+        conn = conn or self._reader
+        row = conn.execute(
+            "SELECT rev, deleted, CAST(body AS BLOB), revs, conflicted FROM docs WHERE id = ?", (doc_id,)
+        ).fetchone()
+        if row is None:
+            return []
+        winner = revtree.Leaf(row[0], bool(row[1]), loads(row[3]), row[2])
+        if not row[4]:
+            return [winner]
+        others = [revtree.Leaf(rev, bool(deleted), loads(revs), body) for rev, deleted, body, revs in conn.execute(
+            "SELECT rev, deleted, CAST(body AS BLOB), revs FROM conflicts WHERE id = ?", (doc_id,))]
+        return [winner, *sorted(others, key=lambda leaf: (revtree.rev_gen(leaf.rev), leaf.rev), reverse=True)]
+
     def conflicts(self, doc_id: str, *, deleted: bool = False) -> list[str]:
         """Revs of the losing leaves (live ones, or deleted ones with ``deleted=True``)."""
         rows = self._reader.execute(
