@@ -16,7 +16,7 @@ from aiohttp import web
 
 from ... import __version__
 from .. import changes
-from ..auth import COOKIE, SESSION_TIMEOUT
+from ..auth import COOKIE, cookie_options
 from ..errors import CouchError, bad_request, not_found
 from ..http import allow, json_response, read_body, read_json
 from ..params import bool_param, int_param, json_param
@@ -153,14 +153,14 @@ class Handlers:
             form = dict(parse_qsl((await read_body(request, cap)).decode("utf-8", "replace")))
         else:
             form = await read_json(request, cap=cap)
-        name, password = form.get("name"), form.get("password")
+        # CouchDB takes `username` as well as `name` (IBM's SDKs and couchbackup send it).
+        name, password = form.get("name", form.get("username")), form.get("password")
         if not isinstance(name, str) or not isinstance(password, str) or not auth.check_password(name, password):
             throttle.failed(peer)
             raise CouchError(401, "unauthorized", "Name or password is incorrect.")
         throttle.succeeded(peer)
         resp = json_response({"ok": True, "name": name, "roles": ["_admin"]})
-        resp.set_cookie(COOKIE, auth.make_cookie(name), max_age=SESSION_TIMEOUT, path="/",
-                        httponly=True, samesite="Lax")
+        resp.set_cookie(COOKIE, auth.make_cookie(name), **cookie_options())
         return resp
 
     # -- databases -------------------------------------------------------------------
