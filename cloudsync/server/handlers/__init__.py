@@ -25,6 +25,7 @@ from ..storage import Database
 from .all_docs import AllDocsHandler
 from .documents import DocumentHandlers
 from .mango import MangoHandlers
+from .settings import SettingsHandlers
 
 __all__ = ["COUCHDB_VERSION", "Handlers"]
 
@@ -41,6 +42,7 @@ class Handlers:
         docs = DocumentHandlers(state)
         self.document, self.bulk_docs, self.bulk_get = docs.document, docs.bulk_docs, docs.bulk_get
         self.revs_diff = docs.revisions.revs_diff
+        self.settings = SettingsHandlers()
         self.all_docs = AllDocsHandler(state)
         mango = MangoHandlers(state)
         self.find, self.explain, self.index = mango.find, mango.explain, mango.index
@@ -87,6 +89,8 @@ class Handlers:
                 "_all_docs": self.all_docs, "_bulk_docs": self.bulk_docs, "_bulk_get": self.bulk_get,
                 "_find": self.find, "_explain": self.explain, "_changes": self.changes,
                 "_ensure_full_commit": self.ensure_full_commit, "_revs_diff": self.revs_diff,
+                "_security": self.settings.security, "_revs_limit": self.settings.revs_limit,
+                "_compact": self.settings.compact, "_view_cleanup": self.settings.compact,
             }
             db_handler = routes.get(head)
             if head == "_index":

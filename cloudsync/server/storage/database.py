@@ -9,6 +9,7 @@ Layout of a database file:
   and ``revs`` (the branch history, newest first, for ``_revisions`` and ``new_edits=false``).
 - ``conflicts``: the losing leaves of conflicted documents (only ``new_edits=false`` makes them).
 - ``local``: ``_local/`` documents, which have no seq and never show up in ``_changes``.
+- ``settings``: per-database settings (``_security``, ``_revs_limit``) as JSON.
 
 Writes run on a single thread that owns the writer connection. Requests that arrive
 while a transaction is being committed are queued and committed together in the next
@@ -71,6 +72,8 @@ CREATE TABLE IF NOT EXISTS conflicts (
     PRIMARY KEY (id, rev)
 );
 CREATE TABLE IF NOT EXISTS local (id TEXT PRIMARY KEY, rev TEXT NOT NULL, body TEXT NOT NULL);
+-- Per-database settings (_security, _revs_limit) as JSON values by name.
+CREATE TABLE IF NOT EXISTS settings (name TEXT PRIMARY KEY, value TEXT NOT NULL);
 """
 
 
@@ -300,6 +303,11 @@ class Database:
             "SELECT rev FROM conflicts WHERE id = ? AND deleted = ?", (doc_id, deleted)
         ).fetchall()
         return revtree.sort_revs(r[0] for r in rows)
+
+    def setting(self, name: str) -> Any:
+        """The database setting `name` (a JSON value), or `None` when it was never set."""
+        row = self._reader.execute("SELECT value FROM settings WHERE name = ?", (name,)).fetchone()
+        return None if row is None else loads(row[0])
 
     def get_local(self, doc_id: str) -> bytes | None:
         row = self._reader.execute("SELECT CAST(body AS BLOB) FROM local WHERE id = ?", (doc_id,)).fetchone()
