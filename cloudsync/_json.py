@@ -20,8 +20,8 @@ def _reject_constant(name: str) -> Any:
 
 
 def std_loads(data: str | bytes | bytearray | memoryview) -> Any:
-    """The stdlib parser held to what orjson accepts: UTF-8 only (``json.loads`` would
-    detect UTF-16 and UTF-32 in bytes) and no ``NaN``/``Infinity`` (not JSON; CouchDB
+    """The stdlib parser held to what orjson accepts: UTF-8 only (`json.loads` would
+    detect UTF-16 and UTF-32 in bytes) and no `NaN`/`Infinity` (not JSON; CouchDB
     rejects them)."""
     if not isinstance(data, str):
         data = bytes(data).decode("utf-8")  # a UnicodeDecodeError is a ValueError

@@ -88,13 +88,13 @@ class Auth:
         return hmac.new(self._secret, payload.encode(), hashlib.sha256).hexdigest()[:40]
 
     def make_cookie(self, user: str, issued: float | None = None) -> str:
-        """A signed session cookie value for ``user``, issued now (or at time ``issued``)."""
+        """A signed session cookie value for `user`, issued now (or at time `issued`)."""
         payload = f"{user}:{int(time.time() if issued is None else issued):X}"
         return base64.urlsafe_b64encode(f"{payload}:{self._mac(payload)}".encode()).decode().rstrip("=")
 
     def cookie_user(self, value: str) -> tuple[str, bool] | None:
         """The user of a valid, unexpired session cookie and whether the cookie is due for
-        renewal (older than `REFRESH_AFTER`), else ``None``."""
+        renewal (older than `REFRESH_AFTER`), else `None`."""
         try:
             raw = base64.urlsafe_b64decode(value + "=" * (-len(value) % 4)).decode()
             payload, _, mac = raw.rpartition(":")
@@ -112,8 +112,8 @@ class Auth:
 
 
 def cookie_options(now: float | None = None) -> dict[str, Any]:
-    """The attributes of a new ``AuthSession`` cookie (for aiohttp's ``set_cookie``): both
-    ``Max-Age`` and ``Expires``, as CouchDB sends (some cookie jars read only ``Expires``)."""
+    """The attributes of a new `AuthSession` cookie (for aiohttp's `set_cookie`): both
+    `Max-Age` and `Expires`, as CouchDB sends (some cookie jars read only `Expires`)."""
     expires = (time.time() if now is None else now) + SESSION_TIMEOUT
     return {"max_age": SESSION_TIMEOUT, "expires": formatdate(expires, usegmt=True), "path": "/",
             "httponly": True, "samesite": "Lax"}

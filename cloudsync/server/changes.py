@@ -332,8 +332,8 @@ class _Stream:
     which is what makes fan-out to a thousand subscribers cheap. The task is woken instead
     (and the pull path, with its send watchdog, takes over) when the client has not taken
     the bytes already sent (more than ``PUSH_HIGH_WATER`` unsent), when the commit is
-    larger than one batch, for longpoll (it answers and ends), and with ``limit``,
-    ``style=all_docs`` or ``conflicts`` with docs.
+    larger than one batch, for longpoll (it answers and ends), and with `limit`,
+    `style=all_docs` or `conflicts` with docs.
     """
 
     def __init__(self, request: web.Request, resp: web.StreamResponse, feed: Feed, state: Any) -> None:

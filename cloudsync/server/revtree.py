@@ -139,9 +139,9 @@ def merge_path(leaves: dict[str, Leaf], rev: Any, revisions: Any) -> list[str] |
 
 
 def missing_revs(leaves: Iterable[Leaf], revs: Iterable[str]) -> tuple[list[str], list[str]]:
-    """``_revs_diff`` for one document: which of `revs` its tree does not hold, and its
+    """`_revs_diff` for one document: which of `revs` its tree does not hold, and its
     leaves that could be their ancestors (those of a lower generation than one of them),
-    as CouchDB's ``couch_db:find_missing``.
+    as CouchDB's `couch_db:find_missing`.
 
     Returns:
         The missing revs (in the order given, once each) and the possible ancestors.
@@ -155,6 +155,6 @@ def missing_revs(leaves: Iterable[Leaf], revs: Iterable[str]) -> tuple[list[str]
 
 
 def latest_leaves(leaves: Iterable[Leaf], rev: str) -> list[Leaf]:
-    """The leaves at the end of every branch through `rev` (``latest=true``): the leaf
+    """The leaves at the end of every branch through `rev` (`latest=true`): the leaf
     `rev` itself, or its descendants' leaves; empty when `rev` is unknown."""
     return [leaf for leaf in leaves if rev in leaf.history()]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import functools
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import AsyncGenerator, Awaitable, Callable, Mapping
 from typing import Any, TypeVar
 
 from aiohttp import web
@@ -45,7 +45,7 @@ def merged_params(query: Mapping[str, str], body: Mapping[str, Any]) -> dict[str
 
 
 class AllDocsQuery:
-    """One ``_all_docs`` query's validated parameters, and its rows read page by page."""
+    """One `_all_docs` query's validated parameters, and its rows read page by page."""
 
     def __init__(self, params: Mapping[str, Any], depth: int) -> None:
         keys = json_param(params, "keys", depth=depth)
@@ -73,7 +73,7 @@ class AllDocsQuery:
         self.end: str | None = end
 
     def keys_page(self, db: Database, offset: int) -> tuple[list[bytes], bool]:
-        """The rows of ``keys[offset:]`` (a page of them) and whether they are the last."""
+        """The rows of `keys[offset:]` (a page of them) and whether they are the last."""
         conn = db.query_conn()
         rows = []
         assert self.keys is not None
@@ -114,7 +114,7 @@ class AllDocsQuery:
         last = found_rows[-1][0] if found_rows else None
         return rows, last, len(found_rows) < want and size < changes.BATCH_BYTES
 
-    async def pages(self, db: Database, off_loop: OffLoop) -> AsyncIterator[bytes]:
+    async def pages(self, db: Database, off_loop: OffLoop) -> AsyncGenerator[bytes, None]:
         """The answer in pieces: its head, then each page's rows (comma-joined; the caller
         separates pages), each read on a query thread."""
         if self.keys is not None:
@@ -152,7 +152,7 @@ class AllDocsQuery:
 
 
 class AllDocsHandler:
-    """``GET``/``POST /{db}/_all_docs`` and ``POST /{db}/_all_docs/queries``."""
+    """`GET`/`POST /{db}/_all_docs` and `POST /{db}/_all_docs/queries`."""
 
     def __init__(self, state: ServerState) -> None:
         self.state = state
@@ -161,7 +161,7 @@ class AllDocsHandler:
         return AllDocsQuery(merged_params(request.query, body), self.state.config.max_json_depth)
 
     async def queries(self, request: web.Request, db: Database) -> web.Response:
-        """Several ``_all_docs`` queries in one request: ``{"results": [answer, ...]}``."""
+        """Several `_all_docs` queries in one request: `{"results": [answer, ...]}`."""
         allow(request.method, "POST")
         body = await read_json(request)
         queries = body.get("queries")

@@ -82,12 +82,12 @@ class DocumentHandlers:
             rev = wanted
         elif deleted and wanted is None:  # a tombstone is served when asked for by rev
             raise not_found("deleted")
-        leaf = Leaf(rev, deleted, revs, None)
+        served = Leaf(rev, deleted, revs, None)
         extra: dict[str, Any] = {}
         if bool_param(request.query, "revs"):
-            extra["_revisions"] = revisions_member(leaf)
+            extra["_revisions"] = revisions_member(served)
         if bool_param(request.query, "revs_info"):
-            extra["_revs_info"] = revs_info_member(leaf)
+            extra["_revs_info"] = revs_info_member(served)
         if conflicted and (bool_param(request.query, "conflicts") or bool_param(request.query, "meta")):
             live = db.conflicts(doc_id)
             if live:

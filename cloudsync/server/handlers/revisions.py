@@ -1,8 +1,8 @@
-"""What replicators read revision by revision: ``_revs_diff``, a document's revisions by
-``open_revs`` (with ``latest``), and the ``revs``/``revs_info`` members of a document.
+"""What replicators read revision by revision: `_revs_diff`, a document's revisions by
+`open_revs` (with `latest`), and the `revs`/`revs_info` members of a document.
 
 The server keeps the bodies of leaf revisions only (as CouchDB after compaction): an
-ancestor revision is known to ``_revs_diff`` but its body is ``missing``.
+ancestor revision is known to `_revs_diff` but its body is `missing`.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from ..storage import Database
 
 __all__ = ["RevisionHandlers", "revision_docs", "revisions_member", "with_members"]
 
-#: One revision as read: ``(rev, body)`` with the body ready to send, or ``(rev, None)``: missing.
+#: One revision as read: `(rev, body)` with the body ready to send, or `(rev, None)`: missing.
 Found = tuple[str, bytes | None]
 
 
@@ -33,20 +33,20 @@ def with_members(body: bytes, extra: dict[str, Any]) -> bytes:
 
 
 def revisions_member(leaf: revtree.Leaf) -> dict[str, Any]:
-    """The ``_revisions`` member of a leaf: its generation and branch history."""
+    """The `_revisions` member of a leaf: its generation and branch history."""
     return {"start": revtree.rev_gen(leaf.rev), "ids": leaf.revs}
 
 
 def revs_info_member(leaf: revtree.Leaf) -> list[dict[str, str]]:
-    """The ``_revs_info`` member of a leaf: its branch, newest first; only leaves keep a body."""
+    """The `_revs_info` member of a leaf: its branch, newest first; only leaves keep a body."""
     history = leaf.history()
     first = "deleted" if leaf.deleted else "available"
     return [{"rev": rev, "status": first if i == 0 else "missing"} for i, rev in enumerate(history)]
 
 
 def revision_docs(leaves: list[revtree.Leaf], wanted: str | list[str], *, latest: bool, revs: bool) -> list[Found]:
-    """The revisions `wanted` (``"all"``: every leaf) of a document with `leaves`, each a
-    leaf's body (with ``_revisions`` when `revs`) or missing. With `latest`, a rev that is
+    """The revisions `wanted` (`"all"`: every leaf) of a document with `leaves`, each a
+    leaf's body (with `_revisions` when `revs`) or missing. With `latest`, a rev that is
     an ancestor stands for the leaves of every branch through it."""
     if wanted == "all":
         picked: Iterable[tuple[str, revtree.Leaf | None]] = ((leaf.rev, leaf) for leaf in leaves)
@@ -80,7 +80,7 @@ def _open_revs_param(request: web.Request, depth: int) -> str | list[str]:
 
 
 def _multipart(found: list[Found]) -> web.Response:
-    """CouchDB's ``multipart/mixed`` answer: one JSON part per revision."""
+    """CouchDB's `multipart/mixed` answer: one JSON part per revision."""
     boundary = os.urandom(16).hex()
     parts = []
     for rev, body in found:
@@ -94,7 +94,7 @@ def _multipart(found: list[Found]) -> web.Response:
 
 
 class RevisionHandlers:
-    """``POST /{db}/_revs_diff`` and ``GET /{db}/{docid}?open_revs=...``."""
+    """`POST /{db}/_revs_diff` and `GET /{db}/{docid}?open_revs=...`."""
 
     def __init__(self, state: ServerState) -> None:
         self.state = state
@@ -125,8 +125,8 @@ class RevisionHandlers:
         return raw_json_response(await self.state.off_loop(diff))
 
     def open_revs(self, request: web.Request, db: Database, doc_id: str) -> web.Response:
-        """A document's leaves (``open_revs=all``) or the revs listed, as a JSON array of
-        ``{"ok": doc}`` and ``{"missing": rev}``; as ``multipart/mixed`` JSON parts when
+        """A document's leaves (`open_revs=all`) or the revs listed, as a JSON array of
+        `{"ok": doc}` and `{"missing": rev}`; as `multipart/mixed` JSON parts when
         the client asks for that type by name (CouchDB's replicator does)."""
         wanted = _open_revs_param(request, self.state.config.max_json_depth)
         leaves = db.leaves(doc_id)

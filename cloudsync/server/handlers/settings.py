@@ -1,9 +1,9 @@
-"""Per-database settings and maintenance: ``_security``, ``_revs_limit``, ``_compact``,
-``_view_cleanup``.
+"""Per-database settings and maintenance: `_security`, `_revs_limit`, `_compact`,
+`_view_cleanup`.
 
 Every user of this server is an admin (there are no other accounts), and admins pass any
-``_security`` object in CouchDB too: the object is stored and served, not enforced. The
-revision history kept per leaf stays `revtree.REVS_LIMIT` whatever ``_revs_limit`` says.
+`_security` object in CouchDB too: the object is stored and served, not enforced. The
+revision history kept per leaf stays `revtree.REVS_LIMIT` whatever `_revs_limit` says.
 """
 
 from __future__ import annotations
@@ -38,7 +38,7 @@ def _check_security(value: Any) -> dict[str, Any]:
 
 
 class SettingsHandlers:
-    """``/{db}/_security``, ``/{db}/_revs_limit``, ``/{db}/_compact``, ``/{db}/_view_cleanup``."""
+    """`/{db}/_security`, `/{db}/_revs_limit`, `/{db}/_compact`, `/{db}/_view_cleanup`."""
 
     async def security(self, request: web.Request, db: Database) -> web.Response:
         allow(request.method, "GET", "HEAD", "PUT")
@@ -65,7 +65,7 @@ class SettingsHandlers:
         return json_response(DEFAULT_REVS_LIMIT if stored is None else stored)
 
     async def compact(self, request: web.Request, db: Database) -> web.Response:
-        """``_compact`` and ``_view_cleanup``: accepted (202), nothing to do (SQLite reuses
+        """`_compact` and `_view_cleanup`: accepted (202), nothing to do (SQLite reuses
         free pages itself; Mango indexes are dropped with their design documents)."""
         allow(request.method, "POST")
         if request.content_type != JSON:

@@ -9,7 +9,7 @@ Layout of a database file:
   and ``revs`` (the branch history, newest first, for ``_revisions`` and ``new_edits=false``).
 - ``conflicts``: the losing leaves of conflicted documents (only ``new_edits=false`` makes them).
 - ``local``: ``_local/`` documents, which have no seq and never show up in ``_changes``.
-- ``settings``: per-database settings (``_security``, ``_revs_limit``) as JSON.
+- `settings`: per-database settings (`_security`, `_revs_limit`) as JSON.
 
 Writes run on a single thread that owns the writer connection. Requests that arrive
 while a transaction is being committed are queued and committed together in the next
