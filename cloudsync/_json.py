@@ -10,9 +10,28 @@ try:  # pragma: no cover - depends on the environment
 except ImportError:  # pragma: no cover
     _orjson = None  # type: ignore[assignment]
 
-__all__ = ["JSONDecodeError", "dumps", "loads"]
+__all__ = ["JSONDecodeError", "dumps", "loads", "std_dumps", "std_loads"]
 
 JSONDecodeError: tuple[type[Exception], ...]
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not valid JSON")
+
+
+def std_loads(data: str | bytes | bytearray | memoryview) -> Any:
+    """The stdlib parser held to what orjson accepts: UTF-8 only (`json.loads` would
+    detect UTF-16 and UTF-32 in bytes) and no `NaN`/`Infinity` (not JSON; CouchDB
+    rejects them)."""
+    if not isinstance(data, str):
+        data = bytes(data).decode("utf-8")  # a UnicodeDecodeError is a ValueError
+    return json.loads(data, parse_constant=_reject_constant)
+
+
+def std_dumps(obj: Any) -> bytes:
+    """The stdlib encoder: compact, UTF-8."""
+    return json.dumps(obj, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+
 
 if _orjson is not None:
     JSONDecodeError = (_orjson.JSONDecodeError, ValueError)
@@ -23,11 +42,5 @@ if _orjson is not None:
 
 else:
     JSONDecodeError = (ValueError,)
-
-    def loads(data: str | bytes | bytearray | memoryview) -> Any:
-        if isinstance(data, memoryview):
-            data = bytes(data)
-        return json.loads(data)
-
-    def dumps(obj: Any) -> bytes:
-        return json.dumps(obj, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+    loads = std_loads
+    dumps = std_dumps

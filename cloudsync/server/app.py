@@ -24,7 +24,7 @@ from aiohttp.web_protocol import RequestHandler
 
 from .. import __version__
 from . import changes, limits
-from .auth import COOKIE, Auth, LoginThrottle
+from .auth import COOKIE, Auth, LoginThrottle, cookie_options
 from .errors import CouchError, bad_request
 from .handlers import COUCHDB_VERSION, Handlers
 from .http import json_response, too_large
@@ -197,6 +197,11 @@ def make_app(config: ServerConfig, storage: Storage | None = None) -> web.Applic
     async def add_headers(request: web.Request, response: web.StreamResponse) -> None:
         response.headers["X-Couch-Request-ID"] = os.urandom(5).hex()
         response.headers["Server"] = f"cloudsync/{__version__} (CouchDB {COUCHDB_VERSION} API)"
+        if request.get("renew_cookie") and COOKIE not in response.cookies:
+            # As CouchDB: a session cookie in use is re-issued once 10% of its lifetime has
+            # passed. Headers are already made from the cookies here: the header is added too.
+            response.set_cookie(COOKIE, auth.make_cookie(request["user"]), **cookie_options())
+            response.headers.add("Set-Cookie", response.cookies[COOKIE].OutputString())
         gate.cors_headers(request, response)
 
     async def on_startup(app: web.Application) -> None:
@@ -258,9 +263,10 @@ def _authenticate(request: web.Request, auth: Auth, throttle: LoginThrottle) -> 
         return
     cookie = request.cookies.get(COOKIE)
     if cookie:
-        user = auth.cookie_user(cookie)
-        if user is not None:
-            request["user"], request["auth_via"] = user, "cookie"
+        session = auth.cookie_user(cookie)
+        if session is not None:
+            request["user"], request["auth_via"] = session[0], "cookie"
+            request["renew_cookie"] = session[1]
             return
     path = request.raw_path.split("?", 1)[0].strip("/")
     if path == "_session" or (request.method, tuple(p for p in path.split("/") if p)) in _PUBLIC:

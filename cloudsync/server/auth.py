@@ -10,14 +10,18 @@ import math
 import os
 import secrets
 import time
+from email.utils import formatdate
 from pathlib import Path
+from typing import Any
 
 from .errors import CouchError
 
-__all__ = ["Auth", "LoginThrottle", "parse_admin"]
+__all__ = ["Auth", "LoginThrottle", "cookie_options", "parse_admin"]
 
 COOKIE = "AuthSession"
 SESSION_TIMEOUT = 600  # seconds, CouchDB's default; renewed on use
+REFRESH_AFTER = SESSION_TIMEOUT / 10
+"""A cookie older than this is re-issued on use (CouchDB: once 10% of the timeout has passed)."""
 COOKIE_SKEW = 60
 """Clock skew tolerated on a cookie's time stamp (a cookie from the future is forged)."""
 
@@ -83,13 +87,14 @@ class Auth:
     def _mac(self, payload: str) -> str:
         return hmac.new(self._secret, payload.encode(), hashlib.sha256).hexdigest()[:40]
 
-    def make_cookie(self, user: str) -> str:
-        """A signed session cookie value for `user`."""
-        payload = f"{user}:{int(time.time()):X}"
+    def make_cookie(self, user: str, issued: float | None = None) -> str:
+        """A signed session cookie value for `user`, issued now (or at time `issued`)."""
+        payload = f"{user}:{int(time.time() if issued is None else issued):X}"
         return base64.urlsafe_b64encode(f"{payload}:{self._mac(payload)}".encode()).decode().rstrip("=")
 
-    def cookie_user(self, value: str) -> str | None:
-        """The user of a valid, unexpired session cookie, else `None`."""
+    def cookie_user(self, value: str) -> tuple[str, bool] | None:
+        """The user of a valid, unexpired session cookie and whether the cookie is due for
+        renewal (older than `REFRESH_AFTER`), else `None`."""
         try:
             raw = base64.urlsafe_b64decode(value + "=" * (-len(value) % 4)).decode()
             payload, _, mac = raw.rpartition(":")
@@ -102,8 +107,16 @@ class Auth:
         except (ValueError, UnicodeDecodeError):
             return None
         if fresh and user in self._admins and hmac.compare_digest(mac, self._mac(payload)):
-            return user
+            return user, age > REFRESH_AFTER
         return None
+
+
+def cookie_options(now: float | None = None) -> dict[str, Any]:
+    """The attributes of a new `AuthSession` cookie (for aiohttp's `set_cookie`): both
+    `Max-Age` and `Expires`, as CouchDB sends (some cookie jars read only `Expires`)."""
+    expires = (time.time() if now is None else now) + SESSION_TIMEOUT
+    return {"max_age": SESSION_TIMEOUT, "expires": formatdate(expires, usegmt=True), "path": "/",
+            "httponly": True, "samesite": "Lax"}
 
 
 class LoginThrottle:

@@ -75,6 +75,9 @@ class FeedOptions:
         self.style = params.get("style", "main_only")
         if self.style not in ("main_only", "all_docs"):
             raise bad_request("style must be main_only or all_docs")
+        self.conflicts = bool_param(params, "conflicts")
+        self.per_row = self.style == "all_docs" or (self.conflicts and self.include_docs)
+        """Rows that need a lookup each (their other leaves), not the one-format fast path."""
         heartbeat = params.get("heartbeat")
         if heartbeat in (None, False, "false"):
             self.heartbeat: float | None = None
@@ -170,7 +173,7 @@ class Feed:
 
     def encode(self, row: Row, seq_str: bytes | None = None) -> bytes:
         """One row as CouchDB's JSON (`seq_str`: its encoded seq, if already known)."""
-        if self.opts.style != "all_docs" and seq_str is None:
+        if not self.opts.per_row and seq_str is None:
             return self.encode_rows([row])[0]
         n, doc_id, rev, deleted, body = row
         if self.opts.style == "all_docs":
@@ -184,7 +187,8 @@ class Feed:
         if deleted:
             out += b',"deleted":true'
         if self.opts.include_docs:
-            out += b',"doc":' + body
+            conflicts = self.db.conflicts(doc_id) if self.opts.conflicts and not deleted else []
+            out += b',"doc":' + (body[:-1] + b',"_conflicts":' + dumps(conflicts) + b"}" if conflicts else body)
         return out + b"}"
 
     def encode_rows(self, rows: list[Row], eventsource: bool = False) -> list[bytes]:
@@ -193,12 +197,12 @@ class Feed:
         The hot path of every feed: one bytes formatting per row (the seq's suffix from
         two lookup tables, the id and rev through orjson, the body as stored), no dict, no
         dumps of the row. Row seqs start at 1 (the formats have no case for seq 0)."""
-        if self.opts.style == "all_docs":
+        if self.opts.per_row:
             if eventsource:
                 out = []
                 for row in rows:
                     seq_str = seq_bytes(row[0])
-                    out.append(b"data: " + self.encode(row, seq_str) + b"\nid: " + seq_str + b"\n\n")
+                    out.append(b"data: " + self.encode(row, seq_str) + b'\nid: "' + seq_str + b'"\n\n')
                 return out
             return [self.encode(row, seq_bytes(row[0])) for row in rows]
         low, high, mask, bits, quote = seq.LOW, seq.HIGH, seq.LOW_MASK, seq.LOW_BITS, dumps
@@ -251,8 +255,9 @@ _DELETED = (b"", b',"deleted":true')
 # A row's JSON with its seq formatted in place (see seq.TEMPLATE): one bytes formatting per row.
 _JSON_ROW = b'{"seq":"' + seq.TEMPLATE + b'","id":%b,"changes":[{"rev":%b}]%b}'
 _JSON_DOC = b'{"seq":"' + seq.TEMPLATE + b'","id":%b,"changes":[{"rev":%b}]%b,"doc":%b}'
-_SSE_ROW = b"data: " + _JSON_ROW + b"\nid: " + seq.TEMPLATE + b"\n\n"
-_SSE_DOC = b"data: " + _JSON_DOC + b"\nid: " + seq.TEMPLATE + b"\n\n"
+# The event id is the seq JSON-encoded, as CouchDB writes it (a quoted string).
+_SSE_ROW = b"data: " + _JSON_ROW + b'\nid: "' + seq.TEMPLATE + b'"\n\n'
+_SSE_DOC = b"data: " + _JSON_DOC + b'\nid: "' + seq.TEMPLATE + b'"\n\n'
 
 
 class SendWatchdog:
@@ -327,8 +332,8 @@ class _Stream:
     which is what makes fan-out to a thousand subscribers cheap. The task is woken instead
     (and the pull path, with its send watchdog, takes over) when the client has not taken
     the bytes already sent (more than `PUSH_HIGH_WATER` unsent), when the commit is
-    larger than one batch, for longpoll (it answers and ends), and with `limit` or
-    `style=all_docs`.
+    larger than one batch, for longpoll (it answers and ends), and with `limit`,
+    `style=all_docs` or `conflicts` with docs.
     """
 
     def __init__(self, request: web.Request, resp: web.StreamResponse, feed: Feed, state: Any) -> None:
@@ -345,7 +350,7 @@ class _Stream:
         self.interrupted = False
         self._wakeup: asyncio.Future[None] | None = None
         framing = {"eventsource": _http_chunk, "continuous": _http_chunk, "websocket": _ws_text}
-        self._frame = framing.get(opts.feed) if opts.limit is None and opts.style == "main_only" else None
+        self._frame = framing.get(opts.feed) if opts.limit is None and not opts.per_row else None
         feed.offload = getattr(state, "off_loop", None)
         if opts.selector:  # never evaluated on the loop: the task filters on a query thread
             self._frame = None
@@ -660,7 +665,7 @@ async def _ws_feed(ws: web.WebSocketResponse, stream: _Stream) -> None:
         if ws.closed:
             return
         if event == "heartbeat":
-            await stream.write(b'""')
+            await stream.write(b"")  # Sync Gateway's heartbeat: an empty message
         elif event != "change":
             break
     if not ws.closed:

@@ -107,6 +107,13 @@ class Query:
         self.warnings: list[str] = []
         self.conditions = _conditions(self.selector)
         self.index = self._choose(indexes, body.get("use_index"))
+        if self.index is not None:
+            # Like a CouchDB view index, the index holds only documents that have all its
+            # fields: a column the selector does not require (a sorted one) still must exist.
+            unrequired = [f for f in self.index.columns
+                          if f not in ("_id", "_rev") and not _implies_exists(self.conditions.get(f, []))]
+            if unrequired:
+                self.match = compile_selector({"$and": [self.selector, *({f: {"$exists": True}} for f in unrequired)]})
         self.descending = bool(self.sort) and self.sort[0][1] == "desc"
         self.key_len = (0 if self.index is None else len(self.index.columns)) + 1
         """Values in a row's sort key: one per index column, then the id."""
@@ -118,14 +125,19 @@ class Query:
 
     def _choose(self, indexes: list[Index], use_index: Any) -> Index | None:
         covered = {f for f, c in self.conditions.items() if _implies_exists(c)}
+        constant = {f for f, c in self.conditions.items() if any(op == "$eq" for op, _ in c)}
         sort_fields = [f for f, _ in self.sort]
 
         def usable(ix: Index) -> bool:
-            if not set(ix.columns) <= covered:
+            # As CouchDB's mango_idx_view:is_usable: sorted fields need not be in the
+            # selector (a sort implies they exist), and leading columns the selector pins
+            # to one value do not change the order.
+            if not set(ix.columns) - set(sort_fields) - {"_id", "_rev"} <= covered:
                 return False
-            if sort_fields:
-                return ix.columns[: len(sort_fields)] == sort_fields
-            return True
+            columns = ix.columns
+            while sort_fields and columns and columns[0] != sort_fields[0] and columns[0] in constant:
+                columns = columns[1:]
+            return columns[: len(sort_fields)] == sort_fields
 
         candidates = [ix for ix in indexes if usable(ix)]
         if use_index:

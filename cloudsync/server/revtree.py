@@ -14,7 +14,8 @@ from typing import Any
 
 from .errors import RowError
 
-__all__ = ["REVS_LIMIT", "Leaf", "apply_edit", "merge_path", "new_rev", "rev_gen", "sort_revs", "winner"]
+__all__ = ["REVS_LIMIT", "Leaf", "apply_edit", "latest_leaves", "merge_path", "missing_revs", "new_rev", "rev_gen",
+           "sort_revs", "winner"]
 
 REVS_LIMIT = 100
 """Revision history kept per leaf (CouchDB's revs_limit is 1000; a shorter one keeps
@@ -135,3 +136,25 @@ def merge_path(leaves: dict[str, Leaf], rev: Any, revisions: Any) -> list[str] |
             del leaves[ancestor]
             break
     return [r.partition("-")[2] for r in full]
+
+
+def missing_revs(leaves: Iterable[Leaf], revs: Iterable[str]) -> tuple[list[str], list[str]]:
+    """`_revs_diff` for one document: which of `revs` its tree does not hold, and its
+    leaves that could be their ancestors (those of a lower generation than one of them),
+    as CouchDB's `couch_db:find_missing`.
+
+    Returns:
+        The missing revs (in the order given, once each) and the possible ancestors.
+    """
+    leaves = list(leaves)
+    known = {rev for leaf in leaves for rev in leaf.history()}
+    missing = [rev for rev in dict.fromkeys(revs) if rev not in known]
+    gens = [rev_gen(rev) for rev in missing]
+    ancestors = [leaf.rev for leaf in leaves if any(rev_gen(leaf.rev) < gen for gen in gens)]
+    return missing, ancestors
+
+
+def latest_leaves(leaves: Iterable[Leaf], rev: str) -> list[Leaf]:
+    """The leaves at the end of every branch through `rev` (`latest=true`): the leaf
+    `rev` itself, or its descendants' leaves; empty when `rev` is unknown."""
+    return [leaf for leaf in leaves if rev in leaf.history()]

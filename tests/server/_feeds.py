@@ -73,7 +73,7 @@ def lines(reader: Reader, count: int) -> list[dict]:
 
 
 def events(reader: Reader, count: int) -> list[tuple[dict, str]]:
-    """The first `count` change events of an EventSource feed, as (row, event id)."""
+    """The first `count` change events of an EventSource feed, as (row, event id as sent)."""
     data = reader.until(lambda d: d.count(b"data: {") >= count and d.endswith(b"\n\n"))
     out = []
     for event in data.split(b"\n\n"):
@@ -101,7 +101,7 @@ def ws_rows(ws: websocket.WebSocket, count: int) -> list[dict]:
     rows: list[dict] = []
     while len(rows) < count:
         msg = ws.recv()
-        if msg != '""':
+        if msg:
             rows += json.loads(msg)
     return rows
 

@@ -69,3 +69,56 @@ def test_all_docs_keys_returns_those_docs(twenty, http):
 def test_all_docs_missing_key_is_a_not_found_row(twenty, http):
     """A key with no document answers a not_found row in its place."""
     assert keyed(http, twenty, ["d01", "zz"])[1] == {"key": "zz", "error": "not_found"}
+
+
+@pytest.mark.parametrize("body, ids", [
+    ({"start_key": "d05", "limit": 2}, ["d05", "d06"]),
+    ({"startkey": "d05", "endkey": "d07", "inclusive_end": False}, ["d05", "d06"]),
+    ({"end_key": "d01"}, ["d00", "d01"]),
+    ({"descending": True, "limit": 2}, ["d19", "d18"]),
+    ({"skip": 18}, ["d18", "d19"]),
+    ({"key": "d03"}, ["d03"]),
+    ({"keys": ["d04", "d02"], "skip": 1}, ["d02"]),
+])
+def test_all_docs_post_body_takes_every_parameter(twenty, http, body, ids):
+    """`POST _all_docs` reads `limit`, `skip`, `start_key`/`startkey`, `end_key`/`endkey`,
+    `inclusive_end`, `descending`, `key` and `keys` from its body."""
+    r = http.post(twenty + "/_all_docs", json=body)
+    assert [row["id"] for row in r.json()["rows"]] == ids
+
+
+def test_all_docs_post_body_include_docs(twenty, http):
+    """`include_docs` in a `POST _all_docs` body adds each row's document."""
+    rows = http.post(twenty + "/_all_docs", json={"include_docs": True, "limit": 1}).json()["rows"]
+    assert rows[0]["doc"]["i"] == 0
+
+
+def test_all_docs_body_overrides_query_string(twenty, http):
+    """A parameter in the body wins over the same one in the query string."""
+    r = http.post(twenty + "/_all_docs", params={"limit": "5"}, json={"limit": 1})
+    assert len(r.json()["rows"]) == 1
+
+
+@pytest.mark.parametrize("other", [{"startkey": "d01"}, {"end_key": "d05"}, {"key": "d01"}])
+def test_all_docs_keys_with_a_range_is_400(twenty, http, other):
+    """`keys` together with `key`, `start_key` or `end_key` is CouchDB's 400 query_parse_error."""
+    r = http.post(twenty + "/_all_docs", json={"keys": ["d01"], **other})
+    assert r.status_code == 400
+    assert r.json() == {"error": "query_parse_error",
+                        "reason": "`keys` is incompatible with `key`, `start_key` and `end_key`"}
+
+
+def test_all_docs_queries_answers_each_query(twenty, http):
+    """`POST _all_docs/queries` answers `{"results": [...]}`, one `_all_docs` answer per query."""
+    r = http.post(twenty + "/_all_docs/queries", json={"queries": [
+        {"keys": ["d01"]}, {"start_key": "d18", "include_docs": True}, {"limit": 0}]})
+    assert r.status_code == 200
+    results = r.json()["results"]
+    assert [[row["id"] for row in res["rows"]] for res in results] == [["d01"], ["d18", "d19"], []]
+    assert results[1]["offset"] == 18 and results[1]["rows"][1]["doc"]["i"] == 19
+    assert results[2]["total_rows"] == 20
+
+
+def test_all_docs_queries_needs_an_array(twenty, http):
+    """`_all_docs/queries` without a `queries` array is 400 bad_request."""
+    assert http.post(twenty + "/_all_docs/queries", json={"queries": {}}).status_code == 400

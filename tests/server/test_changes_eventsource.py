@@ -20,8 +20,8 @@ def sse(db, http) -> Iterator[tuple[Reader, str]]:
 
 
 def event_bytes(seq: bytes, doc_id: str, rev: str) -> bytes:
-    """One change event: the row as `data`, the unquoted seq as `id`."""
-    return b"data: " + row_bytes(seq, doc_id, rev) + b"\nid: " + seq.strip(b'"') + b"\n\n"
+    """One change event: the row as `data`, the seq JSON-encoded (quoted, as CouchDB writes it) as `id`."""
+    return b"data: " + row_bytes(seq, doc_id, rev) + b'\nid: "' + seq.strip(b'"') + b'"\n\n'
 
 
 def test_eventsource_is_text_event_stream(sse):
@@ -63,5 +63,16 @@ def test_last_event_id_resumes_after_that_event(db, http):
     put(http, db, "b", n=2)
     r = http.get(db + "/_changes", params={"feed": "eventsource", "timeout": 100}, timeout=DEADLINE,
                  headers={"Last-Event-ID": seq1})
+    assert r.content.count(b"data: {") == 1
+    assert b'"id":"b"' in r.content
+
+
+def test_quoted_last_event_id_resumes_after_that_event(db, http):
+    """CouchDB's quoted event id sent back as `Last-Event-ID` resumes after that event."""
+    put(http, db, "a")
+    seq1 = http.get(db + "/_changes").json()["last_seq"]
+    put(http, db, "b", n=2)
+    r = http.get(db + "/_changes", params={"feed": "eventsource", "timeout": 100}, timeout=DEADLINE,
+                 headers={"Last-Event-ID": f'"{seq1}"'})
     assert r.content.count(b"data: {") == 1
     assert b'"id":"b"' in r.content

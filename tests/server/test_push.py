@@ -26,7 +26,7 @@ def test_feeds_with_different_options_each_get_their_own_rows(db, http):
         assert lines(plain, 1) == [row]
         [with_doc] = lines(docs, 1)
         assert with_doc == {**row, "doc": {"_id": "a", "_rev": rev, "n": 1}}
-        assert events(sse, 1) == [(row, row["seq"])]
+        assert events(sse, 1) == [(row, json.dumps(row["seq"]))]  # the id: the seq JSON-encoded
         assert ws_rows(ws_plain, 1) == [row]
         assert ws_rows(ws_docs, 1) == [with_doc]
     finally:

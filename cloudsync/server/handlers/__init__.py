@@ -16,7 +16,7 @@ from aiohttp import web
 
 from ... import __version__
 from .. import changes
-from ..auth import COOKIE, SESSION_TIMEOUT
+from ..auth import COOKIE, cookie_options
 from ..errors import CouchError, bad_request, not_found
 from ..http import allow, json_response, read_body, read_json
 from ..params import bool_param, int_param, json_param
@@ -26,6 +26,7 @@ from .all_docs import AllDocsHandler
 from .attachments import AttachmentHandlers
 from .documents import DocumentHandlers
 from .mango import MangoHandlers
+from .settings import SettingsHandlers
 
 __all__ = ["COUCHDB_VERSION", "Handlers"]
 
@@ -42,6 +43,8 @@ class Handlers:
         docs = DocumentHandlers(state)
         self.document, self.bulk_docs, self.bulk_get = docs.document, docs.bulk_docs, docs.bulk_get
         self.attachment = AttachmentHandlers(state).attachment
+        self.revs_diff = docs.revisions.revs_diff
+        self.settings = SettingsHandlers()
         self.all_docs = AllDocsHandler(state)
         mango = MangoHandlers(state)
         self.find, self.explain, self.index = mango.find, mango.explain, mango.index
@@ -87,11 +90,15 @@ class Handlers:
             routes: dict[str, DbHandler] = {
                 "_all_docs": self.all_docs, "_bulk_docs": self.bulk_docs, "_bulk_get": self.bulk_get,
                 "_find": self.find, "_explain": self.explain, "_changes": self.changes,
-                "_ensure_full_commit": self.ensure_full_commit,
+                "_ensure_full_commit": self.ensure_full_commit, "_revs_diff": self.revs_diff,
+                "_security": self.settings.security, "_revs_limit": self.settings.revs_limit,
+                "_compact": self.settings.compact, "_view_cleanup": self.settings.compact,
             }
             db_handler = routes.get(head)
             if head == "_index":
                 return await self.index(request, db, rest[1:])
+            if rest == ["_all_docs", "queries"]:
+                return await self.all_docs.queries(request, db)
             if db_handler is None or len(rest) != 1:
                 if method == "PUT" and len(rest) == 1:
                     raise CouchError(400, "illegal_docid", "Only reserved document ids may start with underscore.")
@@ -153,14 +160,14 @@ class Handlers:
             form = dict(parse_qsl((await read_body(request, cap)).decode("utf-8", "replace")))
         else:
             form = await read_json(request, cap=cap)
-        name, password = form.get("name"), form.get("password")
+        # CouchDB takes `username` as well as `name` (IBM's SDKs and couchbackup send it).
+        name, password = form.get("name", form.get("username")), form.get("password")
         if not isinstance(name, str) or not isinstance(password, str) or not auth.check_password(name, password):
             throttle.failed(peer)
             raise CouchError(401, "unauthorized", "Name or password is incorrect.")
         throttle.succeeded(peer)
         resp = json_response({"ok": True, "name": name, "roles": ["_admin"]})
-        resp.set_cookie(COOKIE, auth.make_cookie(name), max_age=SESSION_TIMEOUT, path="/",
-                        httponly=True, samesite="Lax")
+        resp.set_cookie(COOKIE, auth.make_cookie(name), **cookie_options())
         return resp
 
     # -- databases -------------------------------------------------------------------
@@ -198,7 +205,9 @@ class Handlers:
             return await changes.serve_websocket(request, db, self.state)
         body = await read_json(request, empty={}) if request.method == "POST" else {}
         if params.get("feed") == "eventsource" and "Last-Event-ID" in request.headers:
-            params["since"] = request.headers["Last-Event-ID"]
+            # CouchDB's event id is the seq JSON-encoded (quoted); an unquoted one is taken too.
+            last = request.headers["Last-Event-ID"]
+            params["since"] = json_param({"since": last}, "since", depth=1) if last.startswith('"') else last
         for name in ("selector", "doc_ids"):
             if name in params:
                 params[name] = json_param(request.query, name, depth=self.state.config.max_json_depth)

@@ -13,10 +13,12 @@ from .. import limits
 from ..errors import CouchError, bad_request, not_found
 from ..http import allow, json_response, raw_json_response, read_json, rev_header
 from ..params import bool_param
+from ..revtree import Leaf
 from ..state import ServerState
 from ..storage import Database, RowError, Tx, check_doc_id
 from ..storage import attachments as stored_attachments
 from . import attachments
+from .revisions import RevisionHandlers, revision_docs, revisions_member, revs_info_member, with_members
 
 __all__ = ["DocumentHandlers"]
 
@@ -26,6 +28,7 @@ class DocumentHandlers:
 
     def __init__(self, state: ServerState) -> None:
         self.state = state
+        self.revisions = RevisionHandlers(state)
 
     async def document(self, request: web.Request, db: Database, doc_id: str) -> web.Response:
         method = request.method
@@ -90,6 +93,8 @@ class DocumentHandlers:
             if body is None:
                 raise not_found("missing")
             return raw_json_response(body)
+        if "open_revs" in request.query:
+            return self.revisions.open_revs(request, db, doc_id)
         found = db.get(doc_id)
         if found is None:
             raise not_found("missing")
@@ -101,11 +106,14 @@ class DocumentHandlers:
                 raise not_found("missing")
             deleted, body, revs = leaf
             rev = wanted
-        elif deleted:
+        elif deleted and wanted is None:  # a tombstone is served when asked for by rev
             raise not_found("deleted")
+        served = Leaf(rev, deleted, revs, None)
         extra: dict[str, Any] = {}
         if bool_param(request.query, "revs"):
-            extra["_revisions"] = {"start": int(rev.partition("-")[0]), "ids": revs}
+            extra["_revisions"] = revisions_member(served)
+        if bool_param(request.query, "revs_info"):
+            extra["_revs_info"] = revs_info_member(served)
         if conflicted and (bool_param(request.query, "conflicts") or bool_param(request.query, "meta")):
             live = db.conflicts(doc_id)
             if live:
@@ -114,8 +122,7 @@ class DocumentHandlers:
             dead = db.conflicts(doc_id, deleted=True)
             if dead:
                 extra["_deleted_conflicts"] = dead
-        if extra:
-            body = body[:-1] + b"," + dumps(extra)[1:]
+        body = with_members(body, extra)
         if attachments.wants_data(request.query):
             return await attachments.document_with_data(self.state, request, db, body, rev, revs)
         return raw_json_response(body, headers={"ETag": f'"{rev}"'})
@@ -153,6 +160,7 @@ class DocumentHandlers:
             raise bad_request("Missing JSON list of 'docs'.")
         revs = bool_param(request.query, "revs")
         inline = bool_param(request.query, "attachments")
+        latest = bool_param(request.query, "latest")
 
         def lookup() -> bytes:
             conn = db.query_conn()
@@ -166,28 +174,23 @@ class DocumentHandlers:
                                     "error": "illegal_docid", "reason": "missing document id"}}]})
                     continue
                 rev = item.get("rev")
-                found = db.get(doc_id, conn)
-                doc = None
-                if found is not None:
-                    cur_rev, deleted, body_bytes, history, _ = found
-                    if rev is None or rev == cur_rev:
-                        doc, rev = loads(body_bytes), cur_rev
-                    elif isinstance(rev, str):
-                        leaf = db.get_leaf(doc_id, rev, conn)
-                        if leaf is not None:
-                            deleted, body_bytes, history = leaf
-                            doc = loads(body_bytes)
-                    if doc is not None and revs:
-                        doc["_revisions"] = {"start": int(rev.partition("-")[0]), "ids": history}
-                    if doc is not None and (inline or "atts_since" in item):
+                leaves = db.leaves(doc_id, conn)
+                if rev is None and leaves:
+                    rev = leaves[0].rev
+                found = revision_docs(leaves, [rev], latest=latest, revs=revs) if isinstance(rev, str) else [(rev, None)]
+                histories = {leaf.rev: leaf.revs for leaf in leaves}
+                docs: list[dict[str, Any]] = []
+                for found_rev, found_body in found:
+                    if found_body is None:
+                        docs.append({"error": {"id": doc_id, "rev": found_rev or "undefined",
+                                               "error": "not_found", "reason": "missing"}})
+                        continue
+                    doc = loads(found_body)
+                    if inline or "atts_since" in item:
                         stored_attachments.with_data(doc, conn, since=attachments.known_generation(
-                            item.get("atts_since"), rev, history))
-                if doc is None:
-                    entry: dict[str, Any] = {"error": {"id": doc_id, "rev": rev or "undefined",
-                                                       "error": "not_found", "reason": "missing"}}
-                else:
-                    entry = {"ok": doc}
-                results.append({"id": doc_id, "docs": [entry]})
+                            item.get("atts_since"), found_rev, histories[found_rev]))
+                    docs.append({"ok": doc})
+                results.append({"id": doc_id, "docs": docs})
             return dumps({"results": results})
 
         return raw_json_response(await self.state.off_loop(lookup))

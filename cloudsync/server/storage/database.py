@@ -9,6 +9,7 @@ Layout of a database file:
   and `revs` (the branch history, newest first, for `_revisions` and `new_edits=false`).
 - `conflicts`: the losing leaves of conflicted documents (only `new_edits=false` makes them).
 - `local`: `_local/` documents, which have no seq and never show up in `_changes`.
+- `settings`: per-database settings (`_security`, `_revs_limit`) as JSON.
 
 Writes run on a single thread that owns the writer connection. Requests that arrive
 while a transaction is being committed are queued and committed together in the next
@@ -72,6 +73,8 @@ CREATE TABLE IF NOT EXISTS conflicts (
     PRIMARY KEY (id, rev)
 );
 CREATE TABLE IF NOT EXISTS local (id TEXT PRIMARY KEY, rev TEXT NOT NULL, body TEXT NOT NULL);
+-- Per-database settings (_security, _revs_limit) as JSON values by name.
+CREATE TABLE IF NOT EXISTS settings (name TEXT PRIMARY KEY, value TEXT NOT NULL);
 """
 
 
@@ -279,12 +282,33 @@ class Database:
         ).fetchone()
         return None if row is None else (bool(row[0]), row[1], loads(row[2]))
 
+    def leaves(self, doc_id: str, conn: sqlite3.Connection | None = None) -> list[revtree.Leaf]:
+        """Every leaf of a document, the winner first, then the others newest first
+        (empty for an unknown document)."""
+        conn = conn or self._reader
+        row = conn.execute(
+            "SELECT rev, deleted, CAST(body AS BLOB), revs, conflicted FROM docs WHERE id = ?", (doc_id,)
+        ).fetchone()
+        if row is None:
+            return []
+        winner = revtree.Leaf(row[0], bool(row[1]), loads(row[3]), row[2])
+        if not row[4]:
+            return [winner]
+        others = [revtree.Leaf(rev, bool(deleted), loads(revs), body) for rev, deleted, body, revs in conn.execute(
+            "SELECT rev, deleted, CAST(body AS BLOB), revs FROM conflicts WHERE id = ?", (doc_id,))]
+        return [winner, *sorted(others, key=lambda leaf: (revtree.rev_gen(leaf.rev), leaf.rev), reverse=True)]
+
     def conflicts(self, doc_id: str, *, deleted: bool = False) -> list[str]:
         """Revs of the losing leaves (live ones, or deleted ones with `deleted=True`)."""
         rows = self._reader.execute(
             "SELECT rev FROM conflicts WHERE id = ? AND deleted = ?", (doc_id, deleted)
         ).fetchall()
         return revtree.sort_revs(r[0] for r in rows)
+
+    def setting(self, name: str) -> Any:
+        """The database setting `name` (a JSON value), or `None` when it was never set."""
+        row = self._reader.execute("SELECT value FROM settings WHERE name = ?", (name,)).fetchone()
+        return None if row is None else loads(row[0])
 
     def get_local(self, doc_id: str) -> bytes | None:
         row = self._reader.execute("SELECT CAST(body AS BLOB) FROM local WHERE id = ?", (doc_id,)).fetchone()

@@ -109,12 +109,12 @@ def _after(exprs: list[str], key: list[Any], descending: bool, args: list[Any]) 
         args.append(v)
         return f"({expr} < ? OR {expr} IS NULL OR ({expr} = ? AND {after(i + 1)}))"
 
-    term = after(0)
     if not descending and key[0] is not None:
-        # A redundant lower bound lets SQLite start the index scan at the bookmark.
+        # A redundant lower bound lets SQLite start the index scan at the bookmark. It
+        # comes first in the SQL, so its argument is bound first.
         args.append(key[0])
-        term = f"{exprs[0]} >= ? AND {term}"
-    return term
+        return f"{exprs[0]} >= ? AND {after(0)}"
+    return after(0)
 
 
 def find_sql(plan: FindPlan) -> tuple[str, list[Any]]:

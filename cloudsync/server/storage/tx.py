@@ -215,6 +215,11 @@ class Tx:
         )
         return {"ok": True, "id": doc_id, "rev": rev}
 
+    def set_setting(self, name: str, value: Any) -> None:
+        """Store the database setting `name` (a JSON value)."""
+        self.conn.execute("INSERT INTO settings (name, value) VALUES (?, ?) "
+                          "ON CONFLICT(name) DO UPDATE SET value = excluded.value", (name, dumps(value).decode()))
+
     def get_live(self, doc_id: str) -> dict[str, Any] | None:
         """Document `doc_id` as this transaction sees it, or `None` when missing or deleted."""
         row = self.conn.execute("SELECT deleted, body FROM docs WHERE id = ?", (doc_id,)).fetchone()
