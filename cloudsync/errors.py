@@ -73,15 +73,20 @@ class CloudSyncError(Exception):
 
 
 class TransportError(CloudSyncError):
-    """The exchange failed below HTTP: no (complete) answer arrived."""
+    """The exchange failed below HTTP: no (complete) answer arrived.
+
+    Args:
+        message: What failed.
+        sent: `False` when the request certainly never reached the server (connection
+            refused, connect timeout): then even a non-idempotent request may be retried.
+            Kept as the `sent` attribute.
+    """
 
     retryable = True
 
     def __init__(self, message: str, *, sent: bool = True) -> None:
         super().__init__(message)
         self.sent = sent
-        """False when the request certainly never reached the server (connection
-        refused, connect timeout): then even a non-idempotent request may be retried."""
 
 
 class NetworkError(TransportError):
@@ -124,8 +129,17 @@ class SelectorError(CloudSyncError, ValueError):
 class HTTPError(CloudSyncError):
     """The server answered with an error status.
 
-    Carries the status, CouchDB's `error` and `reason` fields, the request id header
-    when the server sends one, and the method and URL (never credentials).
+    Each argument is kept as the attribute of the same name; the message puts them
+    together (`404 not_found: missing (GET http://host/db/doc) [request id ...]`).
+
+    Args:
+        status: The HTTP status.
+        error: CouchDB's `error` field (`"not_found"`), if any.
+        reason: CouchDB's `reason` field, if any.
+        method: The request's method.
+        url: The request's URL, without credentials.
+        request_id: The request id header the server sent, if any.
+        retry_after: The server's `Retry-After` hint in seconds (429, 503), or `None`.
     """
 
     def __init__(
@@ -141,7 +155,6 @@ class HTTPError(CloudSyncError):
     ) -> None:
         self.status = status
         self.retry_after = retry_after
-        """The server's `Retry-After` hint in seconds (429, 503), or `None`."""
         self.error = error
         self.reason = reason
         self.method = method
@@ -225,7 +238,15 @@ _BY_STATUS: dict[int, type[HTTPError]] = {
 
 
 def error_for_status(status: int) -> type[HTTPError]:
-    """The [HTTPError][cloudsync.HTTPError] subclass cloudsync raises for an HTTP status."""
+    """The [HTTPError][cloudsync.HTTPError] subclass cloudsync raises for an HTTP status.
+
+    Args:
+        status: An HTTP error status (4xx, 5xx).
+
+    Returns:
+        The class, such as [NotFound][cloudsync.NotFound] for 404; `HTTPError` itself for
+            a status without a class of its own.
+    """
     if status >= 500:
         return ServerError
     return _BY_STATUS.get(status, HTTPError)
