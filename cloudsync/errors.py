@@ -10,24 +10,27 @@ may succeed. Whether a retry is *safe* also depends on the request: a non-idempo
 
 ```text
 CloudSyncError
-├── TransportError            (retryable) the exchange failed below HTTP
-│   ├── NetworkError          connection refused / reset / DNS
-│   │   ├── StreamError       a change feed broke mid-stream
-│   │   └── TLSError          (not retryable) certificate verification or TLS handshake failed
-│   └── RequestTimeout        connect or read timeout, stalled feed
-├── InvalidResponse           (retryable) truncated body, malformed JSON, a redirect,
-│                             or a status/Content-Type that is not the feed asked for
-├── HTTPError                 the server answered with a 4xx/5xx status
-│   ├── BadRequest            400 (also 413/415 bodies the server refused)
-│   ├── Unauthorized          401
-│   ├── Forbidden             403
-│   ├── NotFound              404
-│   ├── Conflict              409 document update conflict
-│   ├── PreconditionFailed    412 e.g. database already exists
-│   ├── RateLimited           429 (retryable), retry_after in seconds
-│   └── ServerError           5xx (retryable), retry_after in seconds (503)
-├── SubscriptionError         a subscription stopped on an unexpected exception
-└── SelectorError             (also a ValueError) a Mango selector cloudsync cannot evaluate
+├── TransportError          (retryable) the exchange failed below HTTP
+│   ├── NetworkError        connection refused / reset / DNS
+│   │   ├── StreamError     a change feed broke mid-stream
+│   │   └── TLSError        (not retryable) certificate verification or
+│   │                       TLS handshake failed
+│   └── RequestTimeout      connect or read timeout, stalled feed
+├── InvalidResponse         (retryable) truncated body, malformed JSON, a
+│                           redirect, or a status/Content-Type that is not
+│                           the feed asked for
+├── HTTPError               the server answered with a 4xx/5xx status
+│   ├── BadRequest          400 (also 413/415 bodies the server refused)
+│   ├── Unauthorized        401
+│   ├── Forbidden           403
+│   ├── NotFound            404
+│   ├── Conflict            409 document update conflict
+│   ├── PreconditionFailed  412 e.g. database already exists
+│   ├── RateLimited         429 (retryable), retry_after in seconds
+│   └── ServerError         5xx (retryable), retry_after in seconds (503)
+├── SubscriptionError       a subscription stopped on a non-cloudsync error
+└── SelectorError           (also a ValueError) a Mango selector cloudsync
+                            cannot evaluate
 ```
 
 Every [HTTPError][cloudsync.HTTPError] has `retry_after`: the `Retry-After` header in seconds, or

@@ -175,3 +175,19 @@ def test_the_main_entry_points_have_parameter_tables(identifier: str) -> None:
     """The entry points a user starts from are among the callables checked for a
     parameter table (the check above cannot silently skip them)."""
     assert identifier in documented_callables()
+
+
+# What the content column of a 1280-pixel-wide window shows of a code block's line.
+CODE_BLOCK_WIDTH = 76
+
+
+def test_api_code_blocks_fit_the_page(site: Path) -> None:
+    """No line of a code block on an API page (a docstring's example or diagram, a
+    signature) is wider than the page shows without scrolling sideways."""
+    wide = {}
+    for page in sorted((site / "api").glob("*.html")):
+        for block in re.findall(r"<pre\b[^>]*>(.*?)</pre>", page.read_text(encoding="utf-8"), re.S):
+            for line in html.unescape(TAG.sub("", block)).splitlines():
+                if len(line) > CODE_BLOCK_WIDTH:
+                    wide.setdefault(page.name, []).append(line)
+    assert not wide, f"code lines wider than {CODE_BLOCK_WIDTH} characters: {wide}"
