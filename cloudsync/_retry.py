@@ -48,6 +48,9 @@ class RetryPolicy:
         max_retry_after: The longest `Retry-After` honoured, in seconds.
         sleep: Waits a number of seconds; injectable so tests never really wait.
         random: Returns a float in `[0, 1)`; injectable for deterministic tests.
+
+    Raises:
+        ValueError: `attempts` is below 1, or a duration is negative.
     """
 
     attempts: int = 4
@@ -70,7 +73,15 @@ class RetryPolicy:
         return cls(attempts=1)
 
     def should_retry(self, error: BaseException, idempotent: bool) -> bool:
-        """Whether `error` may be retried for a request of this idempotency."""
+        """Whether a failed request may be tried again.
+
+        Args:
+            error: What the last try raised.
+            idempotent: Whether the request may safely be sent twice.
+
+        Returns:
+            Whether to retry (the time left, `max_time`, is checked apart).
+        """
         if not isinstance(error, CloudSyncError) or not error.retryable:
             return False
         hint = error.retry_after if isinstance(error, HTTPError) else None
@@ -83,7 +94,16 @@ class RetryPolicy:
         return idempotent
 
     def delay(self, error: BaseException, retry_number: int) -> float:
-        """Seconds to wait before retry number `retry_number` (0-based) after `error`."""
+        """Seconds to wait before a retry: the server's `Retry-After` hint, else a
+        capped full-jitter backoff.
+
+        Args:
+            error: What the last try raised.
+            retry_number: Which retry this is, from 0 for the first.
+
+        Returns:
+            The wait in seconds.
+        """
         if isinstance(error, HTTPError) and error.retry_after is not None and error.retryable:
             return error.retry_after
         return full_jitter(retry_number, self.backoff, self.max_backoff, self.random)
@@ -140,9 +160,13 @@ class ReconnectPolicy:
         sleep: Waits a number of seconds; the default is an interruptible wait that
             [Subscription.close][cloudsync.Subscription.close] cuts short.
         random: Returns a float in `[0, 1)`; injectable for deterministic tests.
+        **deprecated: The names before 0.2 (`initial`, `max`, `max_errors`,
+            `max_error_time`) still work, with a `DeprecationWarning`; `max_errors=n`
+            is `attempts=n + 1`.
 
-    The names before 0.2 (`initial`, `max`, `max_errors`, `max_error_time`) still work,
-    with a `DeprecationWarning`; `max_errors=n` is `attempts=n + 1`.
+    Raises:
+        ValueError: `attempts` is below 1.
+        TypeError: A keyword argument that is neither today's nor a name before 0.2.
     """
 
     backoff: float = 0.5
@@ -182,12 +206,26 @@ class ReconnectPolicy:
             object.__setattr__(self, name, value)
 
     def delay(self, failures: int) -> float:
-        """Seconds to wait after `failures` failed connections in a row (1 for the first)."""
+        """Seconds to wait before the next connection.
+
+        Args:
+            failures: Failed connections in a row, 1 for the first.
+
+        Returns:
+            The wait in seconds (a server's hint may lengthen it).
+        """
         return full_jitter(max(0, failures - 1), self.backoff, self.max_backoff, self.random)
 
     def gives_up(self, failures: int, failing_for: float) -> bool:
-        """Whether to stop after `failures` failed connections in a row, the first of
-        them `failing_for` seconds ago."""
+        """Whether to stop reconnecting.
+
+        Args:
+            failures: Failed connections in a row, 1 for the first.
+            failing_for: Seconds since the first of them.
+
+        Returns:
+            Whether `attempts` or `max_time` is used up.
+        """
         if self.attempts is not None and failures >= self.attempts:
             return True
         return self.max_time is not None and failing_for > self.max_time

@@ -24,16 +24,35 @@ class Auth:
     """Base class. Subclass it for other schemes."""
 
     def headers(self, http: HTTP) -> dict[str, str]:
-        """Headers to add to the next request (may fetch credentials first)."""
+        """Headers to add to the next request (may fetch credentials first).
+
+        Args:
+            http: The client's HTTP layer, for a login request of its own.
+
+        Returns:
+            The headers, such as `{"Authorization": ...}`.
+        """
         return {}
 
     def renew(self, http: HTTP) -> bool:
-        """Called after a 401. Return True when new credentials make a resend worthwhile."""
+        """Called after a 401: get new credentials, if this scheme can.
+
+        Args:
+            http: The client's HTTP layer, for a login request of its own.
+
+        Returns:
+            Whether new credentials make a resend worthwhile.
+        """
         return False
 
 
 class BasicAuth(Auth):
-    """HTTP basic authentication."""
+    """HTTP basic authentication.
+
+    Args:
+        username: The user's name.
+        password: The user's password.
+    """
 
     def __init__(self, username: str, password: str) -> None:
         self.username = username
@@ -50,8 +69,13 @@ class BasicAuth(Auth):
 class CookieAuth(Auth):
     """A CouchDB cookie session (`POST /_session`), renewed before it expires and on a 401.
 
-    CouchDB's sessions last 600 seconds by default; `renew_after` (seconds) should be
-    comfortably below the server's `[chttpd_auth] timeout`.
+    Args:
+        username: The user's name.
+        password: The user's password.
+        renew_after: Seconds after which a session is renewed before the next request.
+            CouchDB's sessions last 600 seconds by default: keep this comfortably below
+            the server's `[chttpd_auth] timeout`.
+        clock: Returns the time in seconds; injectable for tests.
     """
 
     def __init__(
@@ -99,10 +123,15 @@ TokenResult = Union[str, "tuple[str, float]"]
 
 
 class BearerTokenAuth(Auth):
-    """`Authorization: Bearer` with tokens from `provider` (IBM IAM and the like).
+    """`Authorization: Bearer` with tokens from a provider (IBM IAM and the like).
 
-    `provider()` returns a token, or `(token, expires_in_seconds)`. The token is cached
-    until `refresh_margin` seconds before it expires, and fetched anew after a 401.
+    The token is cached until shortly before it expires, and fetched anew after a 401.
+
+    Args:
+        provider: Called without arguments for a token; returns the token, or
+            `(token, expires_in_seconds)`.
+        refresh_margin: Seconds before its expiry at which a token is fetched anew.
+        clock: Returns the time in seconds; injectable for tests.
     """
 
     def __init__(

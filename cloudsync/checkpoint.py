@@ -27,25 +27,41 @@ __all__ = ["CheckpointStore", "FileCheckpoint", "LocalDocCheckpoint", "MemoryChe
 
 
 class CheckpointStore:
-    """Base class: `load()` the saved seq (`None` when there is none), `save(seq)`.
-
-    `save_final(seq, timeout)` is the last save, when a subscription closes: it must
-    return within `timeout` seconds (the default calls `save()`; a store whose
-    save can block, e.g. on a network, overrides it with a bounded one).
-    """
+    """Base class: subclass it and implement `load()` and `save()`."""
 
     def load(self) -> Any:
+        """The saved seq.
+
+        Returns:
+            The seq last saved, or `None` when there is none.
+        """
         raise NotImplementedError
 
     def save(self, seq: Any) -> None:
+        """Remember `seq`: the application has handled every change up to it.
+
+        Args:
+            seq: The seq, opaque; store it as given.
+        """
         raise NotImplementedError
 
     def save_final(self, seq: Any, timeout: float) -> None:
+        """The last save, when a subscription closes. The default calls `save()`; a store
+        whose save can block (on a network, say) overrides it with a bounded one.
+
+        Args:
+            seq: The seq, opaque; store it as given.
+            timeout: Seconds within which it must return.
+        """
         self.save(seq)
 
 
 class MemoryCheckpoint(CheckpointStore):
-    """In memory: survives reconnects and new subscriptions in the same process."""
+    """In memory: survives reconnects and new subscriptions in the same process.
+
+    Args:
+        seq: The seq to start with; `None` for none.
+    """
 
     def __init__(self, seq: Any = None) -> None:
         self._seq = seq
@@ -67,14 +83,20 @@ class FileCheckpoint(CheckpointStore):
     """A JSON file replaced atomically: write a temp file, fsync, `os.replace`.
 
     A crash leaves either the old or the new file, never a torn one. The file is written
-    at most once every `interval` seconds (default 1.0): a save within that time of the
-    last write is kept in memory and written by the next save after it, or on close
-    (`save_final()`, [`flush()`][cloudsync.FileCheckpoint.flush]). So a process killed without closing resumes
-    from a position up to `interval` seconds (or, on a quiet feed, one burst) old and hands
-    those changes out again: delivery across a crash is at-least-once anyway, and this
-    bounds the cost of a busy feed to one write a second instead of one per change.
-    `interval=0` writes every save. `fsync=False` trades durability on power loss
-    for speed (a process crash is still safe).
+    at most once every `interval` seconds: a save within that time of the last write is
+    kept in memory and written by the next save after it, or on close (`save_final()`,
+    [`flush()`][cloudsync.FileCheckpoint.flush]). So a process killed without closing
+    resumes from a position up to `interval` seconds (or, on a quiet feed, one burst) old
+    and hands those changes out again: delivery across a crash is at-least-once anyway,
+    and this bounds the cost of a busy feed to one write a second instead of one per
+    change.
+
+    Args:
+        path: The file. Its directory must exist; temporary files are made beside it.
+        fsync: `False` trades durability on power loss for speed (a process crash is
+            still safe).
+        interval: The shortest time between two writes, in seconds; `0` writes every save.
+        clock: Returns the time in seconds; injectable for tests.
     """
 
     def __init__(self, path: str | os.PathLike[str], *, fsync: bool = True, interval: float = 1.0,
@@ -154,6 +176,10 @@ class LocalDocCheckpoint(CheckpointStore):
 
     Stores `{"seq": ...}`; keeps the document's `_rev` and, on a conflict (another
     writer), re-reads it once and overwrites.
+
+    Args:
+        database: The [Database][cloudsync.Database] to keep it in.
+        id: The document's id, with or without `_local/`.
     """
 
     def __init__(self, database: Any, id: str = "cloudsync-checkpoint") -> None:
@@ -178,7 +204,15 @@ class LocalDocCheckpoint(CheckpointStore):
 
     def save_final(self, seq: Any, timeout: float) -> None:
         """Bounded by `timeout` in all (a hung server must not hold up close()): each
-        request is tried once, with what is left of it."""
+        request is tried once, with what is left of it.
+
+        Args:
+            seq: The seq to save.
+            timeout: Seconds within which it returns.
+
+        Raises:
+            Conflict: Another writer won twice in a row.
+        """
         self._put(seq, time.monotonic() + timeout)
 
     def _put(self, seq: Any, deadline: float | None) -> None:

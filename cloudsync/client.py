@@ -21,21 +21,26 @@ DEFAULT_URL = "http://127.0.0.1:5984"
 class Client:
     """A synchronous client for one CouchDB-compatible server.
 
-    `url` may carry credentials (`http://user:pw@host:5984`); they become
-    [BasicAuth][cloudsync.BasicAuth] unless `auth` is given. Without `url` the
-    `COUCHDB_URL` environment variable is used, then `http://127.0.0.1:5984`.
+    One `requests.Session` with keep-alive serves every call; use the client as a context
+    manager or call [`close()`][cloudsync.Client.close].
 
-    `auth` is `(username, password)` for basic auth or any [Auth][cloudsync.Auth]
-    ([CookieAuth][cloudsync.CookieAuth], [BearerTokenAuth][cloudsync.BearerTokenAuth]).
-    `timeout` is seconds, one number or `(connect, read)`. One `requests.Session`
-    with keep-alive serves every call; use the client as a context manager or call
-    [`close()`][cloudsync.Client.close].
+    Args:
+        url: The server's URL. It may carry credentials (`http://user:pw@host:5984`);
+            they become [BasicAuth][cloudsync.BasicAuth] unless `auth` is given. `None`
+            uses the `COUCHDB_URL` environment variable, then `http://127.0.0.1:5984`.
+        auth: `(username, password)` for basic auth, or any [Auth][cloudsync.Auth]
+            ([CookieAuth][cloudsync.CookieAuth], [BearerTokenAuth][cloudsync.BearerTokenAuth]).
+        timeout: Seconds, one number or `(connect, read)`.
+        retry: How a request that failed transiently is retried: a
+            [RetryPolicy][cloudsync.RetryPolicy]; `None` for the default one.
+        verify: For `https://` only: `True` checks the server's certificate against the
+            default CA bundle, a path uses that CA bundle file (or directory), and `False`
+            turns verification off. It applies to documents and every change-feed
+            transport (WebSocket included). A failed verification raises
+            [TLSError][cloudsync.TLSError], which is not retried.
 
-    `verify` (`https://` only): `True` (default) checks the server's certificate
-    against the default CA bundle, a path uses that CA bundle file (or directory), and
-    `False` turns verification off. It applies to documents and every change-feed
-    transport (WebSocket included). A failed verification raises
-    [TLSError][cloudsync.TLSError], which is not retried.
+    Raises:
+        ValueError: `url` is not an `http://` or `https://` URL with a host.
     """
 
     def __init__(
@@ -87,8 +92,9 @@ class Client:
         `/_up`) with success. Tried once, without retries: it says how the server is now.
 
         Returns:
-            `True` on success; `False` when the server cannot be reached, does not answer
-            in time, or answers an error status (such as 503 in maintenance mode).
+            `True` on success; `False` when the server cannot be reached, does not
+                answer in time, or answers an error status (such as 503 in maintenance
+                mode).
 
         Raises:
             TLSError: The server's certificate or the TLS handshake failed (a
@@ -109,19 +115,39 @@ class Client:
         return True
 
     def uuids(self, count: int = 1) -> list[str]:
-        """`count` fresh ids from the server's `/_uuids`."""
+        """Fresh ids from the server's `/_uuids`.
+
+        Args:
+            count: How many.
+        """
         return self._http.request("GET", "/_uuids", params={"count": count})["uuids"]
 
     # -- databases -------------------------------------------------------------------
     def database(self, name: str) -> Database:
-        """A handle on database `name`. No I/O: the database may not exist yet."""
+        """A handle on a database. No I/O: the database may not exist yet.
+
+        Args:
+            name: The database's name.
+
+        Raises:
+            ValueError: `name` is not a valid database name.
+        """
         validate_db_name(name)
         return Database(self._http, name)
 
     def create_database(self, name: str, *, exist_ok: bool = False, partitioned: bool = False) -> Database:
-        """Create database `name` and return its handle.
+        """Create a database and return its handle.
 
-        Raises [PreconditionFailed][cloudsync.PreconditionFailed] if it exists, unless `exist_ok`.
+        Args:
+            name: The database's name.
+            exist_ok: Return the handle when the database exists already.
+            partitioned: Create a partitioned database.
+
+        Returns:
+            A handle on the database.
+
+        Raises:
+            PreconditionFailed: The database exists, and `exist_ok` is false.
         """
         db = self.database(name)
         params = {"partitioned": "true"} if partitioned else None
@@ -133,8 +159,16 @@ class Client:
         return db
 
     def delete_database(self, name: str, *, missing_ok: bool = False) -> None:
-        """Delete database `name`. Raises [NotFound][cloudsync.NotFound] if it does not
-        exist (as CouchDB 3 does), unless `missing_ok`."""
+        """Delete a database.
+
+        Args:
+            name: The database's name.
+            missing_ok: Return quietly when there is no such database.
+
+        Raises:
+            NotFound: There is no such database (as CouchDB 3 answers), and `missing_ok`
+                is false.
+        """
         path = db_path(name)
         # Some servers (pouchdb-server) answer 200 for a missing database; ask first so
         # every server behaves like CouchDB 3.

@@ -52,7 +52,12 @@ def _check_doc(doc: Any) -> None:
 
 class Database:
     """A handle on one database. Get one from [`Client.database()`][cloudsync.Client.database] or
-    [`Client.create_database()`][cloudsync.Client.create_database]; creating a handle does no I/O."""
+    [`Client.create_database()`][cloudsync.Client.create_database]; creating a handle does no I/O.
+
+    Args:
+        http: The client's HTTP layer (internal: the client passes its own).
+        name: The database's name.
+    """
 
     def __init__(self, http: HTTP, name: str) -> None:
         self._http = http
@@ -84,10 +89,20 @@ class Database:
 
     # -- documents --------------------------------------------------------------------
     def create(self, doc: Mapping[str, Any]) -> Doc:
-        """Store a new document and return a copy of it with `_id` and `_rev`.
+        """Store a new document.
 
         Without an `_id` one is made on the client, and the document is written with
         `PUT`: a create that is retried after a lost answer can never make two documents.
+
+        Args:
+            doc: The document, without `_rev`.
+
+        Returns:
+            A copy of the document with its `_id` and `_rev`.
+
+        Raises:
+            Conflict: A document with the given `_id` exists.
+            ValueError: `doc` has a `_rev` (use [`update()`][cloudsync.Database.update]).
         """
         _check_doc(doc)
         if "_rev" in doc:
@@ -119,11 +134,23 @@ class Database:
         latest: bool = False,
         attachments: bool = False,
     ) -> Doc:
-        """The document `doc_id` (at revision `rev` when given).
+        """A document.
 
-        `conflicts=True` adds `_conflicts`: the losing leaf revisions, if any.
-        `attachments=True` answers each attachment's content inline, base64 in its
-        `data` member, instead of a stub (for large content use `get_attachment`).
+        Args:
+            doc_id: The document's id.
+            rev: Read this revision instead of the current one.
+            conflicts: Add `_conflicts`: the losing leaf revisions, if any.
+            revs_info: Add `_revs_info`: the revision history and what is available of it.
+            latest: With `rev`, read the latest leaf revision descended from it.
+            attachments: Answer each attachment's content inline, base64 in its `data`
+                member, instead of a stub (for large content use
+                [`get_attachment()`][cloudsync.Database.get_attachment]).
+
+        Returns:
+            The document.
+
+        Raises:
+            NotFound: There is no such document (or revision), or it is deleted.
         """
         params: dict[str, str] = {}
         if attachments:
@@ -139,8 +166,18 @@ class Database:
         return self._http.request("GET", doc_path(self.path, doc_id), params=params or None)
 
     def update(self, doc: Mapping[str, Any]) -> Doc:
-        """Write a new revision of `doc` (it needs `_id` and `_rev`); return a copy
-        with the new `_rev`. A stale `_rev` raises [Conflict][cloudsync.Conflict]."""
+        """Write a new revision of a document.
+
+        Args:
+            doc: The document with its `_id` and the `_rev` it replaces.
+
+        Returns:
+            A copy of the document with its new `_rev`.
+
+        Raises:
+            Conflict: `_rev` is not the current revision.
+            ValueError: `doc` has no `_id` or no `_rev`.
+        """
         _check_doc(doc)
         if "_id" not in doc or "_rev" not in doc:
             raise ValueError("update() needs a document with _id and _rev")
@@ -150,9 +187,18 @@ class Database:
         return new
 
     def delete(self, doc: Mapping[str, Any] | str, rev: str | None = None) -> str:
-        """Delete a document, given as a dict with `_id`/`_rev` or as `(id, rev=)`.
+        """Delete a document.
 
-        Returns the revision of the deletion (the tombstone).
+        Args:
+            doc: The document (a dict with `_id` and `_rev`), or its id.
+            rev: The current revision, when `doc` is an id (or has no `_rev`).
+
+        Returns:
+            The revision of the deletion (the tombstone).
+
+        Raises:
+            Conflict: `rev` is not the current revision.
+            ValueError: No id or no revision given.
         """
         if isinstance(doc, Mapping):
             doc_id, rev = doc.get("_id"), doc.get("_rev", rev)
@@ -265,10 +311,17 @@ class Database:
         return answer["rev"]
 
     def bulk(self, docs: Iterable[Mapping[str, Any]], *, new_edits: bool = True) -> list[BulkResult]:
-        """Write many documents in one request; one [BulkResult][cloudsync.BulkResult] per document, in order.
+        """Write many documents in one request (`_bulk_docs`).
 
         A row that failed (e.g. `conflict`) is reported in its result, not raised.
-        Documents without `_id` get one made on the client.
+
+        Args:
+            docs: The documents; those without `_id` get one made on the client.
+            new_edits: `False` stores the revisions as given, without conflict checks
+                (as replication does).
+
+        Returns:
+            One [BulkResult][cloudsync.BulkResult] per document, in order.
         """
         batch: list[Doc] = []
         for doc in docs:
@@ -302,8 +355,21 @@ class Database:
     ) -> Iterator[dict[str, Any]]:
         """Rows of `_all_docs` (`{"id", "key", "value", "doc"?}`), fetched a page at a time.
 
-        With `keys` the rows come in the order of `keys` (missing ones as
-        `{"key", "error": "not_found"}`), `page_size` keys per request.
+        Args:
+            include_docs: Add each document (`doc`).
+            keys: Only these ids, the rows in their order (missing ones as
+                `{"key", "error": "not_found"}`), `page_size` keys per request.
+            startkey: The first id of the range.
+            endkey: The last id of the range.
+            descending: Rows in descending id order.
+            inclusive_end: Include a row whose id is `endkey`.
+            conflicts: With `include_docs`, add each document's `_conflicts`.
+            limit: At most this many rows in all.
+            skip: Skip this many rows first.
+            page_size: Rows (or keys) per request.
+
+        Returns:
+            An iterator of rows; each page is requested when the previous one is used up.
         """
         _check_page_size(page_size)
         params: dict[str, Any] = {"include_docs": _bool(include_docs)}
@@ -349,11 +415,27 @@ class Database:
         conflicts: bool = False,
         page_size: int = DEFAULT_PAGE_SIZE,
     ) -> Iterator[Doc]:
-        """Documents matching a Mango `selector` (`_find`), fetched a page at a time.
+        """Documents matching a Mango selector (`_find`), fetched a page at a time.
 
         Pages follow the server's bookmarks. Servers that send none (pouchdb-server) are
         paged by `skip`; either way every matching document is returned once for data
         that does not change while paging.
+
+        Args:
+            selector: The Mango selector, e.g. `{"type": "order", "total": {"$gt": 10}}`.
+            fields: Return only these fields of each document.
+            sort: Sort order, e.g. `["total"]` or `[{"total": "desc"}]`.
+            limit: At most this many documents in all.
+            skip: Skip this many matching documents first.
+            use_index: The index to use: a design document, or `[ddoc, name]`.
+            conflicts: Add each document's `_conflicts`.
+            page_size: Documents per request.
+
+        Returns:
+            An iterator of documents.
+
+        Raises:
+            TypeError: `selector` is not a mapping.
         """
         body = self._find_body(selector, fields, sort, skip, use_index, conflicts)
         _check_page_size(page_size)
@@ -375,8 +457,19 @@ class Database:
         skip: int = 0,
         use_index: str | Sequence[str] | None = None,
     ) -> dict[str, Any]:
-        """How the server would run [`query()`][cloudsync.Database.query] (`_explain`): the chosen index and
-        more."""
+        """How the server would run [`query()`][cloudsync.Database.query] (`_explain`).
+
+        Args:
+            selector: The Mango selector.
+            fields: Return only these fields of each document.
+            sort: Sort order.
+            limit: At most this many documents.
+            skip: Skip this many matching documents first.
+            use_index: The index to use: a design document, or `[ddoc, name]`.
+
+        Returns:
+            The server's plan: the chosen index and more.
+        """
         body = self._find_body(selector, fields, sort, skip, use_index, False)
         if limit is not None:
             body["limit"] = limit
@@ -416,7 +509,21 @@ class Database:
         partial_filter: Mapping[str, Any] | None = None,
         type: str = "json",
     ) -> dict[str, Any]:
-        """Create a Mango index; returns `{"result": "created" | "exists", "id", "name"}`."""
+        """Create a Mango index.
+
+        Args:
+            fields: The indexed fields: names, or `{name: "asc" | "desc"}`.
+            name: The index's name; the server makes one up without it.
+            ddoc: The design document to put it in (with or without `_design/`).
+            partial_filter: A selector a document must match to be indexed.
+            type: The index type (`"json"`).
+
+        Returns:
+            `{"result": "created" | "exists", "id", "name"}`.
+
+        Raises:
+            ValueError: `fields` is empty or a `str`.
+        """
         if isinstance(fields, str) or not fields:
             raise ValueError("fields must be a non-empty list of field names or {field: order}")
         index: dict[str, Any] = {"fields": list(fields)}
@@ -434,7 +541,16 @@ class Database:
         return self._http.request("GET", f"{self.path}/_index")["indexes"]
 
     def delete_index(self, ddoc: str, name: str, *, type: str = "json") -> None:
-        """Delete the index `name` of design document `ddoc` (with or without `_design/`)."""
+        """Delete a Mango index.
+
+        Args:
+            ddoc: Its design document (with or without `_design/`).
+            name: The index's name.
+            type: The index type (`"json"`).
+
+        Raises:
+            NotFound: There is no such index.
+        """
         validate_doc_id(ddoc)
         # The design id as one encoded segment: accepted by CouchDB 3 and pouchdb-server alike.
         design = segment("_design/" + ddoc.removeprefix("_design/"))
@@ -460,7 +576,28 @@ class Database:
         skip: int = 0,
         page_size: int = DEFAULT_PAGE_SIZE,
     ) -> Iterator[dict[str, Any]]:
-        """Rows of a view, fetched a page at a time (by `startkey`/`startkey_docid`)."""
+        """Rows of a view, fetched a page at a time (by `startkey`/`startkey_docid`).
+
+        Args:
+            ddoc: The design document (with or without `_design/`).
+            name: The view's name.
+            key: Only rows with this key.
+            keys: Only rows with these keys, in their order.
+            startkey: The first key of the range.
+            endkey: The last key of the range.
+            reduce: Run the view's reduce function; `None` for the server's default.
+            group: Reduce by distinct key.
+            group_level: Reduce by the first this many elements of array keys.
+            include_docs: Add each row's document (`doc`).
+            descending: Rows in descending key order.
+            inclusive_end: Include rows whose key is `endkey`.
+            limit: At most this many rows in all.
+            skip: Skip this many rows first.
+            page_size: Rows (or keys) per request.
+
+        Returns:
+            An iterator of rows (`{"id", "key", "value", "doc"?}`).
+        """
         _check_page_size(page_size)
         design = ddoc.removeprefix("_design/")
         path = f"{doc_path(self.path, '_design/' + design)}/_view/{segment(name)}"
@@ -498,6 +635,9 @@ class Database:
             timeout: Seconds, or `(connect, read)`; the client's by default.
             retry: The retry policy for this request; the client's by default.
 
+        Returns:
+            The document.
+
         Raises:
             NotFound: There is no such document.
         """
@@ -506,13 +646,16 @@ class Database:
     def write_local(
         self, doc_id: str, doc: Mapping[str, Any], *, timeout: Any = None, retry: RetryPolicy | None = None
     ) -> dict[str, Any]:
-        """Store a `_local/` document; returns the server's answer (`rev`).
+        """Store a `_local/` document.
 
         Args:
             doc_id: Its id, `_local/` included.
             doc: The body (with the `_rev` it replaces, if any).
             timeout: Seconds, or `(connect, read)`; the client's by default.
             retry: The retry policy for this request; the client's by default.
+
+        Returns:
+            The server's answer (`rev`).
 
         Raises:
             Conflict: `doc` has a stale `_rev`.
@@ -522,7 +665,11 @@ class Database:
     # -- changes ----------------------------------------------------------------------
     def changes_endpoint(self) -> FeedEndpoint:
         """This database's `_changes` feed as the HTTP layer reaches it, with a connection
-        pool of its own: a subscription hands it to its transport."""
+        pool of its own: a subscription hands it to its transport.
+
+        Returns:
+            The feed's endpoint (internal to cloudsync's HTTP layer).
+        """
         return FeedEndpoint(self._http, self.path)
 
     def subscribe(
@@ -549,12 +696,39 @@ class Database:
         on_state_change: Callable[[SubscriptionState, SubscriptionState], Any] | None = None,
         transport_options: Mapping[str, Any] | None = None,
     ) -> Subscription:
-        """Follow this database's changes: a [Subscription][cloudsync.Subscription],
-        whose constructor documents every option (a test keeps the two in step).
+        """Follow this database's changes: a [Subscription][cloudsync.Subscription].
+
+        The options are the subscription's (a test keeps the two signatures in step); its
+        page says more of each.
+
+        Args:
+            transport: A registered name (`"longpoll"`, `"continuous"`, `"sse"`,
+                `"websocket"`) or a [Transport][cloudsync.Transport] instance.
+            since: `"now"`, `None`/`0` for everything, or a seq; a checkpoint's seq wins.
+            include_docs: Deliver each change with its document.
+            selector: A Mango selector the changes must match.
+            doc_ids: Only these documents' changes.
+            filter: A design document filter, `"ddoc/name"`.
+            query_params: Filter parameters and other query parameters.
+            checkpoint: A [CheckpointStore][cloudsync.CheckpointStore] that keeps the
+                acknowledged position.
+            checkpoint_every: Save every n-th acknowledged position.
+            manual_ack: The application acknowledges changes itself.
+            heartbeat: Seconds between the heartbeats asked of the server.
+            feed_timeout: Seconds after which the server should end a feed cleanly.
+            stall_timeout: Seconds without a byte after which a connection is replaced.
+            stall_grace: Seconds added to the default `stall_timeout`.
+            connect_timeout: Seconds to open a connection.
+            reconnect: How to wait between failed connections: a
+                [ReconnectPolicy][cloudsync.ReconnectPolicy].
+            queue_size: At most this many changes held between reader and application.
+            dedupe_window: How many delivered (document, revisions) pairs to remember.
+            on_state_change: Called as `on_state_change(old, new)` on every state change.
+            transport_options: Passed to a named transport's constructor.
 
         Returns:
             The subscription, not started yet: iterate it, or call its `start()` or
-            `batches()`.
+                `batches()`.
         """
         from .subscription import Subscription
 

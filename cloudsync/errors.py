@@ -10,24 +10,27 @@ may succeed. Whether a retry is *safe* also depends on the request: a non-idempo
 
 ```text
 CloudSyncError
-├── TransportError            (retryable) the exchange failed below HTTP
-│   ├── NetworkError          connection refused / reset / DNS
-│   │   ├── StreamError       a change feed broke mid-stream
-│   │   └── TLSError          (not retryable) certificate verification or TLS handshake failed
-│   └── RequestTimeout        connect or read timeout, stalled feed
-├── InvalidResponse           (retryable) truncated body, malformed JSON, a redirect,
-│                             or a status/Content-Type that is not the feed asked for
-├── HTTPError                 the server answered with a 4xx/5xx status
-│   ├── BadRequest            400 (also 413/415 bodies the server refused)
-│   ├── Unauthorized          401
-│   ├── Forbidden             403
-│   ├── NotFound              404
-│   ├── Conflict              409 document update conflict
-│   ├── PreconditionFailed    412 e.g. database already exists
-│   ├── RateLimited           429 (retryable), retry_after in seconds
-│   └── ServerError           5xx (retryable), retry_after in seconds (503)
-├── SubscriptionError         a subscription stopped on an unexpected exception
-└── SelectorError             (also a ValueError) a Mango selector cloudsync cannot evaluate
+├── TransportError          (retryable) the exchange failed below HTTP
+│   ├── NetworkError        connection refused / reset / DNS
+│   │   ├── StreamError     a change feed broke mid-stream
+│   │   └── TLSError        (not retryable) certificate verification or
+│   │                       TLS handshake failed
+│   └── RequestTimeout      connect or read timeout, stalled feed
+├── InvalidResponse         (retryable) truncated body, malformed JSON, a
+│                           redirect, or a status/Content-Type that is not
+│                           the feed asked for
+├── HTTPError               the server answered with a 4xx/5xx status
+│   ├── BadRequest          400 (also 413/415 bodies the server refused)
+│   ├── Unauthorized        401
+│   ├── Forbidden           403
+│   ├── NotFound            404
+│   ├── Conflict            409 document update conflict
+│   ├── PreconditionFailed  412 e.g. database already exists
+│   ├── RateLimited         429 (retryable), retry_after in seconds
+│   └── ServerError         5xx (retryable), retry_after in seconds (503)
+├── SubscriptionError       a subscription stopped on a non-cloudsync error
+└── SelectorError           (also a ValueError) a Mango selector cloudsync
+                            cannot evaluate
 ```
 
 Every [HTTPError][cloudsync.HTTPError] has `retry_after`: the `Retry-After` header in seconds, or
@@ -73,15 +76,20 @@ class CloudSyncError(Exception):
 
 
 class TransportError(CloudSyncError):
-    """The exchange failed below HTTP: no (complete) answer arrived."""
+    """The exchange failed below HTTP: no (complete) answer arrived.
+
+    Args:
+        message: What failed.
+        sent: `False` when the request certainly never reached the server (connection
+            refused, connect timeout): then even a non-idempotent request may be retried.
+            Kept as the `sent` attribute.
+    """
 
     retryable = True
 
     def __init__(self, message: str, *, sent: bool = True) -> None:
         super().__init__(message)
         self.sent = sent
-        """False when the request certainly never reached the server (connection
-        refused, connect timeout): then even a non-idempotent request may be retried."""
 
 
 class NetworkError(TransportError):
@@ -124,8 +132,17 @@ class SelectorError(CloudSyncError, ValueError):
 class HTTPError(CloudSyncError):
     """The server answered with an error status.
 
-    Carries the status, CouchDB's `error` and `reason` fields, the request id header
-    when the server sends one, and the method and URL (never credentials).
+    Each argument is kept as the attribute of the same name; the message puts them
+    together (`404 not_found: missing (GET http://host/db/doc) [request id ...]`).
+
+    Args:
+        status: The HTTP status.
+        error: CouchDB's `error` field (`"not_found"`), if any.
+        reason: CouchDB's `reason` field, if any.
+        method: The request's method.
+        url: The request's URL, without credentials.
+        request_id: The request id header the server sent, if any.
+        retry_after: The server's `Retry-After` hint in seconds (429, 503), or `None`.
     """
 
     def __init__(
@@ -141,7 +158,6 @@ class HTTPError(CloudSyncError):
     ) -> None:
         self.status = status
         self.retry_after = retry_after
-        """The server's `Retry-After` hint in seconds (429, 503), or `None`."""
         self.error = error
         self.reason = reason
         self.method = method
@@ -225,7 +241,15 @@ _BY_STATUS: dict[int, type[HTTPError]] = {
 
 
 def error_for_status(status: int) -> type[HTTPError]:
-    """The [HTTPError][cloudsync.HTTPError] subclass cloudsync raises for an HTTP status."""
+    """The [HTTPError][cloudsync.HTTPError] subclass cloudsync raises for an HTTP status.
+
+    Args:
+        status: An HTTP error status (4xx, 5xx).
+
+    Returns:
+        The class, such as [NotFound][cloudsync.NotFound] for 404; `HTTPError` itself for
+            a status without a class of its own.
+    """
     if status >= 500:
         return ServerError
     return _BY_STATUS.get(status, HTTPError)

@@ -57,15 +57,27 @@ def __getattr__(name: str) -> Any:
 
 @dataclass
 class SubscriptionStats:
-    """Counters since the subscription started (`sub.stats` returns a copy)."""
+    """Counters since the subscription started (`sub.stats` returns a copy); each
+    argument is kept as the attribute of the same name.
 
-    changes: int = 0  # delivered to the application
-    duplicates: int = 0  # dropped by the dedupe window
-    connections: int = 0  # connections opened (a long poll opens one per answer)
-    reconnects: int = 0  # connections opened after a failure
-    errors: int = 0  # failed connections
-    stalls: int = 0  # connections the watchdog found silent
-    dropped: int = 0  # undelivered items discarded with a retired generation
+    Args:
+        changes: Changes delivered to the application.
+        duplicates: Changes dropped by the dedupe window.
+        connections: Connections opened (a long poll opens one per answer).
+        reconnects: Connections opened after a failure.
+        errors: Failed connections.
+        stalls: Connections the watchdog found silent.
+        dropped: Undelivered items discarded with a retired generation.
+        bytes_received: Bytes read on all connections.
+    """
+
+    changes: int = 0
+    duplicates: int = 0
+    connections: int = 0
+    reconnects: int = 0
+    errors: int = 0
+    stalls: int = 0
+    dropped: int = 0
     bytes_received: int = 0
 
 
@@ -243,8 +255,11 @@ class Subscription:
             max_wait: Seconds after its first change by which a list is yielded.
 
         Returns:
-            An iterator of lists of changes; a terminal error is raised after the list
-            of the changes taken before it.
+            An iterator of lists of changes; a terminal error is raised after the
+                list of the changes taken before it.
+
+        Raises:
+            ValueError: `max_size` is below 1.
         """
         if max_size < 1:
             raise ValueError("max_size must be at least 1")
@@ -271,6 +286,9 @@ class Subscription:
 
         Returns:
             This subscription.
+
+        Raises:
+            RuntimeError: `start()` was called before.
         """
         if self._deliverer is not None:
             raise RuntimeError("start() was called already: a subscription has one consumer")
@@ -295,11 +313,15 @@ class Subscription:
         return self
 
     def ack(self, change: Change) -> None:
-        """Mark `change` handled. The checkpoint advances over every leading handled change.
+        """Mark a change handled. The checkpoint advances over every leading handled change.
 
         Without `manual_ack` changes are acknowledged automatically; acknowledging the
         last change handed out acknowledges it early (call it from the consuming thread),
-        anything else is ignored."""
+        anything else is ignored.
+
+        Args:
+            change: A change this subscription delivered.
+        """
         self._ledger.ack(change, self._reader.position)
 
     def close(self, timeout: float | None = None) -> None:
@@ -323,6 +345,9 @@ class Subscription:
         """Wait until the delivery thread of [start][cloudsync.Subscription.start] has
         finished (it finishes after [close][cloudsync.Subscription.close], once a running
         `on_change` returns).
+
+        Args:
+            timeout: Seconds to wait at most; `None` waits as long as it takes.
 
         Returns:
             Whether it has finished.

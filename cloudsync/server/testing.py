@@ -41,7 +41,22 @@ _PACKAGE_ROOT = str(Path(__file__).resolve().parents[2])
 
 
 class ServerProcess:
-    """A cloudsync server subprocess: `url`, `pid`, `data_dir`, `stop()`, `kill()`, `restart()`."""
+    """A cloudsync server subprocess: `url`, `pid`, `data_dir`, `stop()`, `kill()`, `restart()`.
+
+    [serve][cloudsync.server.testing.serve] makes one and cleans up after it; built
+    directly, `start()` it (or enter it as a context manager) and `close()` it.
+
+    Args:
+        data_dir: Where the databases live; ignored with `memory`.
+        memory: Keep nothing on disk.
+        admin: `(user, password)` of the admin, or `None` when the server needs no auth.
+            Kept as `auth`.
+        port: The port; `0` picks a free one, kept across `restart()`.
+        host: The address to listen on.
+        startup_timeout: Seconds `start()` waits for the server to listen.
+        stop_timeout: Seconds `stop()` waits after SIGTERM before SIGKILL.
+        extra_args: More command-line arguments for `cloudsync serve`.
+    """
 
     def __init__(self, data_dir: str | None, *, memory: bool = False, admin: tuple[str, str] | None = None,
                  port: int = 0, host: str = "127.0.0.1", startup_timeout: float = 30.0,
@@ -49,7 +64,6 @@ class ServerProcess:
         self.data_dir = data_dir
         self.memory = memory
         self.auth = admin
-        """`(user, password)` of the admin, or `None` when the server needs no auth."""
         self.host = host
         self.port = port
         self.startup_timeout = startup_timeout
@@ -72,7 +86,12 @@ class ServerProcess:
         return cmd + list(self.extra_args)
 
     def start(self) -> None:
-        """Start the process and wait (up to `startup_timeout`) until it listens."""
+        """Start the process and wait (up to `startup_timeout`) until it listens.
+
+        Raises:
+            RuntimeError: It is running already, or it exited or did not listen in time
+                (the message ends with its log).
+        """
         if self._proc is not None:
             raise RuntimeError("server already running")
         env = dict(os.environ)
@@ -111,7 +130,14 @@ class ServerProcess:
             raise
 
     def log_tail(self, lines: int = 30) -> str:
-        """The last lines the server wrote to stderr."""
+        """The last lines the server wrote to stderr.
+
+        Args:
+            lines: How many lines at most.
+
+        Returns:
+            The lines, joined; empty when the log cannot be read.
+        """
         try:
             return "\n".join(self._stderr_path.read_text(errors="replace").splitlines()[-lines:])
         except OSError:
@@ -140,7 +166,11 @@ class ServerProcess:
         self._end(signal.SIGKILL)
 
     def restart(self, *, kill: bool = False) -> None:
-        """Stop (or kill) and start again on the same port with the same data directory."""
+        """Stop (or kill) and start again on the same port with the same data directory.
+
+        Args:
+            kill: `kill -9` instead of a clean stop.
+        """
         self.kill() if kill else self.stop()
         self.start()
 
@@ -164,10 +194,21 @@ def serve(data_dir: str | os.PathLike[str] | None = None, *, memory: bool = Fals
           startup_timeout: float = 30.0, extra_args: tuple[str, ...] = ()) -> Iterator[ServerProcess]:
     """Run a cloudsync server subprocess for the `with` block and stop it afterwards.
 
-    `data_dir`: where the databases live (kept); `None` uses a temporary directory
-    removed afterwards. `memory=True` keeps nothing on disk (and `restart()` starts
-    empty). `admin`: `("user", "password")` or `"user:password"` to require auth.
-    `port=0` picks a free port, kept across `restart()`.
+    Args:
+        data_dir: Where the databases live (kept); `None` uses a temporary directory
+            removed afterwards.
+        memory: Keep nothing on disk (and `restart()` starts empty).
+        admin: `("user", "password")` or `"user:password"` to require auth.
+        port: The port; `0` picks a free one, kept across `restart()`.
+        host: The address to listen on.
+        startup_timeout: Seconds to wait for the server to listen.
+        extra_args: More command-line arguments for `cloudsync serve`.
+
+    Yields:
+        The running [ServerProcess][cloudsync.server.testing.ServerProcess].
+
+    Raises:
+        RuntimeError: The server exited during startup or did not listen in time.
     """
     if isinstance(admin, str):
         user, _, password = admin.partition(":")

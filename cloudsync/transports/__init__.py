@@ -46,7 +46,17 @@ _REGISTRY: dict[str, Callable[..., Transport]] = {
 
 
 def register_transport(name: str, factory: Callable[..., Transport], *, replace: bool = False) -> None:
-    """Make `transport=name` build `factory(**transport_options)`."""
+    """Make `transport=name` build `factory(**transport_options)`.
+
+    Args:
+        name: The name subscriptions use.
+        factory: Builds a [Transport][cloudsync.Transport] from the subscription's
+            `transport_options`; a transport class will do.
+        replace: Replace a transport registered under `name` already.
+
+    Raises:
+        ValueError: `name` is empty, or taken and `replace` is false.
+    """
     if not isinstance(name, str) or not name:
         raise ValueError("transport name must be a non-empty str")
     if name in _REGISTRY and not replace:
@@ -60,7 +70,19 @@ def available_transports() -> list[str]:
 
 
 def create_transport(spec: str | Transport, **options: Any) -> Transport:
-    """An instance for a registered name, or `spec` itself when it is already a transport."""
+    """A transport for a subscription.
+
+    Args:
+        spec: A registered name, or a [Transport][cloudsync.Transport] instance.
+        **options: Passed to the registered factory (only with a name).
+
+    Returns:
+        A new instance for a name, or `spec` itself when it is already a transport.
+
+    Raises:
+        ValueError: `spec` is not a registered name.
+        TypeError: `options` given with an instance.
+    """
     if isinstance(spec, Transport):
         if options:
             raise TypeError("transport options only apply when the transport is given by name")

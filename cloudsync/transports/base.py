@@ -26,31 +26,43 @@ __all__ = ["ChangesRequest", "FeedConnection", "Item", "LastSeq", "Transport"]
 
 @dataclass(frozen=True)
 class ChangesRequest:
-    """What one connection asks for. Built anew by the subscription for every connection."""
+    """What one connection asks for. Built anew by the subscription for every connection;
+    each argument is kept as the attribute of the same name.
+
+    Args:
+        since: Resume point, opaque (`None` means from the beginning). Never `"now"`:
+            the subscription resolves that before.
+        include_docs: Ask for each change's document.
+        selector: A Mango selector (`filter=_selector`).
+        doc_ids: Only these documents (`filter=_doc_ids`).
+        filter: A design filter `"ddoc/name"`; its parameters go in `query_params`.
+        query_params: Extra query parameters (filter parameters, `style`, `conflicts`...).
+        heartbeat: Seconds between the server heartbeats asked for.
+        timeout: Seconds after which the server should end the feed cleanly (`None`: never).
+        limit: At most this many changes (`None`: no limit).
+        stall_timeout: Seconds of silence (no byte at all) after which the connection
+            counts as stalled.
+        connect_timeout: Seconds allowed to connect.
+    """
 
     since: Any = None
-    """Resume point, opaque (`None` means from the beginning). Never `"now"`: resolved before."""
     include_docs: bool = False
     selector: Mapping[str, Any] | None = None
-    """A Mango selector (`filter=_selector`)."""
     doc_ids: tuple[str, ...] | None = None
-    """Only these documents (`filter=_doc_ids`)."""
     filter: str | None = None
-    """A design filter `"ddoc/name"`; its parameters go in `query_params`."""
     query_params: Mapping[str, Any] = field(default_factory=dict)
-    """Extra query parameters (filter parameters, `style`, `conflicts`...)."""
     heartbeat: float = 10.0
-    """Seconds between server heartbeats we ask for."""
     timeout: float | None = 60.0
-    """Seconds after which the server should end the feed cleanly (`None`: never)."""
     limit: int | None = None
     stall_timeout: float = 14.5
-    """Seconds of silence (no byte at all) after which the connection counts as stalled."""
     connect_timeout: float = 10.0
-    """Seconds allowed to connect."""
 
     def filter_params(self) -> dict[str, str]:
-        """The query parameters every HTTP feed shares (not feed/selector/doc_ids)."""
+        """The query parameters every HTTP feed shares (not feed/selector/doc_ids).
+
+        Returns:
+            Parameter name to value, JSON-encoded where CouchDB expects JSON.
+        """
         params: dict[str, str] = {}
         if self.since is not None:
             params["since"] = self.since if isinstance(self.since, str) else _json.dumps(self.since).decode()
@@ -134,7 +146,15 @@ class Transport:
         queue at the cost of one item. The default wraps each item of `stream`.
 
         A transport that reads many items at once (a chunk, a page, a message) overrides
-        this instead of `stream`; see `reads_batches`."""
+        this instead of `stream`; see `reads_batches`.
+
+        Args:
+            request: What to ask for, as for `stream`.
+            connection: This connection's [FeedConnection][cloudsync.FeedConnection].
+
+        Yields:
+            Lists of [Change][cloudsync.Change] and [LastSeq][cloudsync.LastSeq] items.
+        """
         for item in self.stream(request, connection):
             yield [item]
 
@@ -149,9 +169,15 @@ class Transport:
         return False
 
     def effective_heartbeat(self, requested: float) -> float:
-        """The heartbeat interval the server will really use for `requested` seconds (the
-        subscription's stall window follows it). Default: `requested` within
-        `min_heartbeat`..`max_heartbeat`."""
+        """The heartbeat interval the server will really use (the subscription's stall
+        window follows it). Default: `requested` within `min_heartbeat`..`max_heartbeat`.
+
+        Args:
+            requested: The heartbeat asked of the server, in seconds.
+
+        Returns:
+            Seconds.
+        """
         return min(max(requested, self.min_heartbeat), self.max_heartbeat)
 
     def retry_hint(self) -> float | None:
@@ -163,21 +189,43 @@ class Transport:
         """Whether the server accepts TCP connections now, or `None` when this transport
         cannot tell. The subscription asks this while backing off after a refused
         connection. Default: a bare TCP connect to the database's server (closed at once);
-        `None` without an HTTP endpoint."""
+        `None` without an HTTP endpoint.
+
+        Args:
+            timeout: Seconds to wait for the connect.
+
+        Returns:
+            `True` or `False`, or `None` when this transport cannot tell.
+        """
         if self._endpoint is None:
             return None
         return self._endpoint.reachable(timeout)
 
     # -- for the subscription ---------------------------------------------------------------
     def attach(self, endpoint: FeedEndpoint | None) -> None:
-        """Hand this transport the feed it reads (called once by the subscription; `None`
-        for a database stand-in without HTTP)."""
+        """Hand this transport the feed it reads (called once by the subscription).
+
+        Args:
+            endpoint: The database's feed endpoint; `None` for a database stand-in
+                without HTTP.
+        """
         self._endpoint = endpoint
 
     def batches(self, request: ChangesRequest, *, on_open: Callable[[], None] | None = None) -> Iterator[list[Item]]:
         """One connection, in batches: what the subscription reads. Makes the connection's
         `FeedConnection` and hands it to `stream_batches` or `stream` (see
-        `reads_batches`). Not meant to be overridden."""
+        `reads_batches`). Not meant to be overridden.
+
+        Args:
+            request: What to ask for.
+            on_open: Called once the connection is established.
+
+        Yields:
+            Lists of items.
+
+        Raises:
+            TypeError: The transport yielded something other than a `Change` or `LastSeq`.
+        """
         with self._lock:
             connection = FeedConnection(self._endpoint, on_bytes=self._count, on_open=on_open, closed=self._shut)
             self._current = connection
@@ -196,7 +244,14 @@ class Transport:
 
     def items(self, request: ChangesRequest) -> Iterator[Item]:
         """One connection, item by item (for scripts and tests; the subscription reads
-        `batches`)."""
+        `batches`).
+
+        Args:
+            request: What to ask for.
+
+        Yields:
+            [Change][cloudsync.Change] and [LastSeq][cloudsync.LastSeq] items.
+        """
         for batch in self.batches(request):
             yield from batch
 

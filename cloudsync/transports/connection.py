@@ -34,6 +34,15 @@ class FeedConnection:
 
     A subscription without an HTTP database (a test double) hands a connection with no
     endpoint: `url`, `headers()` and `open()` then raise `RuntimeError`.
+
+    [Transport][cloudsync.Transport] makes one per connection; a transport never builds
+    one, except to test it.
+
+    Args:
+        endpoint: The database's feed endpoint, or `None` (a stand-in database).
+        on_bytes: Called with the count of bytes `received`.
+        on_open: Called once the connection is `opened`.
+        closed: Begin closed (the transport was shut down already).
     """
 
     def __init__(
@@ -70,7 +79,14 @@ class FeedConnection:
     # -- how ---------------------------------------------------------------------------
     def headers(self, extra: Mapping[str, str] | None = None) -> dict[str, str]:
         """Headers for a request to the feed: cloudsync's `User-Agent`,
-        `Accept-Encoding: identity`, `extra`, and the client's credentials."""
+        `Accept-Encoding: identity`, `extra`, and the client's credentials.
+
+        Args:
+            extra: More headers, such as `Accept`.
+
+        Returns:
+            The headers.
+        """
         return self._need_endpoint().headers(extra)
 
     def open(
@@ -122,7 +138,11 @@ class FeedConnection:
 
     def renew_credentials(self) -> bool:
         """After a 401 (a refused WebSocket handshake, a close for "unauthorized"): renew
-        the client's credentials; whether trying again may succeed."""
+        the client's credentials.
+
+        Returns:
+            Whether trying again may succeed.
+        """
         return self._need_endpoint().renew()
 
     def answer_error(
@@ -146,7 +166,7 @@ class FeedConnection:
 
         Returns:
             `None` for a 2xx; the typed `HTTPError` for a 4xx/5xx; `InvalidResponse` for
-            a redirect (never followed) or an interim answer.
+                a redirect (never followed) or an interim answer.
         """
         return self._need_endpoint().answer_error(status, phrase, headers, body, url=url)
 
@@ -159,9 +179,13 @@ class FeedConnection:
     def set_abort(self, abort: Callable[[], None] | None) -> bool:
         """Register how to abort this connection from another thread (replacing any before).
 
+        Args:
+            abort: Makes a blocked read return, e.g. shuts the socket down; `None`
+                unregisters.
+
         Returns:
             `True` when registered; `False` when the connection was closed already:
-            `abort` has then been called, and the transport should stop.
+                `abort` has then been called, and the transport should stop.
         """
         with self._lock:
             if not self._closed:
@@ -179,7 +203,11 @@ class FeedConnection:
             return self._closed
 
     def received(self, count: int) -> None:
-        """Report `count` bytes read (heartbeats included): the connection is alive."""
+        """Report bytes read (heartbeats included): the connection is alive.
+
+        Args:
+            count: How many bytes.
+        """
         if self._on_bytes is not None:
             self._on_bytes(count)
 

@@ -20,15 +20,25 @@ class ContinuousTransport(Transport):
     partial last line (a truncated chunked body) is dropped, never parsed. Reads the
     body in large chunks and yields the complete lines of each chunk as one batch.
 
-    `catch_up` (default on): each connection first reads what is already there with
-    `feed=normal` requests, in pages of `page_size` rows where the server's answers
-    must be held whole (see [LongPollTransport][cloudsync.LongPollTransport], whose reading this is), and
-    opens the continuous feed from where that ends. A full page ends the connection cleanly
-    instead (the subscription reconnects at once), so a long backlog is read page by page.
-    Some servers (pouchdb-server) send a backlog through their continuous feed at about
-    half the rate of a normal request; when already caught up, the cost is one short
-    request per connection. `catch_up=False` reads everything through the continuous
-    feed.
+    With `catch_up`, each connection first reads what is already there with
+    `feed=normal` requests, in pages of `page_size` rows where the server's answers must
+    be held whole (see [LongPollTransport][cloudsync.LongPollTransport], whose reading
+    this is), and opens the continuous feed from where that ends. A full page ends the
+    connection cleanly instead (the subscription reconnects at once), so a long backlog
+    is read page by page. Some servers (pouchdb-server) send a backlog through their
+    continuous feed at about half the rate of a normal request; when already caught up,
+    the cost is one short request per connection.
+
+    Args:
+        selector_in: Where a `selector` goes, as for
+            [LongPollTransport][cloudsync.LongPollTransport].
+        catch_up: Read the backlog with `feed=normal` requests first; `False` reads
+            everything through the continuous feed.
+        page_size: Rows asked for per catch-up request while answers are held whole;
+            `None` for no limit.
+
+    Raises:
+        ValueError: `page_size` is below 1, or `selector_in` is none of the three.
     """
 
     name = "continuous"

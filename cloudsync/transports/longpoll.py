@@ -26,9 +26,7 @@ class LongPollTransport(Transport):
     """Long polling: the server answers once there are changes (or at `timeout`).
 
     Yields the answer's changes and then `LastSeq(last_seq)`, even for an empty answer,
-    so filtered feeds advance their checkpoint. `selector_in`: `"auto"` (try the POST
-    body, fall back to query parameters once), `"body"` (CouchDB 3) or `"query"`
-    (pouchdb-server).
+    so filtered feeds advance their checkpoint.
 
     CouchDB and the embedded server write one row per line
     (`{"results":[\\n{row},\\n{row}\\n],\\n"last_seq":...}`): such an answer is parsed
@@ -37,17 +35,26 @@ class LongPollTransport(Transport):
     pretty-print) has to be held and parsed whole when complete (see
     `LongPollParser`).
 
-    `page_size` (default 10,000; `None` for no limit) is sent as `limit` until the
-    server is seen to write a row per line: a backlog then arrives in pages of that many
-    rows, one request each, so the answers held whole stay bounded. Once answers are known
-    to stream, the next requests ask for everything: memory no longer depends on the
-    answer's length, and every page boundary would stall the feed for a request's round
-    trip and the server's first batch.
+    `page_size` is sent as `limit` until the server is seen to write a row per line: a
+    backlog then arrives in pages of that many rows, one request each, so the answers
+    held whole stay bounded. Once answers are known to stream, the next requests ask for
+    everything: memory no longer depends on the answer's length, and every page boundary
+    would stall the feed for a request's round trip and the server's first batch.
 
     After a full page held whole, the next page is asked for (from its `last_seq`, on
     a helper thread that only opens the request) before this one's changes are built and
-    delivered: the server computes the next page meanwhile. The next [`stream()`][cloudsync.Transport.stream]
-    call for that `since` takes the opened response; any other call discards it.
+    delivered: the server computes the next page meanwhile. The next
+    [`stream()`][cloudsync.Transport.stream] call for that `since` takes the opened
+    response; any other call discards it.
+
+    Args:
+        selector_in: Where a `selector` goes: `"auto"` (try the POST body, fall back to
+            query parameters once), `"body"` (CouchDB 3) or `"query"` (pouchdb-server).
+        page_size: Rows asked for per request while answers are held whole; `None` for
+            no limit.
+
+    Raises:
+        ValueError: `page_size` is below 1, or `selector_in` is none of the three.
     """
 
     name = "longpoll"

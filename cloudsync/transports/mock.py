@@ -17,13 +17,9 @@ Handler = Callable[[ChangesRequest], Iterable[Any]]
 class MockTransport(Transport):
     """A transport whose connections are scripted by `handler(request)`.
 
-    `handler` is called once per connection with the [ChangesRequest][cloudsync.ChangesRequest] and returns
-    an iterable of items: a [Change][cloudsync.Change], a change row `dict`
-    (`{"seq": 1, "id": "a", "changes": [{"rev": "1-x"}]}`), a [LastSeq][cloudsync.LastSeq], or an
-    exception instance, which is raised there (e.g. `NetworkError("boom")` to test
-    reconnects). The iterable ending is a clean end. Every request is recorded in
-    `requests`. A handler may block on `closed` (a `threading.Event` set by
-    [`close()`][cloudsync.Transport.close]) to simulate a quiet feed:
+    Every request is recorded in `requests`. A handler may block on `closed` (a
+    `threading.Event` set by [`close()`][cloudsync.Transport.close]) to simulate a quiet
+    feed:
 
     ```python
     def handler(request):
@@ -33,6 +29,15 @@ class MockTransport(Transport):
 
     sub = Subscription(db, transport=MockTransport(handler), since=None)
     ```
+
+    Args:
+        handler: Called once per connection with the
+            [ChangesRequest][cloudsync.ChangesRequest]; returns an iterable of items: a
+            [Change][cloudsync.Change], a change row `dict`
+            (`{"seq": 1, "id": "a", "changes": [{"rev": "1-x"}]}`), a
+            [LastSeq][cloudsync.LastSeq], or an exception instance, which is raised there
+            (e.g. `NetworkError("boom")` to test reconnects). The iterable ending is a
+            clean end.
     """
 
     name = "mock"

@@ -20,6 +20,13 @@ class SSETransport(Transport):
     connection. `event: heartbeat` is ignored; `event: last_seq` (or a `last_seq`
     object) becomes a [LastSeq][cloudsync.LastSeq]. The server's `retry:` hint is kept in
     `retry` (seconds) and the subscription never reconnects sooner after a failure.
+
+    Args:
+        selector_in: Where a `selector` goes, as for
+            [LongPollTransport][cloudsync.LongPollTransport].
+
+    Raises:
+        ValueError: `selector_in` is none of `"auto"`, `"body"`, `"query"`.
     """
 
     name = "sse"

@@ -59,25 +59,31 @@ class WebSocketTransport(Transport):
     JSON arrays of rows in text or binary frames, `[]` once caught up, `""` as a
     heartbeat; a normal close (1000/1001) or an object `{"last_seq": S}` ends it cleanly.
 
-    `min_heartbeat` is 25 s by default, as Sync Gateway raises shorter heartbeats to 25 s;
-    pass `min_heartbeat=0` for servers that honour short ones (our embedded server).
-
-    `ping_interval` (default 5 s; `None` turns pings off): after that long without a
-    byte from the server, a ping frame is sent; the pong counts as data, so a dead
-    connection is noticed within the stall window whatever heartbeat the server keeps
-    ([`effective_heartbeat()`][cloudsync.WebSocketTransport.effective_heartbeat] is the ping interval when it
-    is shorter).
-
     Errors read like the HTTP feeds': a refused handshake raises its status's
     [HTTPError][cloudsync.HTTPError] (`404 not_found: Database does not exist. (GET url)`);
     a 401 renews a cookie or token session once. A close by the server with a policy code
-    raises the error its HTTP status would: 1008/1003/1007 (and 4400-4599, ``4000 +
-    status`) are `BadRequest`, `NotFound`... by the `error:`` prefix of the close
+    raises the error its HTTP status would: 1008/1003/1007 (and 4400-4599, `4000 +
+    status`) are `BadRequest`, `NotFound`... by the `error:` prefix of the close
     reason (`"not_found: ..."`), not retried; 1011/1012/1013 are a retryable
     `ServerError`. Redirects are never followed (credentials would go along): a 3xx
-    handshake raises a retryable `InvalidResponse`. Other keyword arguments go to
-    `websocket.WebSocket.connect` (`sslopt`, `http_proxy_host`...); TLS
-    verification follows the client's `verify`.
+    handshake raises a retryable `InvalidResponse`. TLS verification follows the
+    client's `verify`.
+
+    Args:
+        min_heartbeat: The shortest heartbeat the server keeps, in seconds; `None` for
+            25 s, as Sync Gateway raises shorter heartbeats to 25 s. Pass `0` for
+            servers that honour short ones (the embedded server).
+        ping_interval: After this many seconds (5 by default) without a byte from the
+            server a ping frame is sent; the pong counts as data, so a dead connection is noticed
+            within the stall window whatever heartbeat the server keeps
+            ([`effective_heartbeat()`][cloudsync.WebSocketTransport.effective_heartbeat]
+            is the ping interval when it is shorter). `None` turns pings off.
+        **connect_options: Passed to `websocket.WebSocket.connect` (`sslopt`,
+            `http_proxy_host`...); `redirect_limit` is ignored, redirects are never
+            followed.
+
+    Raises:
+        ValueError: `ping_interval` is not positive.
     """
 
     name = "websocket"
@@ -104,18 +110,39 @@ class WebSocketTransport(Transport):
 
     def effective_heartbeat(self, requested: float) -> float:
         """The server's heartbeat, or the ping interval when pings come sooner: the
-        longest silence a live connection shows (the subscription's stall window)."""
+        longest silence a live connection shows (the subscription's stall window).
+
+        Args:
+            requested: The heartbeat asked of the server, in seconds.
+
+        Returns:
+            Seconds.
+        """
         server = super().effective_heartbeat(requested)
         return server if self.ping_interval is None else min(server, self.ping_interval)
 
     @staticmethod
     def url(connection: FeedConnection) -> str:
-        """The WebSocket URL of the connection's feed (`ws(s)://host/db/_changes?feed=websocket`)."""
+        """The WebSocket URL of a connection's feed.
+
+        Args:
+            connection: The connection, whose `url` is the feed's HTTP URL.
+
+        Returns:
+            `ws(s)://host/db/_changes?feed=websocket`.
+        """
         return _ws(connection.url) + "?" + urlencode({"feed": "websocket"})
 
     @staticmethod
     def options_message(request: ChangesRequest) -> dict[str, Any]:
-        """The JSON options message sent after every handshake."""
+        """The JSON options message sent after every handshake.
+
+        Args:
+            request: What the connection asks for.
+
+        Returns:
+            The message, before JSON encoding.
+        """
         options: dict[str, Any] = {}
         if request.since is not None:
             options["since"] = request.since
