@@ -12,8 +12,15 @@ __all__ = ["BulkResult", "Change"]
 class Change:
     """One row of a `_changes` feed.
 
-    `seq` is opaque: an integer on some servers, a string such as `"13-g1AAAA…"` on
-    CouchDB 3. Store it as received; never compare or do arithmetic on it.
+    Args:
+        seq: The row's position in the feed. Opaque: an integer on some servers, a string
+            such as `"13-g1AAAA…"` on CouchDB 3. Store it as received; never compare or do
+            arithmetic on it.
+        id: The document's id.
+        rev: The document's winning revision (`None` when the row names none).
+        deleted: Whether the document is deleted (the row is a tombstone).
+        doc: The document's body, with `include_docs`; else `None`.
+        revs: Every leaf revision the server listed (`style=all_docs`); `rev` is the first.
     """
 
     seq: Any
@@ -22,11 +29,18 @@ class Change:
     deleted: bool = False
     doc: dict[str, Any] | None = None
     revs: tuple[str, ...] = field(default=())
-    """Every leaf revision the server listed (`style=all_docs`); `rev` is the first."""
 
     @classmethod
     def from_row(cls, row: dict[str, Any]) -> Change:
-        """Build a change from a `_changes` result row (CouchDB or Sync Gateway shape)."""
+        """Build a change from a `_changes` result row (CouchDB or Sync Gateway shape).
+
+        Args:
+            row: The row as decoded JSON: `seq`, `id`, `changes` (a list of `{"rev": ...}`),
+                and optionally `deleted` and `doc`.
+
+        Returns:
+            The change.
+        """
         if cls is Change:
             return _change_from_row(row)
         return cls(*fields_from_row(row))
@@ -38,6 +52,9 @@ class LastSeq:
 
     Yielded for an empty long-poll answer or a feed's final `last_seq` line, so a
     sparse or filtered feed still advances the checkpoint.
+
+    Args:
+        seq: The position read up to; opaque, like `Change.seq`.
     """
 
     seq: Any
@@ -91,7 +108,14 @@ def _change_from_row(row: dict[str, Any], _builder: Any = ChangeBuilder, _cls: A
 
 @dataclass(frozen=True, slots=True)
 class BulkResult:
-    """The outcome of one document in a bulk write: `ok` with a new `rev`, or an error."""
+    """The outcome of one document in a bulk write: `ok` with a new `rev`, or an error.
+
+    Args:
+        id: The document's id.
+        rev: Its new revision, when the write succeeded.
+        error: CouchDB's error name (`"conflict"`, `"forbidden"`...), when it failed.
+        reason: The server's explanation of `error`.
+    """
 
     id: str | None
     rev: str | None = None
@@ -100,6 +124,7 @@ class BulkResult:
 
     @property
     def ok(self) -> bool:
+        """Whether the document was written."""
         return self.error is None
 
     @classmethod
