@@ -46,6 +46,8 @@ class Delivery:
         self._batch_pos = 0
         self._batch_gen = 0
         self._close_done = threading.Event()
+        # The subscription being iterated through this object (kept alive by the loop).
+        self.owner: Any = None
 
     def next(self) -> Change | None:
         """Acknowledge what was handed out, then the next change; `None` once closed.

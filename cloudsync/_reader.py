@@ -196,17 +196,19 @@ class Reader:
                 except Exception as exc:  # classified below
                     error = exc
                 with self.cond:
-                    self.connected = False
                     if self.closed.is_set():
                         return
                     retired = gen != self.generation
                     if retired:
                         if self.generation != gen + 1:
-                            return  # abandoned: a new reader thread took over
+                            # Abandoned: a new reader thread took over, and `connected`
+                            # is now its connection's, for the watchdog to time.
+                            return
                         # The watchdog retired this connection: carry on as the next
                         # generation, which the watchdog then sees taken.
                         self.generation += 1
                         gen = self.generation
+                    self.connected = False
                 if retired:
                     error, clean = self._stall_error(error), False
                 if clean:

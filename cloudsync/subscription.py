@@ -237,6 +237,9 @@ class Subscription:
     def __iter__(self) -> Iterator[Change]:
         if not self._started:
             self._ensure_started()
+        # The loop holds the delivery alone: through it, it holds this subscription too, or
+        # `for change in db.subscribe(...)` would see it collected (and closed) at once.
+        self._delivery.owner = self
         return self._delivery
 
     def __next__(self) -> Change:

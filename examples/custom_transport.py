@@ -2,9 +2,7 @@
 import json
 import socket
 
-from cloudsync import Change
-from cloudsync.errors import NetworkError
-from cloudsync.transports import Transport
+from cloudsync import Change, InvalidResponse, NetworkError, Transport
 
 
 class LineRelayTransport(Transport):
@@ -26,4 +24,6 @@ class LineRelayTransport(Transport):
                         yield Change.from_row(json.loads(line))
         except OSError as exc:
             raise NetworkError(f"relay: {exc}") from exc
+        except (ValueError, KeyError) as exc:  # a line that is not a change row
+            raise InvalidResponse(f"relay: {exc!r}") from exc
         raise NetworkError("relay: connection lost")

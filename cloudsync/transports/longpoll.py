@@ -82,6 +82,7 @@ class LongPollTransport(Transport):
             # Its socket's abort is registered with the connection before this one:
             # closing this one closes that one (and so a socket it has not opened yet).
             if not connection.set_abort(following.connection.abort):
+                following.discard()  # aborted already; its answer, if any, is released too
                 raise NetworkError("feed closed before connecting", sent=False)
             try:
                 response = following.result()

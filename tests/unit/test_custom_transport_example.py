@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from cloudsync.errors import InvalidResponse
 from cloudsync.subscription import ReconnectPolicy, Subscription
 
 from ._feed_helpers import InfoDB, take
@@ -119,6 +120,20 @@ def test_example_close_returns_promptly_while_blocked_in_a_read(relay: Relay) ->
     sub.close()
     assert time.monotonic() - started < 1.0
     assert relay.peer_closed.wait(5)
+
+
+def test_example_reports_a_malformed_line_as_a_retryable_invalid_response() -> None:
+    """A relay line that is not a change row is an `InvalidResponse` (retried by the
+    subscription), not an unexpected exception that would end it."""
+    server = Relay(rows(1, 1))
+    server.rows.append({"seq": 2, "no id": True})
+    try:
+        with subscribe(server, since=None) as sub:
+            assert [change.id for change in take(sub, 1)] == ["d1"]
+            assert server.wait_since(1)  # it reconnected after the bad line
+            assert isinstance(sub.last_error, InvalidResponse)
+    finally:
+        server.close()
 
 
 def test_docs_show_the_example_file() -> None:

@@ -280,6 +280,52 @@ def test_abandoned_connection_late_events_dropped() -> None:
     assert sub.stats.changes == 2
 
 
+def test_replacement_connection_is_watched_after_the_abandoned_one_returns() -> None:
+    """An abandoned reader that returns late does not stop the watchdog from timing the
+    connection that replaced it: a silent replacement is aborted as stalled too."""
+    release_first, second_open, second_aborted = threading.Event(), threading.Event(), threading.Event()
+
+    class Stubborn(Transport):
+        def __init__(self):
+            super().__init__()
+            self.n = 0
+
+        def stream(self, request, connection):
+            self.n += 1
+            if self.n == 1:
+                release_first.wait(10)  # ignores the abort, returns once abandoned
+                return
+            if self.n == 2:
+                connection.set_abort(second_aborted.set)
+                second_open.set()
+                second_aborted.wait(10)
+                raise NetworkError("aborted")
+            yield c(3)
+
+    sub = Subscription(FakeDB(), Stubborn(), since=0, stall_timeout=0.3, reconnect=fast_policy())
+    sub._ensure_started()
+    try:
+        assert second_open.wait(5)
+        release_first.set()
+        assert second_aborted.wait(5), "the replacement connection was never aborted as stalled"
+        assert sub.stats.stalls == 2
+    finally:
+        release_first.set()
+        sub.close()
+
+
+def test_for_loop_over_a_temporary_subscription_delivers() -> None:
+    """`for change in db.subscribe(...)`, with no other reference to the subscription,
+    delivers its changes: the loop keeps the subscription alive."""
+    db = FakeDB()
+    seen = []
+    for change in Subscription(db, script([c(1), c(2), c(3)]), since=0):
+        seen.append(change.seq)
+        if len(seen) == 3:
+            break
+    assert seen == [1, 2, 3]
+
+
 def test_checkpoint_saved_only_after_loop_body() -> None:
     """With a store, a change's seq is saved when the loop asks for the next one."""
     store = MemoryCheckpoint()
