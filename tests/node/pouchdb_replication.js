@@ -61,6 +61,8 @@ async function writeAttachments(db, prefix) {
   const stubs = await db.get(removed._id);
   delete stubs._attachments['drop.txt'];
   await put(stubs);
+  const deleted = await put({_id: `${prefix}att-deleted`, _attachments: {'gone.txt': text('gone')}});
+  await db.remove(deleted._id, deleted._rev);
   await put({_id: `${prefix}att-binary`, _attachments: {'random.bin': binary(prefix)}});
 }
 
