@@ -7,6 +7,8 @@ The scenarios run in tests/node/pouchdb_replication.js; each prints both sides' 
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import itertools
 import json
 import os
@@ -58,6 +60,25 @@ def outcome(pouchdb_url: str, embedded_url: str) -> Callable[[str, str], dict[st
     return get
 
 
+def md5_digest(content: bytes) -> str:
+    """An attachment digest as CouchDB and PouchDB write it."""
+    return "md5-" + base64.b64encode(hashlib.md5(content).digest()).decode()
+
+
+def without_revpos(state: dict[str, Any]) -> dict[str, Any]:
+    """A side's state with every attachment's `revpos` left out. PouchDB's adapters (its
+    memory one here, leveldb in pouchdb-server) set `revpos` to the generation of the
+    revision that stored inline content, so a replicated attachment's `revpos` changes
+    wherever PouchDB stores it; CouchDB and the embedded server keep the one sent."""
+
+    def leaf(found: dict[str, Any]) -> dict[str, Any]:
+        attachments = {name: {key: value for key, value in stub.items() if key != "revpos"}
+                       for name, stub in found["attachments"].items()}
+        return {**found, "attachments": attachments}
+
+    return {doc_id: {**doc, "leaves": [leaf(found) for found in doc["leaves"]]} for doc_id, doc in state.items()}
+
+
 def shape(state: dict[str, Any]) -> dict[str, Any]:
     """A side's state without rev hashes (random in PouchDB): what two runs share."""
 
@@ -65,7 +86,8 @@ def shape(state: dict[str, Any]) -> dict[str, Any]:
         return int(rev.partition("-")[0])
 
     return {doc_id: {"winner": gen(doc["winner"]), "deleted": doc["deleted"],
-                     "leaves": sorted((gen(leaf["rev"]), leaf["deleted"], json.dumps(leaf["body"], sort_keys=True))
+                     "leaves": sorted((gen(leaf["rev"]), leaf["deleted"], json.dumps(leaf["body"], sort_keys=True),
+                                       json.dumps(leaf["attachments"], sort_keys=True))
                                       for leaf in doc["leaves"])}
             for doc_id, doc in state.items()}
 
@@ -74,17 +96,21 @@ def shape(state: dict[str, Any]) -> dict[str, Any]:
 @pytest.mark.parametrize("scenario", SCENARIOS)
 def test_both_sides_end_identical(outcome, server, scenario):
     """After the scenario, the local database and the server hold the same documents:
-    same winners, same leaf revisions (open_revs=all), same bodies, deleted ones included."""
+    same winners, same leaf revisions (open_revs=all), same bodies and attachments (name,
+    content type, digest, length, and the length and md5 of the content fetched; not
+    `revpos`, see `without_revpos`), deleted ones included."""
     result = outcome(server, scenario)
-    assert result["local"] == result["remote"]
+    assert without_revpos(result["local"]) == without_revpos(result["remote"])
     assert len(result["remote"]) > 300
 
 
 @pytest.mark.parametrize("scenario", SCENARIOS)
 def test_embedded_ends_as_pouchdb_server_does(outcome, scenario):
     """The embedded server ends each scenario in the same state as pouchdb-server (rev
-    hashes aside): same documents, winners' generations, deletions, leaves and bodies."""
-    assert shape(outcome("embedded", scenario)["remote"]) == shape(outcome("pouchdb", scenario)["remote"])
+    hashes and `revpos` aside): same documents, winners' generations, deletions, leaves,
+    bodies and attachments."""
+    assert shape(without_revpos(outcome("embedded", scenario)["remote"])) == \
+        shape(without_revpos(outcome("pouchdb", scenario)["remote"]))
 
 
 def test_push_carries_the_conflict(outcome):
@@ -92,3 +118,26 @@ def test_push_carries_the_conflict(outcome):
     doc = outcome("embedded", "push")["remote"]["conflicted"]
     assert [leaf["body"]["side"] for leaf in doc["leaves"]] == ["b", "c"]
     assert doc["winner"].startswith("2-c")
+
+
+def test_push_keeps_revpos(outcome):
+    """A pushed attachment keeps its `revpos` on the embedded server, as on CouchDB: the
+    server's leaves equal PouchDB's in full, `revpos` included."""
+    result = outcome("embedded", "push")
+    assert result["remote"] == result["local"]
+
+
+def test_push_carries_the_binary_attachment(outcome):
+    """The ~1 MB binary attachment arrives whole: the content fetched from the server has
+    the stub's length, and its md5 is the stub's digest."""
+    [leaf] = outcome("embedded", "push")["remote"]["push-att-binary"]["leaves"]
+    stub = leaf["attachments"]["random.bin"]
+    assert stub["length"] == stub["fetched"]["length"] == (1 << 20) + 7
+    assert stub["fetched"]["md5"] == stub["digest"]
+
+
+def test_attachments_follow_their_branch(outcome):
+    """Each branch of a pushed conflict keeps its own attachment on the server."""
+    doc = outcome("embedded", "push")["remote"]["conflicted"]
+    assert [leaf["attachments"]["side.txt"]["fetched"]["md5"] for leaf in doc["leaves"]] == [
+        md5_digest(b"the losing branch"), md5_digest(b"the winning branch")]

@@ -6,25 +6,65 @@
 // Runs one scenario between an in-memory local database and the (new, empty) remote one,
 // then prints one JSON object: {"local": state, "remote": state}, where a state maps each
 // document id (deleted ones too) to its winning rev and every leaf revision read with
-// open_revs=all (rev, deleted, body). Exits 1 with the error on stderr if anything fails.
+// open_revs=all (rev, deleted, body, attachments). Exits 1 with the error on stderr if
+// anything fails.
 'use strict';
 
+const crypto = require('crypto');
 const PouchDB = require('pouchdb-node');
 PouchDB.plugin(require('pouchdb-adapter-memory'));
 
 const DOCS = 300;
 const DEADLINE_MS = 60000;
+// Not a multiple of anything: the last of the server's 256 KiB chunks is a partial one.
+const BINARY_BYTES = (1 << 20) + 7;
 
-// Two branches of document "conflicted", written with new_edits=false: 2-b... wins.
+function text(content, contentType = 'text/plain') {
+  // An inline attachment, as PouchDB takes it.
+  return {content_type: contentType, data: Buffer.from(content).toString('base64')};
+}
+
+function binary(seed) {
+  // ~1 MB of random-looking bytes, the same every run, so both servers get the same digests.
+  const blocks = [];
+  for (let i = 0; blocks.length * 32 < BINARY_BYTES; i++) {
+    blocks.push(crypto.createHash('sha256').update(`${seed}-${i}`).digest());
+  }
+  const data = Buffer.concat(blocks).subarray(0, BINARY_BYTES).toString('base64');
+  return {content_type: 'application/octet-stream', data};
+}
+
+// Two branches of document "conflicted", written with new_edits=false: 2-c... wins. Each
+// branch has an attachment of its own.
 const CONFLICT = [
   {_id: 'conflicted', _rev: '2-bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb', side: 'b',
-   _revisions: {start: 2, ids: ['bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb', 'aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa']}},
+   _revisions: {start: 2, ids: ['bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb', 'aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa']},
+   _attachments: {'side.txt': {...text('the losing branch'), revpos: 2}}},
   {_id: 'conflicted', _rev: '2-cccccccccccccccccccccccccccccccc', side: 'c',
-   _revisions: {start: 2, ids: ['cccccccccccccccccccccccccccccccc', 'aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa']}},
+   _revisions: {start: 2, ids: ['cccccccccccccccccccccccccccccccc', 'aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa']},
+   _attachments: {'side.txt': {...text('the winning branch'), revpos: 2}}},
 ];
 
-// Attachments: the attachments work adds documents with attachments to `writeHistory`
-// and their digests to `state`; until then no document here has any.
+async function writeAttachments(db, prefix) {
+  // Small text attachments, a ~1 MB binary one, and each way of editing them.
+  const put = async (doc) => ({...doc, _rev: (await db.put(doc)).rev});
+  const texts = await put({_id: `${prefix}att-text`, kind: 'text', _attachments: {
+    'a.txt': text('alpha'), 'b.json': text('{"b": 1}', 'application/json')}});
+  // The body changes, the attachments go back as the stubs a read gave.
+  const edited = await put({...(await db.get(texts._id)), kind: 'text, edited'});
+  await db.putAttachment(edited._id, 'added.txt', edited._rev,
+                         Buffer.from('uploaded on its own'), 'text/plain');
+  const replaced = await put({_id: `${prefix}att-replaced`, _attachments: {'v.txt': text('version 1')}});
+  await put({_id: replaced._id, _rev: replaced._rev, _attachments: {'v.txt': text('version 2, longer')}});
+  const removed = await put({_id: `${prefix}att-removed`,
+                             _attachments: {'keep.txt': text('kept'), 'drop.txt': text('dropped')}});
+  const stubs = await db.get(removed._id);
+  delete stubs._attachments['drop.txt'];
+  await put(stubs);
+  const deleted = await put({_id: `${prefix}att-deleted`, _attachments: {'gone.txt': text('gone')}});
+  await db.remove(deleted._id, deleted._rev);
+  await put({_id: `${prefix}att-binary`, _attachments: {'random.bin': binary(prefix)}});
+}
 
 async function writeHistory(db, prefix) {
   // A few hundred documents, a third of them updated, a sixth deleted, and one conflict.
@@ -44,6 +84,19 @@ async function writeHistory(db, prefix) {
   }
   await db.bulkDocs(deletions);
   await db.bulkDocs(CONFLICT, {new_edits: false});
+  await writeAttachments(db, prefix);
+}
+
+async function attachmentsOf(db, id, rev, stubs) {
+  // A leaf's attachments as stubs describe them, with the md5 of the content fetched.
+  const out = {};
+  for (const name of Object.keys(stubs || {}).sort()) {
+    const {content_type, digest, length, revpos} = stubs[name];
+    const content = await db.getAttachment(id, name, {rev});
+    out[name] = {content_type, digest, length, revpos, fetched: {
+      length: content.length, md5: 'md5-' + crypto.createHash('md5').update(content).digest('base64')}};
+  }
+  return out;
 }
 
 async function state(db) {
@@ -52,11 +105,12 @@ async function state(db) {
   const out = {};
   for (const row of changes.results) {
     const leaves = await db.get(row.id, {open_revs: 'all', revs: true});
-    const found = leaves.map((entry) => {
+    const found = (await Promise.all(leaves.map(async (entry) => {
       if (!entry.ok) throw new Error(`open_revs=all of ${row.id} answered ${JSON.stringify(entry)}`);
-      const {_rev, _deleted, _revisions, ...body} = entry.ok;
-      return {rev: _rev, deleted: !!_deleted, body, history: _revisions.ids.length};
-    }).sort((a, b) => (a.rev < b.rev ? -1 : a.rev > b.rev ? 1 : 0));
+      const {_rev, _deleted, _revisions, _attachments, ...body} = entry.ok;
+      const attachments = await attachmentsOf(db, row.id, _rev, _attachments);
+      return {rev: _rev, deleted: !!_deleted, body, history: _revisions.ids.length, attachments};
+    }))).sort((a, b) => (a.rev < b.rev ? -1 : a.rev > b.rev ? 1 : 0));
     out[row.id] = {winner: row.changes[0].rev, deleted: !!row.deleted, leaves: found};
   }
   return out;
@@ -86,11 +140,15 @@ async function liveSync(local, remote) {
       for (let batch = 0; batch < 10; batch++) {
         const docs = [];
         for (let i = 0; i < 15; i++) docs.push({_id: `live-${side}-${batch}-${i}`, side, batch, i});
+        docs[2]._attachments = {'note.txt': text(`side ${side}, batch ${batch}`)};
         const written = await db.bulkDocs(docs);
-        // Update and delete some of what this side just wrote.
+        // Update and delete some of what this side just wrote, and replace an attachment.
         await db.bulkDocs([{...docs[0], _rev: written[0].rev, edited: true},
-                           {_id: docs[1]._id, _rev: written[1].rev, _deleted: true}]);
+                           {_id: docs[1]._id, _rev: written[1].rev, _deleted: true},
+                           {...docs[2], _rev: written[2].rev,
+                            _attachments: {'note.txt': text(`batch ${batch}, edited`)}}]);
       }
+      if (side === 0) await db.put({_id: 'live-binary', _attachments: {'random.bin': binary('live')}});
     });
     await Promise.all(writers);
     const deadline = Date.now() + DEADLINE_MS;
@@ -109,7 +167,8 @@ async function liveSync(local, remote) {
     // Both sides edit one shared document at once: a conflict replication carries both ways.
     const shared = await local.put({_id: 'shared', v: 0});
     await until('the shared document reaching the remote', (l, r) => r.shared && l.shared);
-    await Promise.all([local.put({_id: 'shared', _rev: shared.rev, v: 'local'}),
+    await Promise.all([local.put({_id: 'shared', _rev: shared.rev, v: 'local',
+                                  _attachments: {'local.txt': text('a branch')}}),
                        remote.put({_id: 'shared', _rev: shared.rev, v: 'remote'})]);
     await until('local and remote converging', (l, r) => same(l, r) && l.shared.split(' ').length === 2);
   } finally {
