@@ -206,7 +206,8 @@ def _sse_rows(body: bytes):
         if not data or not b"".join(data).strip():
             continue  # heartbeat
         row = json.loads(b"\n".join(data))
-        if ids and ids[-1].decode() != row["seq"]:
+        # CouchDB writes the id as the seq JSON-encoded (a quoted string for its opaque seqs).
+        if ids and json.loads(ids[-1]) != row["seq"]:
             raise ValueError(f"SSE id {ids[-1]!r} is not the row's seq {row['seq']!r}")
         yield row
 

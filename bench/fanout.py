@@ -210,6 +210,9 @@ def ingest_rows(urls: dict[str, str], docs: int, batch: int, rounds: int) -> lis
 
             def run() -> int:
                 db = todo[name].pop(0)
+                # A fresh connection each round: the embedded server closes keep-alive
+                # connections left idle (`--idle-timeout`) while the other server's round runs.
+                client.close()
                 for body in bodies:
                     status, data = client.send("POST", f"/{db}/_bulk_docs", body)
                     if status != 201:
@@ -227,7 +230,7 @@ def ingest_rows(urls: dict[str, str], docs: int, batch: int, rounds: int) -> lis
     finally:
         for name, client in clients.items():
             for db in made[name]:
-                with contextlib.suppress(OSError):
+                with contextlib.suppress(OSError, http.client.HTTPException):  # cleanup after a failure
                     client.send("DELETE", f"/{db}")
             client.close()
     measure = f"_bulk_docs ingest ({docs:,} docs, batches of {batch:,})"

@@ -128,7 +128,8 @@ class Tx:
         self._store(doc_id, leaves, winner, was_conflicted)
         for content in inline:
             attachments.store_bytes(self.conn, content)
-        attachments.sync_refs(self.conn, doc_id, (leaf.body for leaf in leaves.values()))
+        if cur is not None or atts is not None:  # a new document without attachments references none
+            attachments.sync_refs(self.conn, doc_id, (leaf.body for leaf in leaves.values()))
         was_live = cur is not None and not cur[1]
         was_deleted = cur is not None and bool(cur[1])
         self.doc_delta += (not winner.deleted) - was_live
