@@ -251,6 +251,42 @@ def test_bulk_get_attachments_true(db, http):
     assert base64.b64decode(doc["_attachments"]["a.txt"]["data"]) == b"hello"
 
 
+def test_open_revs_attachments_true_inlines_base64(db, http):
+    """GET doc?open_revs=all&attachments=true answers each leaf with its content inline."""
+    put_att(http, db, "doc/a.txt", b"hello")
+    r = http.get(db + "/doc", params={"open_revs": "all", "attachments": "true"},
+                 headers={"Accept": "application/json"})
+    [entry] = r.json()
+    assert base64.b64decode(entry["ok"]["_attachments"]["a.txt"]["data"]) == b"hello"
+
+
+def test_open_revs_atts_since_leaves_known_content_as_stubs(db, http):
+    """open_revs with atts_since sends as stubs the attachments the client's revision has."""
+    rev1 = put_att(http, db, "doc/a.txt", b"hello")
+    put_att(http, db, "doc/b.txt", b"world", rev=rev1)
+    r = http.get(db + "/doc", params={"open_revs": "all", "atts_since": json.dumps([rev1])},
+                 headers={"Accept": "application/json"})
+    atts = r.json()[0]["ok"]["_attachments"]
+    assert atts["a.txt"]["stub"] is True
+    assert base64.b64decode(atts["b.txt"]["data"]) == b"world"
+
+
+def test_open_revs_multipart_nests_multipart_related(db, http):
+    """open_revs with attachments=true and Accept: multipart/mixed (CouchDB's replicator)
+    answers each revision with attachments as a multipart/related part holding the bytes."""
+    put_att(http, db, "doc/a.txt", b"hello")
+    r = http.get(db + "/doc", params={"open_revs": "all", "attachments": "true"},
+                 headers={"Accept": "multipart/mixed"})
+    assert r.headers["Content-Type"].startswith("multipart/mixed")
+    message = email.message_from_bytes(b"Content-Type: " + r.headers["Content-Type"].encode() + b"\r\n\r\n"
+                                       + r.content)
+    [revision] = message.get_payload()
+    assert revision.get_content_type() == "multipart/related"
+    json_part, att_part = revision.get_payload()
+    assert json.loads(json_part.get_payload())["_attachments"]["a.txt"]["follows"] is True
+    assert att_part.get_payload(decode=True) == b"hello"
+
+
 # -- storage -----------------------------------------------------------------------------------
 
 

@@ -94,7 +94,7 @@ class DocumentHandlers:
                 raise not_found("missing")
             return raw_json_response(body)
         if "open_revs" in request.query:
-            return self.revisions.open_revs(request, db, doc_id)
+            return await self.revisions.open_revs(request, db, doc_id)
         found = db.get(doc_id)
         if found is None:
             raise not_found("missing")

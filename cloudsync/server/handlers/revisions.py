@@ -13,13 +13,15 @@ from typing import Any
 
 from aiohttp import web
 
-from ..._json import dumps
+from ..._json import dumps, loads
 from .. import limits, revtree
 from ..errors import CouchError, RowError, bad_request
 from ..http import allow, raw_json_response, read_json
 from ..params import bool_param, json_param
 from ..state import ServerState
 from ..storage import Database
+from ..storage import attachments as stored_attachments
+from . import attachments
 
 __all__ = ["RevisionHandlers", "revision_docs", "revisions_member", "with_members"]
 
@@ -79,18 +81,36 @@ def _open_revs_param(request: web.Request, depth: int) -> str | list[str]:
     return wanted
 
 
-def _multipart(found: list[Found]) -> web.Response:
-    """CouchDB's `multipart/mixed` answer: one JSON part per revision."""
+def _multipart(parts: list[tuple[str, bytes]]) -> web.Response:
+    """CouchDB's `multipart/mixed` answer: one part per revision, each `(Content-Type,
+    payload)`: a document's JSON, or its `multipart/related` form with attachments."""
     boundary = os.urandom(16).hex()
-    parts = []
-    for rev, body in found:
-        if body is None:
-            parts.append(b'Content-Type: application/json; error="true"\r\n\r\n' + dumps({"missing": rev}))
-        else:
-            parts.append(b"Content-Type: application/json\r\n\r\n" + body)
     sep = b"--" + boundary.encode()
-    payload = b"".join(sep + b"\r\n" + part + b"\r\n" for part in parts) + sep + b"--"
+    payload = b"".join(sep + b"\r\nContent-Type: " + content_type.encode() + b"\r\n\r\n" + body + b"\r\n"
+                       for content_type, body in parts) + sep + b"--"
     return web.Response(body=payload, headers={"Content-Type": f'multipart/mixed; boundary="{boundary}"'})
+
+
+def _with_attachments(found: list[Found], leaves: list[revtree.Leaf], conn: Any, atts_since: Any, *,
+                      multipart: bool) -> list[tuple[str, bytes | None, str]]:
+    """The revisions `found`, with attachment content (past what `atts_since` says the
+    client has): inline base64 in the JSON, or a `multipart/related` body per revision
+    when `multipart`. Each `(rev, payload or None when missing, Content-Type)`."""
+    histories = {leaf.rev: leaf.revs for leaf in leaves}
+    out: list[tuple[str, bytes | None, str]] = []
+    for rev, body in found:
+        if body is None or b'"_attachments"' not in body:
+            out.append((rev, body, "application/json"))
+            continue
+        doc = loads(body)
+        since = attachments.known_generation(atts_since, rev, histories[rev])
+        if multipart:
+            content_type, related = attachments.multipart_related(doc, conn, since=since)
+            out.append((rev, related, content_type))
+        else:
+            stored_attachments.with_data(doc, conn, since=since)
+            out.append((rev, dumps(doc), "application/json"))
+    return out
 
 
 class RevisionHandlers:
@@ -124,19 +144,31 @@ class RevisionHandlers:
 
         return raw_json_response(await self.state.off_loop(diff))
 
-    def open_revs(self, request: web.Request, db: Database, doc_id: str) -> web.Response:
+    async def open_revs(self, request: web.Request, db: Database, doc_id: str) -> web.Response:
         """A document's leaves (`open_revs=all`) or the revs listed, as a JSON array of
-        `{"ok": doc}` and `{"missing": rev}`; as `multipart/mixed` JSON parts when
-        the client asks for that type by name (CouchDB's replicator does)."""
-        wanted = _open_revs_param(request, self.state.config.max_json_depth)
+        `{"ok": doc}` and `{"missing": rev}`; as `multipart/mixed` parts when the client
+        asks for that type by name (CouchDB's replicator does). With `attachments=true`
+        (or `atts_since`) attachment content comes inline as base64 in the JSON, or as a
+        `multipart/related` part per revision in the multipart answer."""
+        depth = self.state.config.max_json_depth
+        wanted = _open_revs_param(request, depth)
         leaves = db.leaves(doc_id)
         if not leaves and wanted == "all":
             raise CouchError(404, "not_found", "missing")
         found = revision_docs(leaves, wanted, latest=bool_param(request.query, "latest"),
                               revs=bool_param(request.query, "revs"))
         accept = request.headers.get("Accept", "")
-        if "multipart/mixed" in accept and "application/json" not in accept:
-            return _multipart(found)
+        multipart = "multipart/mixed" in accept and "application/json" not in accept
+        if attachments.wants_data(request.query):
+            atts_since = json_param(request.query, "atts_since", depth=depth)
+            typed = await self.state.off_loop(
+                lambda: _with_attachments(found, leaves, db.query_conn(), atts_since, multipart=multipart))
+        else:
+            typed = [(rev, body, "application/json") for rev, body in found]
+        if multipart:
+            return _multipart([
+                ('application/json; error="true"', dumps({"missing": rev})) if body is None else (content_type, body)
+                for rev, body, content_type in typed])
         entries = [b'{"missing":' + dumps(rev) + b"}" if body is None else b'{"ok":' + body + b"}"
-                   for rev, body in found]
+                   for rev, body, _ in typed]
         return raw_json_response(b"[" + b",".join(entries) + b"]")
