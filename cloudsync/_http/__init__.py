@@ -257,7 +257,10 @@ class HTTP:
     ) -> requests.Response:
         """One exchange (plus one resend after a 401 when auth renews). Raises cloudsync errors."""
         url = self.base_url + path
-        renewed = False
+        # A file body is read by sending it: a resend after a 401 must start it over, and
+        # one that cannot be rewound is not resent (the 401 is raised instead).
+        rewind = None if body is None or isinstance(body, bytes) else _rewinder(body)
+        renewed = body is not None and not isinstance(body, bytes) and rewind is None
         while True:
             send_headers = dict(headers)
             if use_auth:
@@ -287,6 +290,8 @@ class HTTP:
                 )
             if self.resend_after(response, method, url, may_renew=use_auth and not renewed):
                 renewed = True
+                if rewind is not None:
+                    rewind()
                 continue
             return response
 
@@ -408,6 +413,18 @@ class HTTP:
         return self._send_once(
             method, path, params=None, body=body, headers=merged, timeout=None, use_auth=False
         )
+
+
+def _rewinder(body: IO[bytes]) -> Callable[[], None] | None:
+    """How to send a file body again from where it starts now, or `None` when it cannot
+    seek back (a pipe, a socket, a generator's stream)."""
+    try:
+        if not body.seekable():
+            return None
+        start = body.tell()
+    except (AttributeError, OSError, ValueError):
+        return None
+    return lambda: body.seek(start)
 
 
 def _user_agent() -> str:
