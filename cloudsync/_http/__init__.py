@@ -424,7 +424,11 @@ def _rewinder(body: IO[bytes]) -> Callable[[], None] | None:
         start = body.tell()
     except (AttributeError, OSError, ValueError):
         return None
-    return lambda: body.seek(start)
+
+    def rewind() -> None:
+        body.seek(start)
+
+    return rewind
 
 
 def _user_agent() -> str:
