@@ -23,43 +23,41 @@ def _is_module(name: str) -> bool:
     return path.with_suffix(".py").is_file() or (path / "__init__.py").is_file()
 
 
-def _imports(path: Path) -> list[tuple[str, int]]:
-    """Every module ``path`` imports, absolute, with its line: ``from .a import b`` counts
-    as ``cloudsync.x.a.b`` when ``b`` is a module, else as ``cloudsync.x.a``."""
+def _from_imports(path: Path) -> list[tuple[str, str, int]]:
+    """Every `from X import name` of `path` as `(absolute X, name, line)`."""
     name = _module_name(path)
-    package = name if path.name == "__init__.py" else name.rpartition(".")[0]
-    found: list[tuple[str, int]] = []
+    package = (name if path.name == "__init__.py" else name.rpartition(".")[0]).split(".")
+    found = []
     for node in ast.walk(ast.parse(path.read_text(), str(path))):
-        if isinstance(node, ast.Import):
-            found += [(alias.name, node.lineno) for alias in node.names]
-        elif isinstance(node, ast.ImportFrom):
+        if isinstance(node, ast.ImportFrom):
             if node.level:
-                base = package.split(".")
-                base = base[: len(base) - node.level + 1]
+                base = package[: len(package) - node.level + 1]
                 module = ".".join(base + ([node.module] if node.module else []))
             else:
                 module = node.module or ""
-            for alias in node.names:
-                full = f"{module}.{alias.name}"
-                found.append((full if _is_module(full) else module, node.lineno))
+            found += [(module, alias.name, node.lineno) for alias in node.names]
+    return found
+
+
+def _imports(path: Path) -> list[tuple[str, int]]:
+    """Every module `path` imports, absolute, with its line: `from .a import b` counts
+    as `cloudsync.x.a.b` when `b` is a module, else as `cloudsync.x.a`."""
+    found = [(alias.name, node.lineno) for node in ast.walk(ast.parse(path.read_text(), str(path)))
+             if isinstance(node, ast.Import) for alias in node.names]
+    for module, name, line in _from_imports(path):
+        full = f"{module}.{name}"
+        found.append((full if _is_module(full) else module, line))
     return found
 
 
 def _private_names(path: Path) -> list[tuple[str, int]]:
     """Private names (not modules) imported from another cloudsync module."""
-    name = _module_name(path)
-    package = name if path.name == "__init__.py" else name.rpartition(".")[0]
-    found = []
-    for node in ast.walk(ast.parse(path.read_text(), str(path))):
-        if isinstance(node, ast.ImportFrom) and (node.level or (node.module or "").startswith("cloudsync")):
-            base = package.split(".")
-            module = ".".join(base[: len(base) - node.level + 1] + ([node.module] if node.module else [])) \
-                if node.level else node.module
-            for alias in node.names:
-                private = alias.name.startswith("_") and not alias.name.startswith("__")
-                if private and not _is_module(f"{module}.{alias.name}"):
-                    found.append((f"{module}.{alias.name}", node.lineno))
-    return found
+    return [
+        (f"{module}.{name}", line)
+        for module, name, line in _from_imports(path)
+        if _within(module, "cloudsync") and name.startswith("_") and not name.startswith("__")
+        and not _is_module(f"{module}.{name}")
+    ]
 
 
 SOURCES = sorted(PACKAGE.rglob("*.py"))
