@@ -224,8 +224,9 @@ def compile_selector(selector: Any, *, regex: RegexCompiler | None = None,
         selector: the selector (a JSON object).
         regex: compiles `$regex` patterns (default: RE2 if installed, else `re`); it
             raises `SelectorError` for a pattern it refuses.
-        tick: called now and then while a large `$in`/`$or`/array is evaluated; it
-            may raise to stop the evaluation (the server's query time budget).
+        tick: called now and then while a large `$in`/`$or`/array is evaluated and
+            before each `$regex` is compiled; it may raise to stop the work (the
+            server's query time budget).
 
     Raises:
         SelectorError: the selector is invalid.
@@ -460,6 +461,7 @@ def _operator(env: _Env, op: str, arg: Any) -> Callable[[Any], bool]:
     if op == "$regex":
         if not isinstance(arg, str):
             raise SelectorError("$regex requires a string argument")
+        env.tick()  # compiling thousands of patterns takes long enough to need the budget
         rx = env.regex(arg)
         return lambda v: isinstance(v, str) and rx.search(v) is not None
     if op == "$beginsWith":

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -87,6 +88,27 @@ def test_tick_can_stop_evaluation():
 
     with pytest.raises(Stop):
         compile_selector({"a": {"$in": list(range(10))}}, tick=tick)
+
+
+def test_tick_can_stop_regex_compilation():
+    """The ``tick`` callback is called before each ``$regex`` is compiled, so a selector of
+    thousands of patterns can be stopped before all are compiled."""
+    compiled: list[str] = []
+
+    def compile_re(pattern: str) -> re.Pattern[str]:
+        compiled.append(pattern)
+        return re.compile(pattern)
+
+    class Stop(Exception):
+        pass
+
+    def tick() -> None:
+        if len(compiled) == 3:
+            raise Stop
+
+    with pytest.raises(Stop):
+        compile_selector({"$and": [{"s": {"$regex": f"^{i}"}} for i in range(10)]}, regex=compile_re, tick=tick)
+    assert compiled == ["^0", "^1", "^2"]
 
 
 def test_sort_key_mixed_directions():
