@@ -28,6 +28,7 @@ from .errors import (
     TransportError,
     Unauthorized,
 )
+from .live_query import LiveQuery, LiveQueryEvent
 from .models import BulkResult, Change
 from .subscription import ReconnectPolicy, Subscription, SubscriptionState, SubscriptionStats
 from .transports import (
@@ -66,6 +67,8 @@ __all__ = [
     "HTTPError",
     "InvalidResponse",
     "LastSeq",
+    "LiveQuery",
+    "LiveQueryEvent",
     "LocalDocCheckpoint",
     "LongPollTransport",
     "MemoryCheckpoint",

@@ -19,6 +19,7 @@ if TYPE_CHECKING:
     from ._reader import SubscriptionState
     from ._retry import ReconnectPolicy, RetryPolicy
     from .checkpoint import CheckpointStore
+    from .live_query import LiveQuery
     from .subscription import Subscription
     from .transports import Transport
 
@@ -741,3 +742,35 @@ class Database:
             dedupe_window=dedupe_window, on_state_change=on_state_change,
             transport_options=transport_options,
         )
+
+    def live_query(
+        self,
+        selector: Mapping[str, Any],
+        *,
+        sort: Sequence[Any] | None = None,
+        limit: int | None = None,
+        fields: Sequence[str] | None = None,
+        transport: str | Transport = "longpoll",
+        **options: Any,
+    ) -> LiveQuery:
+        """A query's results kept current: a [LiveQuery][cloudsync.LiveQuery].
+
+        Reads the snapshot now; the results follow the changes feed as the live query is
+        consumed (iterate it, or `start()` it).
+
+        Args:
+            selector: The Mango selector.
+            sort: A Mango sort (needs an index, as for `query`); ties by `_id`.
+            limit: At most this many results.
+            fields: Results carry only these fields.
+            transport: The feed's transport: a registered name or a
+                [Transport][cloudsync.Transport].
+            **options: The live query's other options (`feed`, `margin`, ...) and the
+                subscription's (`heartbeat`, `transport_options`, ...).
+
+        Returns:
+            The live query, its `results` the snapshot.
+        """
+        from .live_query import LiveQuery
+
+        return LiveQuery(self, selector, sort=sort, limit=limit, fields=fields, transport=transport, **options)

@@ -129,30 +129,47 @@ def project(doc: dict[str, Any], fields: list[str]) -> dict[str, Any]:
     return out
 
 
+_CollateKey = functools.cmp_to_key(collate)
+
+
+def _collation_key(value: Any) -> tuple[Any, ...]:
+    """A key that Python compares as `collate` orders values (natively for scalars, the
+    common case); a missing field sorts before every value, null included."""
+    if value is MISSING:
+        return (-1,)
+    rank = _rank(value)
+    if rank == 3 or rank == 4:
+        return (rank, value)
+    if rank >= 5:
+        return (rank, _CollateKey(value))
+    return (rank,)
+
+
 class _Descending:
-    __slots__ = ("value",)
+    """A key compared the other way round (a field sorted `"desc"`)."""
 
-    def __init__(self, value: Any) -> None:
-        self.value = value
+    __slots__ = ("key",)
 
+    def __init__(self, key: Any) -> None:
+        self.key = key
 
-def _compare_keys(a: list[Any], b: list[Any]) -> int:
-    for x, y in zip(a, b, strict=True):
-        c = -_collate_missing(x.value, y.value) if isinstance(x, _Descending) else _collate_missing(x, y)
-        if c:
-            return c
-    return 0
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, _Descending) and self.key == other.key
 
+    def __lt__(self, other: _Descending) -> bool:
+        return other.key < self.key
 
-def _collate_missing(a: Any, b: Any) -> int:
-    # A missing field sorts before every value, null included.
-    if a is MISSING or b is MISSING:
-        return (b is MISSING) - (a is MISSING)
-    return collate(a, b)
+    def __gt__(self, other: _Descending) -> bool:
+        return self.key < other.key
+
+    __hash__ = None  # type: ignore[assignment]
 
 
 def sort_key(sort: list[tuple[str, str]]) -> Callable[[Any], Any]:
-    """A `key=` function for `sorted` ordering documents as a Mango `sort` does.
+    """A `key=` function for `sorted` (or `bisect`) ordering documents as a Mango `sort` does.
+
+    Keys are tuples Python compares natively where the values are scalars, so sorting or
+    bisecting many documents costs no Python-level comparison function.
 
     Args:
         sort: `(field, "asc" | "desc")` pairs, the first the most significant; each
@@ -167,14 +184,10 @@ def sort_key(sort: list[tuple[str, str]]) -> Callable[[Any], Any]:
         if direction not in ("asc", "desc"):
             raise SelectorError(f"Invalid sort direction: {direction}")
         paths.append((parse_field(field), direction == "desc"))
-    to_key = functools.cmp_to_key(_compare_keys)
 
-    def key(doc: Any) -> Any:
-        values = []
-        for path, desc in paths:
-            value = get_field(doc, path)
-            values.append(_Descending(value) if desc else value)
-        return to_key(values)
+    def key(doc: Any) -> tuple[Any, ...]:
+        return tuple(_Descending(_collation_key(get_field(doc, path))) if desc
+                     else _collation_key(get_field(doc, path)) for path, desc in paths)
 
     return key
 
