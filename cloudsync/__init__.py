@@ -5,6 +5,7 @@ import warnings
 
 from ._retry import RetryPolicy
 from .auth import Auth, BasicAuth, BearerTokenAuth, CookieAuth
+from .changes import ChangesIterator
 from .checkpoint import CheckpointStore, FileCheckpoint, LocalDocCheckpoint, MemoryCheckpoint
 from .client import Client
 from .database import Database
@@ -52,6 +53,7 @@ __all__ = [
     "BearerTokenAuth",
     "BulkResult",
     "Change",
+    "ChangesIterator",
     "ChangesRequest",
     "CheckpointStore",
     "Client",
