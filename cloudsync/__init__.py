@@ -29,7 +29,7 @@ from .errors import (
     TransportError,
     Unauthorized,
 )
-from .models import BulkResult, Change
+from .models import BulkResult, Change, DbUpdate
 from .subscription import ReconnectPolicy, Subscription, SubscriptionState, SubscriptionStats
 from .transports import (
     ChangesRequest,
@@ -62,6 +62,7 @@ __all__ = [
     "ContinuousTransport",
     "CookieAuth",
     "Database",
+    "DbUpdate",
     "FeedConnection",
     "FileCheckpoint",
     "Forbidden",
