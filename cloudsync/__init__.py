@@ -5,6 +5,7 @@ import warnings
 
 from ._retry import RetryPolicy
 from .auth import Auth, BasicAuth, BearerTokenAuth, CookieAuth
+from .changes import ChangesIterator
 from .checkpoint import CheckpointStore, FileCheckpoint, LocalDocCheckpoint, MemoryCheckpoint
 from .client import Client
 from .database import Database
@@ -29,7 +30,7 @@ from .errors import (
     Unauthorized,
 )
 from .live_query import LiveQuery, LiveQueryEvent
-from .models import BulkResult, Change
+from .models import BulkResult, Change, DbUpdate
 from .subscription import ReconnectPolicy, Subscription, SubscriptionState, SubscriptionStats
 from .transports import (
     ChangesRequest,
@@ -53,6 +54,7 @@ __all__ = [
     "BearerTokenAuth",
     "BulkResult",
     "Change",
+    "ChangesIterator",
     "ChangesRequest",
     "CheckpointStore",
     "Client",
@@ -61,6 +63,7 @@ __all__ = [
     "ContinuousTransport",
     "CookieAuth",
     "Database",
+    "DbUpdate",
     "FeedConnection",
     "FileCheckpoint",
     "Forbidden",

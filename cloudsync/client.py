@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote, urlsplit, urlunsplit
 
 from ._http import DEFAULT_TIMEOUT, HTTP
@@ -11,7 +11,12 @@ from ._paths import db_path, validate_db_name
 from ._retry import RetryPolicy
 from .auth import Auth, BasicAuth
 from .database import Database
+from .db_updates import subscribe_db_updates
 from .errors import HTTPError, NotFound, PreconditionFailed, TLSError, TransportError
+
+if TYPE_CHECKING:
+    from .subscription import Subscription
+    from .transports import Transport
 
 __all__ = ["Client"]
 
@@ -182,3 +187,32 @@ class Client:
     def databases(self) -> list[str]:
         """Every database name (`/_all_dbs`)."""
         return self._http.request("GET", "/_all_dbs")
+
+    # -- database events ---------------------------------------------------------------
+    def subscribe_db_updates(
+        self, transport: str | Transport = "longpoll", *, since: Any = "now", **options: Any
+    ) -> Subscription:
+        """Follow the server's `_db_updates` feed: which databases are created, written to
+        or deleted. It is a [Subscription][cloudsync.Subscription] like a database's, with
+        the same reconnects, resume, dedupe, checkpoints and `close()`; it delivers
+        [DbUpdate][cloudsync.DbUpdate] items. Reading it takes a server admin.
+
+        Args:
+            transport: `"longpoll"`, `"continuous"` or `"sse"` (no server serves
+                `_db_updates` over WebSocket), or a [Transport][cloudsync.Transport].
+            since: `"now"` (resolved once, when this is called), `None`/`0` for every
+                event the server keeps, or a seq; a checkpoint's seq wins.
+            **options: The subscription's other options (`checkpoint`, `heartbeat`,
+                `feed_timeout`, `reconnect`, `queue_size`, ...); not its document
+                filters.
+
+        Returns:
+            The subscription, not started yet: iterate it, or call its `start()` or
+                `batches()`.
+
+        Raises:
+            ValueError: `transport` is WebSocket.
+            TypeError: A document filter (`selector`, `doc_ids`, `filter`,
+                `include_docs`, `query_params`) was given.
+        """
+        return subscribe_db_updates(self._http, transport, since, options)

@@ -12,6 +12,7 @@ from ._http.feeds import FeedEndpoint
 from ._paging import find_pages, keyed_rows
 from ._paths import attachment_path, db_path, doc_path, segment, validate_doc_id
 from ._retry import RetryPolicy
+from .changes import ChangesIterator
 from .errors import Conflict, NotFound
 from .models import BulkResult
 
@@ -672,6 +673,45 @@ class Database:
             The feed's endpoint (internal to cloudsync's HTTP layer).
         """
         return FeedEndpoint(self._http, self.path)
+
+    def changes(
+        self,
+        *,
+        since: Any = None,
+        limit: int | None = None,
+        include_docs: bool = False,
+        selector: Mapping[str, Any] | None = None,
+        doc_ids: Sequence[str] | None = None,
+        style: str = "main_only",
+        page_size: int = DEFAULT_PAGE_SIZE,
+    ) -> ChangesIterator:
+        """A one-shot read of the changes up to the database's end (as of when the read
+        gets there), a page at a time: unlike [subscribe()][cloudsync.Database.subscribe]
+        it ends.
+
+        Args:
+            since: Where to start: `None`/`0` for the beginning, or a seq (such as the
+                `last_seq` of an earlier read).
+            limit: At most this many changes in all.
+            include_docs: Deliver each change with its document.
+            selector: A Mango selector the changes must match.
+            doc_ids: Only these documents' changes.
+            style: `"main_only"` (the winning revision) or `"all_docs"` (every leaf).
+            page_size: Changes per request.
+
+        Returns:
+            A [ChangesIterator][cloudsync.ChangesIterator] of [Change][cloudsync.Change];
+                its `last_seq` is where the read got to.
+
+        Raises:
+            ValueError: Options that do not go together, or a size out of range.
+        """
+        path = f"{self.path}/_changes"
+        return ChangesIterator(
+            lambda method, params, body: self._http.request(method, path, params=params, json=body, idempotent=True),
+            since=since, limit=limit, page_size=page_size, include_docs=include_docs, selector=selector,
+            doc_ids=doc_ids, style=style,
+        )
 
     def subscribe(
         self,

@@ -5,7 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["BulkResult", "Change"]
+from . import _json
+
+__all__ = ["BulkResult", "Change", "DbUpdate"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,7 +62,48 @@ class LastSeq:
     seq: Any
 
 
-Item = Change | LastSeq
+@dataclass(frozen=True, slots=True)
+class DbUpdate:
+    """One row of the server's `_db_updates` feed: a database was created, written to or
+    deleted. What [Client.subscribe_db_updates][cloudsync.Client.subscribe_db_updates]
+    delivers.
+
+    The server keeps only the latest event of each type per database: a database written
+    to many times while nobody listened is reported once, at its latest write.
+
+    Args:
+        db_name: The database's name.
+        type: `"created"`, `"updated"` or `"deleted"`.
+        seq: The event's position in the feed; opaque, like `Change.seq`.
+    """
+
+    db_name: str
+    type: str
+    seq: Any
+
+    # What a subscription's dedupe window keys on, as it does a change's document and
+    # revision: the event (CouchDB keeps one per `type:db_name`) and its seq. A replay of
+    # the same row is dropped; the next write to the database has a new seq.
+    @property
+    def id(self) -> str:
+        """The event's key, `"<type>:<db_name>"` (as CouchDB's `_global_changes` names it)."""
+        return f"{self.type}:{self.db_name}"
+
+    @property
+    def rev(self) -> str | None:
+        """The seq as text: which occurrence of the event this is (`None` without a seq)."""
+        seq = self.seq
+        if seq is None or isinstance(seq, str):
+            return seq
+        return _json.dumps(seq).decode()
+
+    @property
+    def revs(self) -> tuple[str, ...]:
+        """Empty: an event has one occurrence key, `rev`."""
+        return ()
+
+
+Item = Change | LastSeq | DbUpdate
 """What a feed yields."""
 
 

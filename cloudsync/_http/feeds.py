@@ -145,11 +145,12 @@ class FeedEndpoint:
     One per subscription. Each `pool` (a name) has a session of its own holding one
     connection at a time: a catch-up request and the feed after it never share one."""
 
-    def __init__(self, http: HTTP, db_path: str) -> None:
+    def __init__(self, http: HTTP, db_path: str, feed: str = "_changes") -> None:
         self._http = http
         self.base_url = http.base_url
-        self.url = http.base_url + db_path + "/_changes"
-        """The feed's URL (`http(s)://host/db/_changes`)."""
+        self.url = f"{http.base_url}{db_path}/{feed}"
+        """The feed's URL (`http(s)://host/db/_changes`; `http(s)://host/_db_updates` for
+        the server's database events: `db_path=""`, `feed="_db_updates"`)."""
         self.safe_url = redact(self.url)
         """The URL without user info, for messages."""
         self.verify = http.verify

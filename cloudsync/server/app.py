@@ -216,6 +216,7 @@ def make_app(config: ServerConfig, storage: Storage | None = None) -> web.Applic
             db = storage.get(name)
             if db is not None:
                 db.wake()
+        storage.db_updates.wake()
 
     async def on_cleanup(app: web.Application) -> None:
         state.watchdog.stop()

@@ -31,7 +31,8 @@ from .params import bool_param, int_param, json_param
 from .seq import decode_seq, seq_bytes
 from .storage import Database, Row
 
-__all__ = ["FeedOptions", "SendWatchdog", "reset_connection", "serve_changes", "serve_websocket"]
+__all__ = ["Feed", "FeedOptions", "SendWatchdog", "reset_connection", "serve_changes", "serve_websocket",
+           "since_from_last_event_id"]
 
 FEEDS = ("normal", "longpoll", "continuous", "eventsource", "websocket")
 DEFAULT_TIMEOUT_MS = 60_000
@@ -466,9 +467,20 @@ class _Stream:
         return True
 
 
-async def serve_changes(request: web.Request, db: Database, opts: FeedOptions, state: Any) -> web.StreamResponse:
-    """Answer a non-websocket `_changes` request with the requested feed."""
-    feed = Feed(db, opts)
+def since_from_last_event_id(request: web.Request, params: dict[str, Any]) -> None:
+    """An eventsource feed resumes from its `Last-Event-ID` header, which wins over `since`.
+    CouchDB's event id is the seq JSON-encoded (quoted); an unquoted one is taken too."""
+    if params.get("feed") == "eventsource" and "Last-Event-ID" in request.headers:
+        last = request.headers["Last-Event-ID"]
+        params["since"] = json_param({"since": last}, "since", depth=1) if last.startswith('"') else last
+
+
+async def serve_changes(request: web.Request, db: Database, opts: FeedOptions, state: Any,
+                        feed: Feed | None = None) -> web.StreamResponse:
+    """Answer a non-websocket `_changes` request with the requested feed (`feed`: one
+    that reads and frames rows of another kind, such as `_db_updates` events)."""
+    if feed is None:
+        feed = Feed(db, opts)
     eventsource = opts.feed == "eventsource"
     resp = web.StreamResponse(headers={
         "Content-Type": "text/event-stream" if eventsource else "application/json",

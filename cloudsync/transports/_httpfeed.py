@@ -4,8 +4,8 @@ the kind asked for."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from .. import _json
 from ..errors import BadRequest, InvalidResponse, NotFound
@@ -14,6 +14,8 @@ if TYPE_CHECKING:
     from .._http.feeds import FeedResponse
     from .base import ChangesRequest
     from .connection import FeedConnection
+
+T = TypeVar("T")
 
 
 def http_request_parts(
@@ -59,6 +61,27 @@ class SelectorForm:
         return [self.value]
 
 
+def in_selector_forms(
+    form: SelectorForm, request: ChangesRequest, feed: str, send: Callable[[str, dict[str, str], Any], T]
+) -> T:
+    """`send(method, params, json_body)` for the request in the filter form the server
+    takes: after a refusal of the POST form (pouchdb-server 404s a POST with a selector)
+    once more in the query form, which `form` then keeps."""
+    forms = form.forms(request)
+    for index, current in enumerate(forms):
+        method, params, body = http_request_parts(request, feed, current)
+        try:
+            result = send(method, params, body)
+        except (NotFound, BadRequest):
+            if index + 1 < len(forms):
+                continue
+            raise
+        if len(forms) > 1:
+            form.value = current  # learned: keep using the form that worked
+        return result
+    raise AssertionError("unreachable")
+
+
 def open_feed(
     connection: FeedConnection,
     form: SelectorForm,
@@ -66,25 +89,18 @@ def open_feed(
     feed: str,
     headers: Mapping[str, str],
 ) -> FeedResponse:
-    """Open `_changes` for `feed`, falling back from the POST filter form to the query
-    form once when the server refuses it (pouchdb-server 404s a POST with a selector)."""
-    forms = form.forms(request)
-    for index, current in enumerate(forms):
-        method, params, body = http_request_parts(request, feed, current)
-        try:
-            response = connection.open(
-                method, params=params, json=body, headers=headers,
-                connect_timeout=request.connect_timeout, read_timeout=request.stall_timeout, pool=feed,
-            )
-        except (NotFound, BadRequest):
-            if index + 1 < len(forms):
-                continue
-            raise
-        if len(forms) > 1:
-            form.value = current  # learned: keep using the form that worked
+    """Open `_changes` for `feed`, in the filter form the server takes (see
+    `in_selector_forms`)."""
+
+    def send(method: str, params: dict[str, str], body: Any) -> FeedResponse:
+        response = connection.open(
+            method, params=params, json=body, headers=headers,
+            connect_timeout=request.connect_timeout, read_timeout=request.stall_timeout, pool=feed,
+        )
         check_feed_answer(response, feed, method, connection.safe_url)
         return response
-    raise AssertionError("unreachable")
+
+    return in_selector_forms(form, request, feed, send)
 
 
 _JSON_TYPES = frozenset({"", "application/json", "text/plain"})

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from .. import _json
-from ..models import Change, Item, LastSeq
+from ..models import Change, DbUpdate, Item, LastSeq
 from .connection import FeedConnection
 
 if TYPE_CHECKING:
@@ -234,7 +234,7 @@ class Transport:
                 yield from self.stream_batches(request, connection)
             else:
                 for item in self.stream(request, connection):
-                    if not isinstance(item, (Change, LastSeq)):
+                    if not isinstance(item, (Change, LastSeq, DbUpdate)):
                         raise TypeError(f"a transport yielded {type(item).__name__}, not Change or LastSeq")
                     yield [item]
         finally:

@@ -14,9 +14,9 @@ from typing import Any
 
 from .. import _json
 from ..errors import InvalidResponse, StreamError
-from ..models import Change, ChangeBuilder, Item, LastSeq, fields_from_row
+from ..models import Change, ChangeBuilder, DbUpdate, Item, LastSeq, fields_from_row
 
-__all__ = ["DECODE_ERRORS", "comma_lines_to_items", "lines_to_items", "loads", "row_item", "rows_to_items"]
+__all__ = ["DECODE_ERRORS", "comma_lines_to_items", "db_update", "lines_to_items", "loads", "row_item", "rows_to_items"]
 
 
 DECODE_ERRORS: tuple[type[BaseException], ...] = (*_json.JSONDecodeError, RecursionError)
@@ -74,12 +74,22 @@ def row_item(obj: Any, what: str, _builder: Any = ChangeBuilder, _change: Any = 
         ):
             raise InvalidResponse(f"{what}: malformed change row {_preview(obj)}")
         return Change(seq, doc_id, rev, deleted, doc, revs)
+    if "db_name" in obj:
+        return db_update(obj, what)
     if "last_seq" in obj:
         return LastSeq(obj["last_seq"])
     if "error" in obj:
         # CouchDB reports a failure after the 200 status as an error row.
         raise StreamError(f"{what}: server error in feed: {_preview(obj.get('error'))}: {_preview(obj.get('reason'))}")
     return None
+
+
+def db_update(obj: dict[str, Any], what: str) -> DbUpdate:
+    """A `_db_updates` row (`{"db_name", "type", "seq"}`) as a [DbUpdate][cloudsync.DbUpdate]."""
+    db_name, event = obj.get("db_name"), obj.get("type")
+    if db_name.__class__ is not str or event.__class__ is not str:
+        raise InvalidResponse(f"{what}: malformed database event {_preview(obj)}")
+    return DbUpdate(db_name, event, obj.get("seq"))
 
 
 def rows_to_items(rows: list[Any], what: str) -> list[Item]:

@@ -24,6 +24,7 @@ from ..state import ServerState
 from ..storage import Database
 from .all_docs import AllDocsHandler
 from .attachments import AttachmentHandlers
+from .db_updates import DbUpdatesHandler
 from .documents import DocumentHandlers
 from .mango import MangoHandlers
 from .settings import SettingsHandlers
@@ -48,6 +49,7 @@ class Handlers:
         self.all_docs = AllDocsHandler(state)
         mango = MangoHandlers(state)
         self.find, self.explain, self.index = mango.find, mango.explain, mango.index
+        self.db_updates = DbUpdatesHandler(state).db_updates
 
     async def dispatch(self, request: web.Request) -> web.StreamResponse:
         raw = request.raw_path.split("?", 1)[0]
@@ -70,6 +72,7 @@ class Handlers:
             if len(parts) == 1:
                 server_handler = {
                     "_all_dbs": self.all_dbs, "_uuids": self.uuids, "_up": self.up, "_session": self.session,
+                    "_db_updates": self.db_updates,
                 }.get(top)
                 if server_handler is not None:
                     return await server_handler(request)
@@ -204,10 +207,7 @@ class Handlers:
                 raise bad_request("feed=websocket requires a WebSocket upgrade request")
             return await changes.serve_websocket(request, db, self.state)
         body = await read_json(request, empty={}) if request.method == "POST" else {}
-        if params.get("feed") == "eventsource" and "Last-Event-ID" in request.headers:
-            # CouchDB's event id is the seq JSON-encoded (quoted); an unquoted one is taken too.
-            last = request.headers["Last-Event-ID"]
-            params["since"] = json_param({"since": last}, "since", depth=1) if last.startswith('"') else last
+        changes.since_from_last_event_id(request, params)
         for name in ("selector", "doc_ids"):
             if name in params:
                 params[name] = json_param(request.query, name, depth=self.state.config.max_json_depth)

@@ -30,7 +30,7 @@ import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any, Protocol, TypeVar
+from typing import Any, TypeVar
 from urllib.parse import quote, unquote
 
 from ..._json import loads
@@ -39,6 +39,8 @@ from ..errors import CouchError
 from ..indexes import Index, indexes_from_ddoc
 from ..seq import MAX_SEQ, encode_seq
 from . import attachments
+from .db_updates import DbUpdatesLog
+from .listeners import Listener, Listeners
 from .ring import Ring, Row
 from .tx import Tx
 from .writes import WriteQueue
@@ -92,16 +94,6 @@ _MAX_FILE_NAME = 255
 """Longest file name most file systems take (the database file is `<quoted name>.sqlite`)."""
 
 
-class Listener(Protocol):
-    """What `Database.listen` calls: a feed waiting for commits."""
-
-    def notify(self, shared: dict[Any, Any]) -> bool:
-        """New changes were committed: handle them; return false to stop listening."""
-
-    def wake(self) -> None:
-        """Stop waiting (the database is closing); called after the listener was removed."""
-
-
 def valid_db_name(name: str) -> bool:
     """CouchDB's database name rule (lowercase, starts with a letter, at most 238 chars),
     and short enough as a file name once `/`, `$`... are percent-encoded."""
@@ -113,10 +105,11 @@ _query_threads = threading.local()
 """Per query thread: the databases whose connections it keeps, least recently used first."""
 
 
-class Database:
+class Database(Listeners):
     """One database: its SQLite connections, counters, recent-change ring and waiters."""
 
     def __init__(self, storage: Storage, name: str, path: Path) -> None:
+        super().__init__()
         self.storage = storage
         self.name = name
         self.path = path
@@ -134,9 +127,6 @@ class Database:
             "SELECT coalesce(sum(deleted = 0), 0), coalesce(sum(deleted), 0) FROM docs"
         ).fetchone()
         self._ring = Ring(self.update_seq)
-        # Feeds waiting for the next commit, in the order they started waiting (see listen()).
-        self._listeners: dict[Listener, None] = {}
-        self._notify_scheduled = False
         self._writes = WriteQueue(self)
         self._indexes: list[Index] | None = None
         # Read connections of the query threads, by thread id (see query_conn()).
@@ -214,35 +204,7 @@ class Database:
             return
         self.update_seq = tx.rows[-1][0]
         self._ring.extend(tx.rows)
-
-    def schedule_notify(self) -> None:
-        """Notify listening feeds of a commit, soon (once however many commits come before)."""
-        if self._listeners and not self._notify_scheduled:
-            self._notify_scheduled = True
-            asyncio.get_running_loop().call_soon(self._notify)
-
-    def _notify(self) -> None:
-        self._notify_scheduled = False
-        listeners = self._listeners
-        shared: dict[Any, Any] = {}
-        for listener in list(listeners):
-            if not listener.notify(shared):
-                listeners.pop(listener, None)
-
-    def listen(self, listener: Listener) -> None:
-        """Call `listener.notify(shared)` after every commit until it returns false (or
-        `unlisten()`, or `wake()`). `shared` is a dict that lives for one round of
-        notifications, for listeners to share work (rows read, rows encoded) with each other."""
-        self._listeners[listener] = None
-
-    def unlisten(self, listener: Listener) -> None:
-        self._listeners.pop(listener, None)
-
-    def wake(self) -> None:
-        """Wake every feed waiting on this database (shutdown, database deleted)."""
-        listeners, self._listeners = self._listeners, {}
-        for listener in listeners:
-            listener.wake()
+        self.storage.db_updates.record(self.name, "updated")
 
     # -- reading -------------------------------------------------------------------
 
@@ -436,6 +398,8 @@ class Storage:
         self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="cloudsync-writer")
         self._dbs: dict[str, Database] = {}
         self._lock = threading.Lock()
+        self.db_updates = DbUpdatesLog(self.data_dir, durable=durable)
+        """The log of database events that `/_db_updates` serves."""
 
     def _path(self, name: str) -> Path:
         return self.data_dir / (quote(name, safe="") + ".sqlite")
@@ -467,6 +431,7 @@ class Storage:
         # Creating the file on the writer thread orders it after pending deletes.
         db = await loop.run_in_executor(self.executor, Database, self, name, self._path(name))
         self._dbs[name] = db
+        self.db_updates.record(name, "created")
         return db
 
     async def delete(self, name: str) -> None:
@@ -476,6 +441,7 @@ class Storage:
             raise CouchError(404, "not_found", "Database does not exist.")
         del self._dbs[name]
         db.close()
+        self.db_updates.record(name, "deleted")
 
         def remove() -> None:
             for suffix in ("", "-wal", "-shm"):
@@ -488,6 +454,7 @@ class Storage:
         for db in list(self._dbs.values()):
             db.close()
         self._dbs.clear()
+        self.db_updates.close()
         self.executor.shutdown(wait=True)
 
 
