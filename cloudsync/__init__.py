@@ -17,6 +17,7 @@ from .errors import (
     InvalidResponse,
     NetworkError,
     NotFound,
+    PartitionError,
     PreconditionFailed,
     RateLimited,
     RequestTimeout,
@@ -29,6 +30,7 @@ from .errors import (
     Unauthorized,
 )
 from .models import BulkResult, Change
+from .partition import Partition
 from .subscription import ReconnectPolicy, Subscription, SubscriptionState, SubscriptionStats
 from .transports import (
     ChangesRequest,
@@ -72,6 +74,8 @@ __all__ = [
     "MockTransport",
     "NetworkError",
     "NotFound",
+    "Partition",
+    "PartitionError",
     "PreconditionFailed",
     "RateLimited",
     "ReconnectPolicy",
