@@ -328,3 +328,12 @@ def test_partition_find_pages_by_bookmark_through_the_partition(seeded, http):
             break
         body["bookmark"] = page["bookmark"]
     assert seen == [f"bb:{i:02d}" for i in range(12)]
+
+
+def test_global_find_naming_a_partitioned_index_falls_back_with_a_warning(seeded, http):
+    """`use_index` naming a partitioned index in a global query is not used: the answer
+    comes from `_all_docs` with CouchDB's warning that the index was not valid for it."""
+    _index(http, seeded, ["n"], name="by-n", ddoc="p")
+    body = http.post(seeded + "/_find", json={"selector": {"n": 3}, "use_index": ["p", "by-n"]}).json()
+    assert sorted(d["_id"] for d in body["docs"]) == ["aa:03", "bb:03", "cc:03"]
+    assert "was not used" in body["warning"]
