@@ -18,6 +18,7 @@ from .errors import (
     InvalidResponse,
     NetworkError,
     NotFound,
+    PartitionError,
     PreconditionFailed,
     RateLimited,
     RequestTimeout,
@@ -31,6 +32,7 @@ from .errors import (
 )
 from .live_query import LiveQuery, LiveQueryEvent
 from .models import BulkResult, Change, DbUpdate
+from .partition import Partition
 from .subscription import ReconnectPolicy, Subscription, SubscriptionState, SubscriptionStats
 from .transports import (
     ChangesRequest,
@@ -78,6 +80,8 @@ __all__ = [
     "MockTransport",
     "NetworkError",
     "NotFound",
+    "Partition",
+    "PartitionError",
     "PreconditionFailed",
     "RateLimited",
     "ReconnectPolicy",

@@ -161,6 +161,8 @@ class Client:
         except PreconditionFailed:
             if not exist_ok:
                 raise
+        else:
+            db.partitioned = partitioned
         return db
 
     def delete_database(self, name: str, *, missing_ok: bool = False) -> None:

@@ -15,6 +15,7 @@ from ._retry import RetryPolicy
 from .changes import ChangesIterator
 from .errors import Conflict, NotFound
 from .models import BulkResult
+from .partition import Partition, check_partitioned_id, partition_path
 
 if TYPE_CHECKING:
     from ._reader import SubscriptionState
@@ -59,13 +60,19 @@ class Database:
     Args:
         http: The client's HTTP layer (internal: the client passes its own).
         name: The database's name.
+        scope: Internal: the path that `info()`, `all_docs()`, `query()` and `explain()`
+            read under, the database's own by default (a [Partition][cloudsync.Partition]'s).
     """
 
-    def __init__(self, http: HTTP, name: str) -> None:
+    def __init__(self, http: HTTP, name: str, *, scope: str | None = None) -> None:
         self._http = http
         self.name = name
         self.path = db_path(name)
         """URL path of the database, percent-encoded."""
+        self._scope = scope or self.path
+        self.partitioned: bool | None = None
+        """Whether the database is partitioned, once known (from `create_database()` or
+        `info()`); when true, ids are checked to be `partition:docid` before writes."""
 
     def __repr__(self) -> str:
         return f"Database({self.name!r})"
@@ -78,8 +85,29 @@ class Database:
 
     # -- the database ---------------------------------------------------------------
     def info(self) -> dict[str, Any]:
-        """Database information: `doc_count`, `update_seq`, sizes."""
-        return self._http.request("GET", self.path)
+        """Database information: `doc_count`, `update_seq`, sizes, `props` (`partitioned`)."""
+        answer = self._http.request("GET", self._scope)
+        if isinstance(answer.get("props"), dict):
+            self.partitioned = answer["props"].get("partitioned") is True
+        return answer
+
+    def partition(self, name: str) -> Partition:
+        """A handle on partition `name` of this partitioned database (no I/O).
+
+        Args:
+            name: The partition: a non-empty `str`, no leading `_`, no `:`.
+
+        Returns:
+            The [Partition][cloudsync.Partition].
+
+        Raises:
+            PartitionError: `name` cannot name a partition.
+        """
+        return Partition(self, name, Database(self._http, self.name, scope=partition_path(self.path, name)))
+
+    def _check_id(self, doc_id: Any) -> None:
+        if self.partitioned:
+            check_partitioned_id(doc_id)
 
     def exists(self) -> bool:
         """Whether the database exists."""
@@ -113,6 +141,7 @@ class Database:
         generated = "_id" not in new
         if generated:
             new["_id"] = uuid.uuid4().hex
+        self._check_id(new["_id"])
         try:
             answer = self._http.request("PUT", doc_path(self.path, new["_id"]), json=new)
         except Conflict:
@@ -183,6 +212,7 @@ class Database:
         _check_doc(doc)
         if "_id" not in doc or "_rev" not in doc:
             raise ValueError("update() needs a document with _id and _rev")
+        self._check_id(doc["_id"])
         new = dict(doc)
         answer = self._http.request("PUT", doc_path(self.path, new["_id"]), json=new)
         new["_rev"] = answer["rev"]
@@ -329,6 +359,7 @@ class Database:
         for doc in docs:
             _check_doc(doc)
             batch.append(dict(doc) if "_id" in doc else {**doc, "_id": uuid.uuid4().hex})
+            self._check_id(batch[-1]["_id"])
         if not batch:
             return []
         body: dict[str, Any] = {"docs": batch}
@@ -378,7 +409,7 @@ class Database:
         if conflicts:
             params["conflicts"] = "true"
         if keys is not None:
-            return self._rows_for_keys(f"{self.path}/_all_docs", params, list(keys), page_size, limit)
+            return self._rows_for_keys(f"{self._scope}/_all_docs", params, list(keys), page_size, limit)
         if descending:
             params["descending"] = "true"
         if not inclusive_end:
@@ -386,7 +417,7 @@ class Database:
         if skip:
             params["skip"] = skip
         _encode_keys(params, startkey=startkey, endkey=endkey)
-        path = f"{self.path}/_all_docs"
+        path = f"{self._scope}/_all_docs"
         return keyed_rows(
             lambda p: self._http.request("GET", path, params=p), params, page_size=page_size, limit=limit
         )
@@ -441,7 +472,7 @@ class Database:
         """
         body = self._find_body(selector, fields, sort, skip, use_index, conflicts)
         _check_page_size(page_size)
-        path = f"{self.path}/_find"
+        path = f"{self._scope}/_find"
         return find_pages(
             lambda b: self._http.request("POST", path, json=b, idempotent=True),
             body,
@@ -475,7 +506,7 @@ class Database:
         body = self._find_body(selector, fields, sort, skip, use_index, False)
         if limit is not None:
             body["limit"] = limit
-        return self._http.request("POST", f"{self.path}/_explain", json=body, idempotent=True)
+        return self._http.request("POST", f"{self._scope}/_explain", json=body, idempotent=True)
 
     @staticmethod
     def _find_body(

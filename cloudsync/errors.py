@@ -29,8 +29,10 @@ CloudSyncError
 │   ├── RateLimited         429 (retryable), retry_after in seconds
 │   └── ServerError         5xx (retryable), retry_after in seconds (503)
 ├── SubscriptionError       a subscription stopped on a non-cloudsync error
-└── SelectorError           (also a ValueError) a Mango selector cloudsync
-                            cannot evaluate
+├── SelectorError           (also a ValueError) a Mango selector cloudsync
+│                           cannot evaluate
+└── PartitionError          (also a ValueError) a bad partition name, or an
+                            id without partition for a partitioned database
 ```
 
 Every [HTTPError][cloudsync.HTTPError] has `retry_after`: the `Retry-After` header in seconds, or
@@ -52,6 +54,7 @@ __all__ = [
     "InvalidResponse",
     "NetworkError",
     "NotFound",
+    "PartitionError",
     "PreconditionFailed",
     "RateLimited",
     "RequestTimeout",
@@ -127,6 +130,13 @@ class SelectorError(CloudSyncError, ValueError):
     """A Mango selector (or sort) is invalid: an unknown operator, an argument of the
     wrong type, a regular expression that does not compile. Raised before any document
     is matched."""
+
+
+class PartitionError(CloudSyncError, ValueError):
+    """A partition name that is not a non-empty string without a leading `_` or a `:`,
+    or a document id for a partitioned database that is not `partition:docid`. Raised
+    before anything is sent; the server's own refusal of such an id is a
+    [BadRequest][cloudsync.BadRequest] with `error` `"illegal_docid"`."""
 
 
 class HTTPError(CloudSyncError):

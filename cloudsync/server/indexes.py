@@ -11,7 +11,7 @@ from ..selector import parse_field
 from .errors import CouchError, bad_request
 from .matching import compile_selector
 
-__all__ = ["ALL_DOCS", "Index", "index_ddoc_view", "indexes_from_ddoc", "parse_index_fields"]
+__all__ = ["ALL_DOCS", "Index", "ddoc_partitioned", "index_ddoc_view", "indexes_from_ddoc", "parse_index_fields"]
 
 ALL_DOCS = {"ddoc": None, "name": "_all_docs", "type": "special", "def": {"fields": [{"_id": "asc"}]}}
 """The special index every database has: documents by id."""
@@ -21,8 +21,10 @@ class Index:
     """A Mango json index: a view of a `language: query` design doc."""
 
     def __init__(self, ddoc: str, name: str, fields: list[tuple[str, str]],
-                 partial: dict[str, Any] | None) -> None:
+                 partial: dict[str, Any] | None, partitioned: bool = False) -> None:
         self.ddoc = ddoc
+        self.partitioned = partitioned
+        """Serves queries of one partition only (and never global ones), as in CouchDB."""
         self.name = name
         self.fields = fields
         self.partial = partial
@@ -37,7 +39,8 @@ class Index:
         definition: dict[str, Any] = {"fields": [{f: d} for f, d in self.fields]}
         if self.partial:
             definition["partial_filter_selector"] = self.partial
-        return {"ddoc": self.ddoc, "name": self.name, "type": "json", "partitioned": False, "def": definition}
+        return {"ddoc": self.ddoc, "name": self.name, "type": "json", "partitioned": self.partitioned,
+                "def": definition}
 
 
 def _indexable(field: str) -> bool:
@@ -70,17 +73,27 @@ def parse_index_fields(fields: Any) -> list[tuple[str, str]]:
     return out
 
 
-def indexes_from_ddoc(doc: dict[str, Any]) -> list[Index]:
-    """The json indexes a design document defines (others are ignored, like an unknown view type)."""
+def ddoc_partitioned(doc: dict[str, Any]) -> bool | None:
+    """A design document's `options.partitioned`, or `None` when it does not say."""
+    options = doc.get("options")
+    value = options.get("partitioned") if isinstance(options, dict) else None
+    return value if isinstance(value, bool) else None
+
+
+def indexes_from_ddoc(doc: dict[str, Any], db_partitioned: bool = False) -> list[Index]:
+    """The json indexes a design document defines (others are ignored, like an unknown
+    view type). They are partitioned as its `options.partitioned` says, else as the database is."""
     if doc.get("language") != "query" or not isinstance(doc.get("views"), dict):
         return []
+    said = ddoc_partitioned(doc)
+    partitioned = db_partitioned if said is None else said
     found = []
     for name, view in doc["views"].items():
         try:
             definition = view["options"]["def"]
             fields = parse_index_fields(definition["fields"])
             partial = definition.get("partial_filter_selector") or None
-            found.append(Index(doc["_id"], name, fields, partial))
+            found.append(Index(doc["_id"], name, fields, partial, partitioned))
         except (KeyError, TypeError, CouchError):
             continue
     return found

@@ -84,11 +84,21 @@ def _nonneg(value: Any, name: str) -> int:
 
 
 class Query:
-    """A parsed, validated `_find` request and its plan (see `storage.find.FindPlan`)."""
+    """A parsed, validated `_find` request and its plan (see `storage.find.FindPlan`).
 
-    def __init__(self, body: Any, indexes: list[Index]) -> None:
+    `partition`: the query of one partition (`/{db}/_partition/{p}/_find`), which uses
+    only partitioned indexes; `partitioned_db`: the database is partitioned, so a global
+    query uses only global indexes (CouchDB's rules and errors).
+    """
+
+    def __init__(self, body: Any, indexes: list[Index], *, partition: str | None = None,
+                 partitioned_db: bool = False) -> None:
         if not isinstance(body, dict):
             raise bad_request("Request body must be a JSON object")
+        if partition is not None and body.get("partition", partition) != partition:
+            raise bad_request("Conflicting value for `partition` in the request body")
+        self.partition = partition
+        self.partitioned_db = partitioned_db
         selector = body.get("selector")
         if not isinstance(selector, dict):
             raise bad_request("selector must be a JSON object")
@@ -139,7 +149,8 @@ class Query:
                 columns = columns[1:]
             return columns[: len(sort_fields)] == sort_fields
 
-        candidates = [ix for ix in indexes if usable(ix)]
+        in_scope = [ix for ix in indexes if ix.partitioned == (self.partition is not None)]
+        candidates = [ix for ix in in_scope if usable(ix)]
         if use_index:
             wanted = [use_index] if isinstance(use_index, str) else use_index
             if not isinstance(wanted, list) or not 1 <= len(wanted) <= 2:
@@ -154,7 +165,9 @@ class Query:
             # The most specific index (most columns), then the first by ddoc/name.
             return sorted(candidates, key=lambda ix: (-len(ix.columns), ix.ddoc, ix.name))[0]
         if sort_fields and sort_fields != ["_id"]:
-            raise CouchError(400, "no_usable_index", "No index exists for this sort, try indexing by the sort fields.")
+            kind = "" if not self.partitioned_db else "partitioned " if self.partition is not None else "global "
+            raise CouchError(400, "no_usable_index",
+                             f"No {kind}index exists for this sort, try indexing by the sort fields.")
         self.warnings.insert(0, NO_INDEX_WARNING)
         return None
 
@@ -176,10 +189,11 @@ class Query:
         return {
             "dbname": db_name,
             "index": self.index.as_json() if self.index else ALL_DOCS,
-            "partitioned": False,
+            "partitioned": self.partitioned_db,
             "selector": self.selector,
             "opts": {"use_index": [], "bookmark": self.bookmark or "nil", "limit": self.limit,
-                     "skip": self.skip, "sort": dict(self.sort), "fields": self.fields or "all_fields"},
+                     "skip": self.skip, "sort": dict(self.sort), "fields": self.fields or "all_fields",
+                     "partition": self.partition or ""},
             "limit": self.limit,
             "skip": self.skip,
             "fields": self.fields or "all_fields",

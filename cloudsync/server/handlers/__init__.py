@@ -27,6 +27,7 @@ from .attachments import AttachmentHandlers
 from .db_updates import DbUpdatesHandler
 from .documents import DocumentHandlers
 from .mango import MangoHandlers
+from .partitions import PartitionHandlers
 from .settings import SettingsHandlers
 
 __all__ = ["COUCHDB_VERSION", "Handlers"]
@@ -50,6 +51,7 @@ class Handlers:
         mango = MangoHandlers(state)
         self.find, self.explain, self.index = mango.find, mango.explain, mango.index
         self.db_updates = DbUpdatesHandler(state).db_updates
+        self.partition = PartitionHandlers(state, self.all_docs, mango)
 
     async def dispatch(self, request: web.Request) -> web.StreamResponse:
         raw = request.raw_path.split("?", 1)[0]
@@ -100,6 +102,8 @@ class Handlers:
             db_handler = routes.get(head)
             if head == "_index":
                 return await self.index(request, db, rest[1:])
+            if head == "_partition":
+                return await self.partition(request, db, rest[1:])
             if rest == ["_all_docs", "queries"]:
                 return await self.all_docs.queries(request, db)
             if db_handler is None or len(rest) != 1:
@@ -178,7 +182,10 @@ class Handlers:
     async def database(self, request: web.Request, name: str) -> web.Response:
         method = request.method
         if method == "PUT":
-            await self.storage.create(name)
+            partitioned = request.query.get("partitioned", "false")
+            if partitioned not in ("true", "false"):
+                raise bad_request("Invalid `partitioned` parameter")
+            await self.storage.create(name, partitioned=partitioned == "true")
             return json_response({"ok": True}, 201, {"Location": f"/{quote(name, safe='')}"})
         if method == "DELETE":
             await self.storage.delete(name)

@@ -14,6 +14,7 @@ from .. import changes, limits
 from ..errors import CouchError, bad_request
 from ..http import JSON, allow, raw_json_response, read_json
 from ..params import bool_param, int_param, json_param
+from ..partitions import id_range
 from ..seq import encode_seq
 from ..state import ServerState
 from ..storage import Database
@@ -45,9 +46,14 @@ def merged_params(query: Mapping[str, str], body: Mapping[str, Any]) -> dict[str
 
 
 class AllDocsQuery:
-    """One `_all_docs` query's validated parameters, and its rows read page by page."""
+    """One `_all_docs` query's validated parameters, and its rows read page by page.
 
-    def __init__(self, params: Mapping[str, Any], depth: int) -> None:
+    `partition`: the query of one partition (`/{db}/_partition/{p}/_all_docs`): its range
+    is clamped to the partition's ids (as CouchDB does), `keys` outside it are not found,
+    and `total_rows` and `offset` count that partition's documents.
+    """
+
+    def __init__(self, params: Mapping[str, Any], depth: int, partition: str | None = None) -> None:
         keys = json_param(params, "keys", depth=depth)
         self.include_docs = bool_param(params, "include_docs")
         self.descending = bool_param(params, "descending")
@@ -69,8 +75,18 @@ class AllDocsQuery:
             if value is not None and not isinstance(value, str):
                 raise bad_request(f"{name} must be a string document id")
         self.keys = None if keys is None else keys[self.skip: None if self.limit is None else self.skip + self.limit]
+        self.within = None if partition is None else id_range(partition)
+        if self.within is not None:
+            low, high = self.within
+            if self.descending:
+                start, end = min(high, start or high), max(low, end or low)
+            else:
+                start, end = max(low, start or low), min(high, end or high)
         self.start: str | None = start
         self.end: str | None = end
+
+    def _in_scope(self, key: Any) -> bool:
+        return isinstance(key, str) and (self.within is None or self.within[0] <= key < self.within[1])
 
     def keys_page(self, db: Database, offset: int) -> tuple[list[bytes], bool]:
         """The rows of `keys[offset:]` (a page of them) and whether they are the last."""
@@ -80,7 +96,7 @@ class AllDocsQuery:
         for i, key in enumerate(self.keys[offset: offset + self.page_size]):
             if not i & 255:
                 limits.check_budget()
-            found = db.get(key, conn) if isinstance(key, str) else None
+            found = db.get(key, conn) if self._in_scope(key) else None
             if found is None:
                 rows.append(b'{"key":' + dumps(key) + b',"error":"not_found"}')
                 continue
@@ -117,14 +133,18 @@ class AllDocsQuery:
     async def pages(self, db: Database, off_loop: OffLoop) -> AsyncGenerator[bytes, None]:
         """The answer in pieces: its head, then each page's rows (comma-joined; the caller
         separates pages), each read on a query thread."""
+        within = self.within
         if self.keys is not None:
             offset = 0
         else:
             start, descending = self.start, self.descending
-            offset = (await off_loop(lambda: db.count_before(start, descending, db.query_conn()))
+            offset = (await off_loop(lambda: db.count_before(start, descending, db.query_conn(), within))
                       if start is not None else 0) + self.skip
-        head = b'{"total_rows":' + str(db.doc_count).encode() + b',"offset":' + str(
-            min(offset, db.doc_count)).encode()
+        total = db.doc_count
+        if within is not None:
+            # Every live document of the partition sorts before its upper bound.
+            total = await off_loop(lambda: db.count_before(within[1], False, db.query_conn(), within))
+        head = b'{"total_rows":' + str(total).encode() + b',"offset":' + str(min(offset, total)).encode()
         if self.update_seq:
             head += b',"update_seq":"' + encode_seq(db.update_seq).encode() + b'"'
         yield head + b',"rows":[\n'
@@ -157,8 +177,8 @@ class AllDocsHandler:
     def __init__(self, state: ServerState) -> None:
         self.state = state
 
-    def _query(self, request: web.Request, body: Mapping[str, Any]) -> AllDocsQuery:
-        return AllDocsQuery(merged_params(request.query, body), self.state.config.max_json_depth)
+    def _query(self, request: web.Request, body: Mapping[str, Any], partition: str | None = None) -> AllDocsQuery:
+        return AllDocsQuery(merged_params(request.query, body), self.state.config.max_json_depth, partition)
 
     async def queries(self, request: web.Request, db: Database) -> web.Response:
         """Several `_all_docs` queries in one request: `{"results": [answer, ...]}`."""
@@ -171,14 +191,15 @@ class AllDocsHandler:
         answers = [await q.answer(db, self.state.off_loop) for q in parsed]
         return raw_json_response(b'{"results":[' + b",\n".join(answers) + b"]}\n")
 
-    async def __call__(self, request: web.Request, db: Database) -> web.StreamResponse:
+    async def __call__(self, request: web.Request, db: Database, partition: str | None = None
+                       ) -> web.StreamResponse:
         """`_all_docs`: read page by page on a query thread, each page written under the
         send watchdog, so neither the loop nor a client that does not read holds more than a
         page (streamed chunked when there is more than one). A POST body takes every
-        parameter a query string does."""
+        parameter a query string does. `partition`: only that partition's documents."""
         allow(request.method, "GET", "HEAD", "POST")
         body = await read_json(request) if request.method == "POST" else {}
-        query = self._query(request, body)
+        query = self._query(request, body, partition)
         pieces = query.pages(db, self.state.off_loop)
         head = await anext(pieces)
         first = await anext(pieces)

@@ -11,7 +11,7 @@ from ..._json import dumps
 from .. import query
 from ..errors import CouchError, RowError, bad_request
 from ..http import allow, json_response, raw_json_response, read_json
-from ..indexes import ALL_DOCS, index_ddoc_view, parse_index_fields
+from ..indexes import ALL_DOCS, ddoc_partitioned, index_ddoc_view, parse_index_fields
 from ..matching import compile_selector
 from ..state import ServerState
 from ..storage import Database, Tx
@@ -25,23 +25,27 @@ class MangoHandlers:
     def __init__(self, state: ServerState) -> None:
         self.state = state
 
-    async def find(self, request: web.Request, db: Database) -> web.Response:
+    async def find(self, request: web.Request, db: Database, partition: str | None = None) -> web.Response:
+        """`_find`, of the whole database or (`partition`) of one partition."""
         allow(request.method, "POST")
         body = await read_json(request)
         indexes = db.indexes()
 
         def run() -> bytes:
-            return dumps(query.run_find(db.query_conn(), query.Query(body, indexes)))
+            plan = query.Query(body, indexes, partition=partition, partitioned_db=db.partitioned)
+            return dumps(query.run_find(db.query_conn(), plan))
 
         return raw_json_response(await self.state.off_loop(run))
 
-    async def explain(self, request: web.Request, db: Database) -> web.Response:
+    async def explain(self, request: web.Request, db: Database, partition: str | None = None) -> web.Response:
+        """`_explain`, of the whole database or (`partition`) of one partition."""
         allow(request.method, "POST")
         body = await read_json(request)
         indexes = db.indexes()
 
         def run() -> bytes:
-            return dumps(query.Query(body, indexes).explain(db.name, db.query_conn()))
+            plan = query.Query(body, indexes, partition=partition, partitioned_db=db.partitioned)
+            return dumps(plan.explain(db.name, db.query_conn()))
 
         return raw_json_response(await self.state.off_loop(run))
 
@@ -78,13 +82,22 @@ class MangoHandlers:
             raise bad_request("name and ddoc must be strings")
         ddoc_id = ddoc if ddoc.startswith("_design/") else f"_design/{ddoc}"
         view = index_ddoc_view(fields, partial)
+        partitioned = body.get("partitioned")
+        if partitioned is not None and not isinstance(partitioned, bool):
+            raise bad_request(f"Invalid `partitioned` value: {dumps(partitioned).decode()}")
 
         def op(tx: Tx) -> str:
             doc = tx.get_live(ddoc_id)
             if doc is None:
                 doc = {"_id": ddoc_id, "language": "query", "views": {}}
+                if partitioned is not None:
+                    doc["options"] = {"partitioned": partitioned}
             elif doc.get("language") != "query" or not isinstance(doc.get("views"), dict):
                 raise RowError("invalid_design_doc", f"{ddoc_id} is not a Mango index design document")
+            elif partitioned is not None and ddoc_partitioned(doc) != partitioned:
+                # As CouchDB: a design document's indexes are all partitioned or all global.
+                raise RowError("invalid_partitioned_option", "Requested partitioned option does not match "
+                               f"existing value on design document {ddoc_id}")
             if doc["views"].get(name) == view:
                 return "exists"
             doc["views"][name] = view

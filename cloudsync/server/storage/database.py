@@ -9,7 +9,8 @@ Layout of a database file:
   and `revs` (the branch history, newest first, for `_revisions` and `new_edits=false`).
 - `conflicts`: the losing leaves of conflicted documents (only `new_edits=false` makes them).
 - `local`: `_local/` documents, which have no seq and never show up in `_changes`.
-- `settings`: per-database settings (`_security`, `_revs_limit`) as JSON.
+- `settings`: per-database settings (`_security`, `_revs_limit`) as JSON, and `props`,
+  the properties a database is created with (`{"partitioned": true}`), never changed after.
 
 Writes run on a single thread that owns the writer connection. Requests that arrive
 while a transaction is being committed are queued and committed together in the next
@@ -23,6 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import functools
 import os
 import re
 import sqlite3
@@ -37,6 +39,7 @@ from ..._json import loads
 from .. import limits, revtree
 from ..errors import CouchError
 from ..indexes import Index, indexes_from_ddoc
+from ..partitions import id_range
 from ..seq import MAX_SEQ, encode_seq
 from . import attachments
 from .db_updates import DbUpdatesLog
@@ -108,18 +111,25 @@ _query_threads = threading.local()
 class Database(Listeners):
     """One database: its SQLite connections, counters, recent-change ring and waiters."""
 
-    def __init__(self, storage: Storage, name: str, path: Path) -> None:
+    def __init__(self, storage: Storage, name: str, path: Path, *, partitioned: bool = False) -> None:
+        """Open the database file at `path`, creating it if missing (`partitioned`: how a
+        new one is created; an existing one keeps the properties it was created with)."""
         super().__init__()
         self.storage = storage
         self.name = name
         self.path = path
         self.closed = False
         self._writer = self._connect(path)
+        # The properties are written in the transaction that makes the schema: a database
+        # never exists without them.
+        props = "INSERT OR IGNORE INTO settings (name, value) VALUES ('props', '{\"partitioned\":true}');"
         with self._writer:
-            self._writer.executescript(_SCHEMA + attachments.SCHEMA)
+            self._writer.executescript(f"BEGIN; {_SCHEMA} {attachments.SCHEMA} {props if partitioned else ''} COMMIT;")
         self._reader = self._connect(path)
         self._reader.execute("PRAGMA query_only = ON")
         r = self._reader
+        self.partitioned = (self.setting("props") or {}).get("partitioned") is True
+        """Whether document ids are `partition:docid` (see `cloudsync.server.partitions`)."""
         self.last_seq_written = r.execute("SELECT coalesce(max(seq), 0) FROM docs").fetchone()[0]
         """The last seq handed out by next_seq() (ahead of update_seq while a batch commits)."""
         self.update_seq = self.last_seq_written
@@ -222,8 +232,18 @@ class Database(Listeners):
             "disk_format_version": 8,
             "compact_running": False,
             "cluster": {"q": 1, "n": 1, "w": 1, "r": 1},
-            "props": {},
+            "props": {"partitioned": True} if self.partitioned else {},
         }
+
+    def partition_info(self, partition: str, conn: sqlite3.Connection | None = None) -> dict[str, Any]:
+        """The `GET /db/_partition/{partition}` answer (reads that partition's ids only)."""
+        live, deleted, size = (conn or self._reader).execute(
+            "SELECT coalesce(sum(deleted = 0), 0), coalesce(sum(deleted), 0), "
+            "coalesce(sum(CASE WHEN deleted = 0 THEN length(body) END), 0) FROM docs WHERE id >= ? AND id < ?",
+            id_range(partition),
+        ).fetchone()
+        return {"db_name": self.name, "partition": partition, "doc_count": live, "doc_del_count": deleted,
+                "sizes": {"active": size, "external": size}}
 
     def get(self, doc_id: str, conn: sqlite3.Connection | None = None
             ) -> tuple[str, bool, bytes, list[str], bool] | None:
@@ -307,11 +327,17 @@ class Database(Listeners):
             return cursor.fetchall()
         return _fetch_bounded(cursor, max_bytes, body=2, page=16)
 
-    def count_before(self, doc_id: str, descending: bool, conn: sqlite3.Connection | None = None) -> int:
-        """How many live docs sort before `doc_id` (`_all_docs`'s `offset`)."""
+    def count_before(self, doc_id: str, descending: bool, conn: sqlite3.Connection | None = None,
+                     within: tuple[str, str] | None = None) -> int:
+        """How many live docs sort before `doc_id` (`_all_docs`'s `offset`), counting
+        only ids in the range `within` (at least its first, below its second) if given."""
         op = ">" if descending else "<"
+        bounds, args = "", [doc_id]
+        if within is not None:
+            bounds = " AND id >= ? AND id < ?"
+            args.extend(within)
         return (conn or self._reader).execute(
-            f"SELECT count(*) FROM docs WHERE deleted = 0 AND id {op} ?", (doc_id,)
+            f"SELECT count(*) FROM docs WHERE deleted = 0 AND id {op} ?{bounds}", args
         ).fetchone()[0]
 
     def changes(self, since: int, limit: int, *, descending: bool = False, bodies: bool = True,
@@ -368,7 +394,7 @@ class Database(Listeners):
             for (body,) in self._reader.execute(
                 "SELECT body FROM docs WHERE design = 1 AND deleted = 0 ORDER BY id"
             ):
-                found.extend(indexes_from_ddoc(loads(body)))
+                found.extend(indexes_from_ddoc(loads(body), self.partitioned))
             self._indexes = found
         return self._indexes
 
@@ -417,8 +443,9 @@ class Storage:
                 self._dbs[name] = db
         return db
 
-    async def create(self, name: str) -> Database:
-        """Create database `name` (412 `file_exists` when it exists)."""
+    async def create(self, name: str, *, partitioned: bool = False) -> Database:
+        """Create database `name` (412 `file_exists` when it exists); `partitioned`: its
+        document ids are `partition:docid`."""
         if not valid_db_name(name):
             raise CouchError(
                 400, "illegal_database_name",
@@ -429,7 +456,8 @@ class Storage:
             raise CouchError(412, "file_exists", "The database could not be created, the file already exists.")
         loop = asyncio.get_running_loop()
         # Creating the file on the writer thread orders it after pending deletes.
-        db = await loop.run_in_executor(self.executor, Database, self, name, self._path(name))
+        db = await loop.run_in_executor(
+            self.executor, functools.partial(Database, self, name, self._path(name), partitioned=partitioned))
         self._dbs[name] = db
         self.db_updates.record(name, "created")
         return db

@@ -19,6 +19,7 @@ from ..._json import dumps
 from ...selector import parse_field
 from ..indexes import Index
 from ..limits import MAX_INT
+from ..partitions import PARTITION_SQL, id_range
 
 __all__ = ["FindPlan", "bindable", "explain", "field_expr", "find_sql", "index_ddl", "index_name", "rows"]
 
@@ -36,6 +37,8 @@ class FindPlan(Protocol):
     descending: bool
     after_key: list[Any] | None
     """The sort key the last page ended at (one value per index column, then the id)."""
+    partition: str | None
+    """Only this partition's documents (its index, if any, is a partitioned one)."""
 
 
 def field_expr(field: str) -> str:
@@ -47,13 +50,15 @@ def field_expr(field: str) -> str:
 
 
 def index_name(index: Index) -> str:
-    """The SQLite index serving `index` (one per distinct field list)."""
-    return "mango_" + hashlib.sha1(dumps(index.columns)).hexdigest()[:16]
+    """The SQLite index serving `index` (one per distinct field list, global or partitioned)."""
+    key = [":partitioned", *index.columns] if index.partitioned else index.columns
+    return "mango_" + hashlib.sha1(dumps(key)).hexdigest()[:16]
 
 
 def index_ddl(index: Index) -> str:
-    """The `CREATE INDEX` statement (live, non-design rows only, like a Mango index)."""
-    exprs = ", ".join(field_expr(f) for f in index.columns)
+    """The `CREATE INDEX` statement (live, non-design rows only, like a Mango index). A
+    partitioned index leads with the partition, so one partition is one range of it."""
+    exprs = ", ".join(([PARTITION_SQL] if index.partitioned else []) + [field_expr(f) for f in index.columns])
     return f'CREATE INDEX IF NOT EXISTS "{index_name(index)}" ON docs ({exprs}, id) WHERE deleted = 0 AND design = 0'
 
 
@@ -123,6 +128,14 @@ def find_sql(plan: FindPlan) -> tuple[str, list[Any]]:
     args: list[Any] = []
     where = ["deleted = 0", "design = 0"]
     index = plan.index
+    if plan.partition is not None:
+        # The partition as a range of the index scanned: its leading column, or the ids.
+        if index is not None:
+            where.append(f"{PARTITION_SQL} = ?")
+            args.append(plan.partition)
+        else:
+            where.append("id >= ? AND id < ?")
+            args.extend(id_range(plan.partition))
     exprs = ["id"] if index is None else [field_expr(f) for f in index.columns] + ["id"]
     constant = set()
     for field, fconds in plan.conditions.items():

@@ -9,7 +9,8 @@ from typing import TYPE_CHECKING, Any, Literal, overload
 from ..._json import dumps, loads
 from .. import revtree
 from ..errors import RowError
-from ..indexes import indexes_from_ddoc
+from ..indexes import ddoc_partitioned, indexes_from_ddoc
+from ..partitions import check_partitioned_id
 from . import attachments, find
 from .ring import Row
 
@@ -96,8 +97,12 @@ class Tx:
         if doc_id is None and new_edits:
             doc_id = uuid.uuid4().hex
         doc_id = check_doc_id(doc_id)
+        if self.db.partitioned:
+            check_partitioned_id(doc_id)
         if doc_id.startswith("_local/"):
             return self.put_local(doc_id, doc)
+        if doc_id.startswith("_design/") and not self.db.partitioned and ddoc_partitioned(doc):
+            raise RowError("invalid_design_doc", "partitioned option cannot be true in a non-partitioned database.")
         fields = split_fields(doc)
         deleted = doc.get("_deleted") is True
         # A deletion drops the attachments, as CouchDB's DELETE does.
@@ -230,7 +235,7 @@ class Tx:
         """Make the SQLite expression indexes match the Mango indexes in design docs."""
         wanted = {}
         for (body,) in self.conn.execute("SELECT body FROM docs WHERE design = 1 AND deleted = 0"):
-            for index in indexes_from_ddoc(loads(body)):
+            for index in indexes_from_ddoc(loads(body), self.db.partitioned):
                 wanted[find.index_name(index)] = index
         existing = {
             name for (name,) in self.conn.execute(
