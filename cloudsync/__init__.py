@@ -42,6 +42,7 @@ from .transports import (
     WebSocketTransport,
     register_transport,
 )
+from .writer import Writer, WriterError, WriterFull, WriterTimeout
 
 __version__ = "0.1.0.dev0"
 
@@ -90,6 +91,10 @@ __all__ = [
     "TransportError",
     "Unauthorized",
     "WebSocketTransport",
+    "Writer",
+    "WriterError",
+    "WriterFull",
+    "WriterTimeout",
     "register_transport",
 ]
 
