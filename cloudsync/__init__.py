@@ -5,6 +5,7 @@ import warnings
 
 from ._retry import RetryPolicy
 from .auth import Auth, BasicAuth, BearerTokenAuth, CookieAuth
+from .backup import BackupError, BackupFileError, backup, restore
 from .checkpoint import CheckpointStore, FileCheckpoint, LocalDocCheckpoint, MemoryCheckpoint
 from .client import Client
 from .database import Database
@@ -48,6 +49,8 @@ __version__ = "0.1.0.dev0"
 
 __all__ = [
     "Auth",
+    "BackupError",
+    "BackupFileError",
     "BadRequest",
     "BasicAuth",
     "BearerTokenAuth",
@@ -95,7 +98,9 @@ __all__ = [
     "WriterError",
     "WriterFull",
     "WriterTimeout",
+    "backup",
     "register_transport",
+    "restore",
 ]
 
 logging.getLogger("cloudsync").addHandler(logging.NullHandler())
