@@ -5,7 +5,7 @@ import warnings
 
 from ._retry import RetryPolicy
 from .auth import Auth, BasicAuth, BearerTokenAuth, CookieAuth
-from .backup import BackupError, BackupFileError, backup, restore
+from .backups import BackupError, BackupFileError, backup, restore
 from .checkpoint import CheckpointStore, FileCheckpoint, LocalDocCheckpoint, MemoryCheckpoint
 from .client import Client
 from .database import Database
