@@ -3,6 +3,7 @@ own tools (run against the embedded server), resuming, and broken files."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -95,7 +96,7 @@ def test_the_file_is_couchbackups_format(db, tmp_path):
     header = json.loads(lines[0])
     assert header == {"name": "@cloudant/couchbackup", "version": "2.11.12", "mode": "full", "attachments": False}
     batches = [json.loads(line) for line in lines[1:]]
-    assert all(isinstance(b, list) and 0 < len(b) for b in batches)
+    assert all(isinstance(b, list) and len(b) > 0 for b in batches)
     assert all("_revisions" in doc for b in batches for doc in b)
 
 
@@ -194,10 +195,8 @@ def embedded_db(embedded_url: str):
         name = f"backup-{uuid.uuid4().hex}"
         yield client, client.create_database(name)
         for suffix in ("", "-restored"):
-            try:
+            with contextlib.suppress(cloudsync.NotFound):
                 client.delete_database(name + suffix)
-            except cloudsync.NotFound:
-                pass
 
 
 def run_tool(tool: str, url: str, db: str, *args: str, stdin: Any = None) -> subprocess.CompletedProcess:
