@@ -57,7 +57,7 @@ def measure(server: str, url: str, count: int, round_count: int) -> list[Row]:
     def writer(size: int):
         def run() -> int:
             db = client.database(fresh())
-            with db.writer(batch_size=size, max_pending=count + size, flush_interval=0.05) as w:
+            with db.writer(batch_size=size, max_pending=count + size, flush_interval=0.05, close_timeout=900) as w:
                 for doc in docs:
                     started = time.perf_counter()
                     w.put(doc)
