@@ -90,9 +90,9 @@ def measure(server: str, url: str, count: int, round_count: int) -> list[Row]:
 
 
 def main(argv: list[str] | None = None) -> list[Row]:
-    parser = arguments(__doc__, "500 documents, one round: checks that it runs")
+    parser = arguments(__doc__, "200 documents, one round: checks that it runs")
     args = parser.parse_args(argv)
-    count, round_count = (500, 1) if args.quick else (20_000, 5)
+    count, round_count = (200, 1) if args.quick else (20_000, 5)
     rows: list[Row] = []
     for name, url in each_server(args.servers):
         rows += measure(name, url, count, round_count)

@@ -13,6 +13,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(600)  # as long as the run's own subprocess timeout: it starts a dozen servers
 def test_every_benchmark_runs_in_quick_mode(tmp_path):
     """Each benchmark completes at tiny sizes and reports rows for every contender it names."""
     out = tmp_path / "quick.json"
