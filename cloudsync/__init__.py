@@ -6,6 +6,7 @@ import warnings
 from ._retry import RetryPolicy
 from .auth import Auth, BasicAuth, BearerTokenAuth, CookieAuth
 from .changes import ChangesIterator
+from .backups import BackupError, BackupFileError, backup, restore
 from .checkpoint import CheckpointStore, FileCheckpoint, LocalDocCheckpoint, MemoryCheckpoint
 from .client import Client
 from .database import Database
@@ -46,11 +47,14 @@ from .transports import (
     WebSocketTransport,
     register_transport,
 )
+from .writer import Writer, WriterError, WriterFull, WriterTimeout
 
 __version__ = "0.1.0.dev0"
 
 __all__ = [
     "Auth",
+    "BackupError",
+    "BackupFileError",
     "BadRequest",
     "BasicAuth",
     "BearerTokenAuth",
@@ -100,7 +104,13 @@ __all__ = [
     "TransportError",
     "Unauthorized",
     "WebSocketTransport",
+    "Writer",
+    "WriterError",
+    "WriterFull",
+    "WriterTimeout",
+    "backup",
     "register_transport",
+    "restore",
 ]
 
 logging.getLogger("cloudsync").addHandler(logging.NullHandler())

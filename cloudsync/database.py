@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from typing import IO, TYPE_CHECKING, Any, overload
+from typing import IO, TYPE_CHECKING, Any, Literal, overload
 
 from . import _json
 from ._http import HTTP
@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     from .live_query import LiveQuery
     from .subscription import Subscription
     from .transports import Transport
+    from .writer import Writer
 
 __all__ = ["Database"]
 
@@ -694,6 +695,82 @@ class Database:
             Conflict: `doc` has a stale `_rev`.
         """
         return self._http.request("PUT", doc_path(self.path, doc_id), json=doc, timeout=timeout, retry=retry)
+
+    # -- moving data --------------------------------------------------------------------
+    def request(
+        self,
+        method: str,
+        path: str = "",
+        *,
+        params: Mapping[str, Any] | None = None,
+        json: Any = None,
+        idempotent: bool | None = None,
+        timeout: Any = None,
+        retry: RetryPolicy | None = None,
+    ) -> Any:
+        """Send a request to an endpoint of this database that has no method of its own
+        (`_bulk_get`, `_revs_diff`...), with the client's auth, retries and errors.
+
+        Args:
+            method: The HTTP method.
+            path: The path below the database's, such as `"_bulk_get"`, unencoded
+                segments joined by `/`; `""` for the database itself.
+            params: Query parameters.
+            json: The body, encoded as JSON.
+            idempotent: Whether the request may be sent twice; by default GET, HEAD, PUT
+                and DELETE are.
+            timeout: Seconds, or `(connect, read)`; the client's by default.
+            retry: The retry policy for this request; the client's by default.
+
+        Returns:
+            The answer's JSON body (the headers, for `HEAD`).
+        """
+        full = f"{self.path}/{'/'.join(segment(part) for part in path.split('/'))}" if path else self.path
+        return self._http.request(
+            method, full, params=params, json=json, idempotent=idempotent, timeout=timeout, retry=retry
+        )
+
+    def writer(
+        self,
+        *,
+        batch_size: int = 500,
+        flush_interval: float = 1.0,
+        max_pending: int = 10_000,
+        on_full: Literal["block", "raise"] = "block",
+        put_timeout: float = 60.0,
+        close_timeout: float = 60.0,
+        on_result: Callable[[BulkResult], Any] | None = None,
+        keep_results: bool = False,
+        max_errors: int = 10_000,
+        retry: RetryPolicy | None = None,
+    ) -> Writer:
+        """A [Writer][cloudsync.Writer]: put documents one at a time, from any thread; a
+        background thread writes them in `_bulk_docs` batches. Its page says more of
+        each option.
+
+        Args:
+            batch_size: Documents per `_bulk_docs` request.
+            flush_interval: Seconds a document may wait for its batch to fill.
+            max_pending: Documents held at most (queued and in flight).
+            on_full: `"block"` (at most `put_timeout` seconds) or `"raise"` when
+                `max_pending` documents wait.
+            put_timeout: Seconds `put()` waits for room with `on_full="block"`.
+            close_timeout: Seconds `flush()`/`close()` wait by default.
+            on_result: Called with each document's [BulkResult][cloudsync.BulkResult].
+            keep_results: Keep every result in the writer's `results`.
+            max_errors: At most this many failed results kept in its `errors`.
+            retry: How batches are retried (a [RetryPolicy][cloudsync.RetryPolicy]).
+
+        Returns:
+            The writer, already running: use it as a context manager.
+        """
+        from .writer import Writer
+
+        return Writer(
+            self, batch_size=batch_size, flush_interval=flush_interval, max_pending=max_pending,
+            on_full=on_full, put_timeout=put_timeout, close_timeout=close_timeout, on_result=on_result,
+            keep_results=keep_results, max_errors=max_errors, retry=retry,
+        )
 
     # -- changes ----------------------------------------------------------------------
     def changes_endpoint(self) -> FeedEndpoint:
