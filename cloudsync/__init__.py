@@ -5,8 +5,8 @@ import warnings
 
 from ._retry import RetryPolicy
 from .auth import Auth, BasicAuth, BearerTokenAuth, CookieAuth
-from .changes import ChangesIterator
 from .backups import BackupError, BackupFileError, backup, restore
+from .changes import ChangesIterator
 from .checkpoint import CheckpointStore, FileCheckpoint, LocalDocCheckpoint, MemoryCheckpoint
 from .client import Client
 from .database import Database
