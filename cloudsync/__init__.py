@@ -25,9 +25,11 @@ from .errors import (
     StreamError,
     SubscriptionError,
     TLSError,
+    TokenError,
     TransportError,
     Unauthorized,
 )
+from .iam import IAMAuth
 from .models import BulkResult, Change
 from .subscription import ReconnectPolicy, Subscription, SubscriptionState, SubscriptionStats
 from .transports import (
@@ -64,6 +66,7 @@ __all__ = [
     "FileCheckpoint",
     "Forbidden",
     "HTTPError",
+    "IAMAuth",
     "InvalidResponse",
     "LastSeq",
     "LocalDocCheckpoint",
@@ -86,6 +89,7 @@ __all__ = [
     "SubscriptionState",
     "SubscriptionStats",
     "TLSError",
+    "TokenError",
     "Transport",
     "TransportError",
     "Unauthorized",

@@ -58,7 +58,7 @@ def token_for(user: str, roles: Sequence[str], secret: str, lifetime: float = 60
 
 class IAMEndpoint:
     """The token endpoint: `url`, `exchanges` (tokens handed out), `requests` (every POST),
-    `last_form`, `last_headers`; `lifetime`, `mode`, `fail_next()`, `forge_next()`."""
+    `last_form`, `last_headers`, `last_token`; `lifetime`, `mode`, `fail_next()`, `forge_next()`."""
 
     def __init__(self, secret: str, users: Mapping[str, tuple[str, Sequence[str]]], *, lifetime: float = 60.0) -> None:
         self.secret = secret
@@ -69,6 +69,7 @@ class IAMEndpoint:
         self.requests = 0
         self.last_form: dict[str, str] = {}
         self.last_headers: dict[str, str] = {}
+        self.last_token: str | None = None
         self._next: list[str] = []
         self._forge = 0
         self._lock = threading.Lock()
@@ -146,6 +147,7 @@ class IAMEndpoint:
             del answer["expires_in"]
         with self._lock:
             self.exchanges += mode is None
+            self.last_token = token
         return 200, "application/json", json.dumps(answer).encode()
 
     def _handler(self) -> type[BaseHTTPRequestHandler]:
