@@ -28,9 +28,11 @@ from .errors import (
     StreamError,
     SubscriptionError,
     TLSError,
+    TokenError,
     TransportError,
     Unauthorized,
 )
+from .iam import IAMAuth
 from .live_query import LiveQuery, LiveQueryEvent
 from .models import BulkResult, Change, DbUpdate
 from .partition import Partition
@@ -74,6 +76,7 @@ __all__ = [
     "FileCheckpoint",
     "Forbidden",
     "HTTPError",
+    "IAMAuth",
     "InvalidResponse",
     "LastSeq",
     "LiveQuery",
@@ -100,6 +103,7 @@ __all__ = [
     "SubscriptionState",
     "SubscriptionStats",
     "TLSError",
+    "TokenError",
     "Transport",
     "TransportError",
     "Unauthorized",

@@ -15,7 +15,9 @@ CloudSyncError
 │   │   ├── StreamError     a change feed broke mid-stream
 │   │   └── TLSError        (not retryable) certificate verification or
 │   │                       TLS handshake failed
-│   └── RequestTimeout      connect or read timeout, stalled feed
+│   ├── RequestTimeout      connect or read timeout, stalled feed
+│   └── TokenError          a token endpoint (IBM IAM) failed or refused the
+│                           key (then not retryable); nothing was sent
 ├── InvalidResponse         (retryable) truncated body, malformed JSON, a
 │                           redirect, or a status/Content-Type that is not
 │                           the feed asked for
@@ -63,6 +65,7 @@ __all__ = [
     "StreamError",
     "SubscriptionError",
     "TLSError",
+    "TokenError",
     "TransportError",
     "Unauthorized",
     "caused_by",
@@ -113,6 +116,26 @@ class TLSError(NetworkError):
 
 class RequestTimeout(TransportError):
     """Connecting took too long, the server went silent, or a feed stalled."""
+
+
+class TokenError(TransportError):
+    """An auth object could not get a token from its token endpoint (IBM IAM): the
+    endpoint was unreachable, failed, refused the key, or answered something unusable.
+    The request that needed the token was not sent (`sent` is `False`). The message
+    never holds the key.
+
+    Args:
+        message: What failed.
+        status: The token endpoint's HTTP status, or `None` when it gave none. Kept as
+            the `status` attribute.
+        retryable: Whether a new exchange may succeed: `False` when the endpoint refused
+            the key (a 4xx other than 429), which fails the same way every time.
+    """
+
+    def __init__(self, message: str, *, status: int | None = None, retryable: bool = True) -> None:
+        super().__init__(message, sent=False)
+        self.status = status
+        self.retryable = retryable
 
 
 class InvalidResponse(CloudSyncError):

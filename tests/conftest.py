@@ -80,3 +80,17 @@ def db(client: cloudsync.Client) -> Iterator[cloudsync.Database]:
         yield database
     finally:
         client.delete_database(name, missing_ok=True)
+
+
+JWT_SECRET = "jwt-test-secret-0123456789abcdef"
+
+
+@pytest.fixture(scope="session")
+def jwt_server(tmp_path_factory: pytest.TempPathFactory):
+    """An embedded server that accepts HS256 JWTs signed with JWT_SECRET (`--jwt-secret`),
+    and the ADMIN login. Its login throttle is out of the way of tests that send bad
+    credentials on purpose."""
+    testing = pytest.importorskip("cloudsync.server.testing")
+    with testing.serve(data_dir=tmp_path_factory.mktemp("jwt"), admin=ADMIN,
+                       extra_args=("--jwt-secret", JWT_SECRET, "--max-login-failures", "0")) as server:
+        yield server

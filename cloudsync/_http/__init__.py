@@ -13,7 +13,7 @@ import http.cookiejar
 import logging
 import time
 from collections.abc import Callable, Iterator, Mapping
-from typing import IO, Any
+from typing import IO, Any, NamedTuple
 from urllib.parse import urlsplit, urlunsplit
 
 import requests
@@ -36,7 +36,7 @@ from ..errors import (
     is_tls_failure,
 )
 
-__all__ = ["HTTP", "answer_error", "translate"]
+__all__ = ["HTTP", "FormAnswer", "answer_error", "translate"]
 
 log = logging.getLogger("cloudsync")
 
@@ -190,6 +190,14 @@ def answer_error(
     return None
 
 
+class FormAnswer(NamedTuple):
+    """What a form POST to another host (a token endpoint) answered, unjudged."""
+
+    status: int
+    reason: str
+    content: bytes
+
+
 class HTTP:
     """One `requests.Session` with auth, timeouts, retries and logging.
 
@@ -222,9 +230,12 @@ class HTTP:
         self.session.mount("http://", adapter)
         self.session.mount("https://", adapter)
         self.session.headers.update({"User-Agent": _user_agent(), "Accept": "application/json"})
+        self._token_session: requests.Session | None = None
 
     def close(self) -> None:
         self.session.close()
+        if self._token_session is not None:
+            self._token_session.close()
 
     def __repr__(self) -> str:
         return f"HTTP({self.base_url!r}, auth={self.auth!r})"
@@ -413,6 +424,41 @@ class HTTP:
         return self._send_once(
             method, path, params=None, body=body, headers=merged, timeout=None, use_auth=False
         )
+
+    def post_form(self, url: str, form: Mapping[str, str], *, timeout: tuple[float, float]) -> FormAnswer:
+        """POST `form` (URL-encoded) to `url` on another host, such as IBM IAM's token
+        endpoint: no client credentials, no retries, no redirects, nothing logged but the
+        URL and the status. Its own session, so a token exchange never evicts the
+        database's kept-alive connections. Network failures raise cloudsync errors; the
+        status is the caller's to judge.
+
+        Args:
+            url: The absolute URL.
+            form: The fields (they may hold secrets: never logged).
+            timeout: `(connect, read)` seconds.
+
+        Returns:
+            The status, its phrase and the body.
+        """
+        if self._token_session is None:
+            session = requests.Session()
+            session.cookies.set_policy(_RejectCookies())
+            session.trust_env = False
+            session.verify = self.verify
+            session.headers.update({"User-Agent": _user_agent()})
+            self._token_session = session
+        what = f"POST {redact(url)}"
+        try:
+            response = self._token_session.post(
+                url, data=dict(form), timeout=timeout, allow_redirects=False,
+                headers={"Accept": "application/json", "Content-Type": "application/x-www-form-urlencoded"},
+            )
+            content = response.content
+        except Exception as exc:
+            log.debug("%s -> %s", what, type(exc).__name__)
+            raise translate(exc, what) from exc
+        log.debug("%s -> %d", what, response.status_code)
+        return FormAnswer(response.status_code, response.reason or "", content)
 
 
 def _rewinder(body: IO[bytes]) -> Callable[[], None] | None:

@@ -28,6 +28,11 @@ def build_parser(prog: str = "cloudsync serve") -> argparse.ArgumentParser:
     where.add_argument("--memory", action="store_true", help="keep data only while the server runs")
     p.add_argument("--admin", action="append", default=[], metavar="USER:PASS",
                    help="admin user (repeatable; also CLOUDSYNC_ADMIN=USER:PASS); enables authentication")
+    p.add_argument("--jwt-secret", metavar="SECRET",
+                   help="accept 'Authorization: Bearer' JWTs signed with SECRET (HS256), as CouchDB's JWT "
+                        "authentication; also CLOUDSYNC_JWT_SECRET; enables authentication")
+    p.add_argument("--jwt-roles-claim", default="_couchdb.roles", metavar="NAME",
+                   help="the JWT claim holding the user's roles (default _couchdb.roles)")
     p.add_argument("--insecure-no-auth", action="store_true",
                    help="allow serving a non-loopback address without any user configured")
     p.add_argument("--max-body", type=int, default=64 * 1024 * 1024, metavar="BYTES",
@@ -78,6 +83,8 @@ def config_from_args(args: argparse.Namespace) -> ServerConfig:
         allow_hosts=list(args.allow_host), allow_origins=list(args.allow_origin),
         query_timeout=args.query_timeout, idle_timeout=args.idle_timeout,
         max_session_body=args.max_session_body, max_login_failures=args.max_login_failures,
+        jwt_secret=args.jwt_secret or os.environ.get("CLOUDSYNC_JWT_SECRET") or None,
+        jwt_roles_claim=args.jwt_roles_claim,
     )
 
 

@@ -28,6 +28,7 @@ from .auth import COOKIE, Auth, LoginThrottle, cookie_options
 from .errors import CouchError, bad_request
 from .handlers import COUCHDB_VERSION, Handlers
 from .http import json_response, too_large
+from .jwt import JWTVerifier
 from .state import ServerConfig, ServerState
 from .storage import Storage
 
@@ -156,7 +157,8 @@ def make_app(config: ServerConfig, storage: Storage | None = None) -> web.Applic
         if config.data_dir is None:
             raise ValueError("data_dir is required unless memory=True")
         storage = Storage(config.data_dir, durable=not config.memory)
-    auth = Auth(config.admins, None if config.memory else storage.data_dir)
+    jwt = None if config.jwt_secret is None else JWTVerifier(config.jwt_secret.encode(), config.jwt_roles_claim)
+    auth = Auth(config.admins, None if config.memory else storage.data_dir, jwt)
     state = ServerState(config, storage, auth)
     handlers = Handlers(state)
 
@@ -253,6 +255,12 @@ async def _close_ws(ws: web.WebSocketResponse, exc: Exception, request: web.Requ
 
 def _authenticate(request: web.Request, auth: Auth, throttle: LoginThrottle) -> None:
     header = request.headers.get("Authorization")
+    scheme, _, token = (header or "").partition(" ")
+    if auth.jwt is not None and scheme.lower() == "bearer":
+        # No login throttle: a token is not guessed like a password.
+        request["user"], request["roles"] = auth.jwt.verify(token, time.time())
+        request["auth_via"] = "jwt"
+        return
     if header is not None:
         peer = request.remote or ""
         throttle.check(peer)
@@ -333,7 +341,7 @@ def _quiet_accept_errors(loop: asyncio.AbstractEventLoop) -> None:
 async def run(config: ServerConfig, *, ready: Callable[[str, int], None] | None = None,
               stop: asyncio.Event | None = None) -> None:
     """Serve until `stop` is set; calls `ready(host, port)` once listening."""
-    if not config.admins and not is_loopback(config.host) and not config.insecure_no_auth:
+    if not config.admins and not config.jwt_secret and not is_loopback(config.host) and not config.insecure_no_auth:
         raise SystemExit(
             f"refusing to serve {config.host} without authentication: pass --admin USER:PASS "
             "(or set CLOUDSYNC_ADMIN), or --insecure-no-auth"
@@ -342,7 +350,7 @@ async def run(config: ServerConfig, *, ready: Callable[[str, int], None] | None 
     if config.memory and config.data_dir is None:
         temp_dir = tempfile.mkdtemp(prefix="cloudsync-memory-")
         config.data_dir = temp_dir
-    if not config.admins:
+    if not config.admins and not config.jwt_secret:
         log.warning(
             "running WITHOUT AUTHENTICATION: anyone who can connect to %s:%s can read and write every "
             "database. Pass --admin USER:PASS (or set CLOUDSYNC_ADMIN) to require a login.",

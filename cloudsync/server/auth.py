@@ -1,4 +1,5 @@
-"""Admin users, basic auth and `AuthSession` cookies (CouchDB's `/_session`)."""
+"""Admin users, basic auth and `AuthSession` cookies (CouchDB's `/_session`); JWT bearer
+tokens are checked by `jwt.py`."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import CouchError
+from .jwt import JWTVerifier
 
 __all__ = ["Auth", "LoginThrottle", "cookie_options", "parse_admin"]
 
@@ -35,15 +37,19 @@ def parse_admin(value: str) -> tuple[str, str]:
 
 
 class Auth:
-    """Checks credentials. With no users configured every request is an admin's."""
+    """Checks credentials. With no users configured (no admin, no JWT secret) every
+    request is an admin's."""
 
-    def __init__(self, admins: dict[str, str], secret_dir: Path | None = None) -> None:
+    def __init__(self, admins: dict[str, str], secret_dir: Path | None = None,
+                 jwt: JWTVerifier | None = None) -> None:
         self._admins = {u: hashlib.sha256(p.encode()).digest() for u, p in admins.items()}
         self._secret = self._load_secret(secret_dir)
+        self.jwt = jwt
+        """Checks `Authorization: Bearer` tokens, when the server has a JWT secret."""
 
     @property
     def enabled(self) -> bool:
-        return bool(self._admins)
+        return bool(self._admins) or self.jwt is not None
 
     @staticmethod
     def _load_secret(secret_dir: Path | None) -> bytes:

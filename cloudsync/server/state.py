@@ -60,6 +60,11 @@ class ServerConfig:
     """Largest body of a public endpoint (`POST /_session`)."""
     max_login_failures: int = 10
     """Failed logins per client address per minute before answers are 429."""
+    jwt_secret: str | None = None
+    """The HS256 key of `Authorization: Bearer` JWTs (CouchDB's `[jwt_keys] hmac:_default`,
+    not base64-encoded); `None`: no JWT authentication."""
+    jwt_roles_claim: str = "_couchdb.roles"
+    """The claim holding a JWT user's roles (CouchDB's `[jwt_auth] roles_claim_name`)."""
 
 
 class ServerState:

@@ -97,6 +97,7 @@ class ServerProcess:
         env = dict(os.environ)
         env["PYTHONPATH"] = os.pathsep.join(p for p in (_PACKAGE_ROOT, env.get("PYTHONPATH")) if p)
         env.pop("CLOUDSYNC_ADMIN", None)
+        env.pop("CLOUDSYNC_JWT_SECRET", None)
         with open(self._stderr_path, "ab") as stderr:
             proc = subprocess.Popen(self._command(), stdout=subprocess.PIPE, stderr=stderr, text=True, env=env,
                                     start_new_session=True)

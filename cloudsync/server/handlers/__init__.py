@@ -15,7 +15,7 @@ from urllib.parse import parse_qsl, quote, unquote
 from aiohttp import web
 
 from ... import __version__
-from .. import changes
+from .. import changes, security
 from ..auth import COOKIE, cookie_options
 from ..errors import CouchError, bad_request, not_found
 from ..http import allow, json_response, read_body, read_json
@@ -71,6 +71,8 @@ class Handlers:
             })
         top = parts[0]
         if top.startswith("_"):
+            if top not in security.OPEN_SERVER_PATHS:
+                security.require_server_admin(request)
             if len(parts) == 1:
                 server_handler = {
                     "_all_dbs": self.all_dbs, "_uuids": self.uuids, "_up": self.up, "_session": self.session,
@@ -91,6 +93,7 @@ class Handlers:
         elif head == "_local" and len(rest) >= 2:
             rest = [f"_local/{rest[1]}", *rest[2:]]
         head = rest[0]
+        security.check(request, db, security.level_for(method, rest))
         if head.startswith("_") and not head.startswith(("_design/", "_local/")):
             routes: dict[str, DbHandler] = {
                 "_all_docs": self.all_docs, "_bulk_docs": self.bulk_docs, "_bulk_get": self.bulk_get,
@@ -150,9 +153,10 @@ class Handlers:
         auth = self.state.auth
         if request.method == "GET":
             user = request.get("user")
-            roles = ["_admin"] if user or not auth.enabled else []
-            return json_response({"ok": True, "userCtx": {"name": user, "roles": roles},
-                                  "info": {"authentication_handlers": ["cookie", "default"],
+            roles = request.get("roles", ["_admin"]) if user or not auth.enabled else []
+            handlers = ["cookie", "default"] + (["jwt"] if auth.jwt is not None else [])
+            return json_response({"ok": True, "userCtx": {"name": user, "roles": list(roles)},
+                                  "info": {"authentication_handlers": handlers,
                                            **({"authenticated": request["auth_via"]} if user else {})}})
         if request.method == "DELETE":
             resp = json_response({"ok": True})
@@ -181,6 +185,8 @@ class Handlers:
 
     async def database(self, request: web.Request, name: str) -> web.Response:
         method = request.method
+        if method in ("PUT", "DELETE"):
+            security.require_server_admin(request)
         if method == "PUT":
             partitioned = request.query.get("partitioned", "false")
             if partitioned not in ("true", "false"):
@@ -191,10 +197,13 @@ class Handlers:
             await self.storage.delete(name)
             return json_response({"ok": True})
         db = self._db(name)
+        security.check(request, db, security.Level.MEMBER)
         if method in ("GET", "HEAD"):
             return json_response(db.info())
         if method == "POST":
             doc = await read_json(request)
+            if str(doc.get("_id", "")).startswith("_design/"):
+                security.check(request, db, security.Level.DB_ADMIN)
             result = await db.write(lambda tx: tx.put_doc(doc))
             return json_response(result, 201, {"Location": f"/{quote(name, safe='')}/{quote(result['id'])}",
                                                "ETag": f'"{result["rev"]}"'})

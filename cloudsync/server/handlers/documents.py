@@ -9,7 +9,7 @@ from typing import IO, Any
 from aiohttp import web
 
 from ..._json import dumps, loads
-from .. import limits
+from .. import limits, security
 from ..errors import CouchError, bad_request, not_found
 from ..http import allow, json_response, raw_json_response, read_json, rev_header
 from ..params import bool_param
@@ -136,10 +136,14 @@ class DocumentHandlers:
         new_edits = body.get("new_edits", True)
         if not isinstance(new_edits, bool):
             raise bad_request("`new_edits` parameter must be a boolean.")
+        design_allowed = security.is_db_admin(request, db)
 
         def op(tx: Tx) -> list[dict[str, Any]]:
             results = []
             for doc in docs:
+                if not design_allowed and security.is_design(doc):
+                    results.append(security.design_refused(doc))
+                    continue
                 try:
                     result = tx.put_doc(doc, new_edits=new_edits)
                 except RowError as exc:

@@ -1,9 +1,8 @@
 """Per-database settings and maintenance: `_security`, `_revs_limit`, `_compact`,
 `_view_cleanup`.
 
-Every user of this server is an admin (there are no other accounts), and admins pass any
-`_security` object in CouchDB too: the object is stored and served, not enforced. The
-revision history kept per leaf stays `revtree.REVS_LIMIT` whatever `_revs_limit` says.
+The `_security` object is stored and served here, and enforced by `security.py` (who may
+read it, who may write it). The revision history kept per leaf stays `revtree.REVS_LIMIT` whatever `_revs_limit` says.
 """
 
 from __future__ import annotations
@@ -14,12 +13,11 @@ from aiohttp import web
 
 from ..errors import CouchError, bad_request
 from ..http import JSON, allow, json_response, read_json
+from ..security import DEFAULT_SECURITY
 from ..storage import Database, Tx
 
 __all__ = ["DEFAULT_REVS_LIMIT", "DEFAULT_SECURITY", "SettingsHandlers"]
 
-DEFAULT_SECURITY = {"members": {"roles": ["_admin"]}, "admins": {"roles": ["_admin"]}}
-"""CouchDB 3's answer for a database whose security object was never set: admins only."""
 DEFAULT_REVS_LIMIT = 1000
 
 
