@@ -2,7 +2,8 @@
 
 `Authorization: Bearer <jwt>`: a token signed with the server's `--jwt-secret` names
 its user in `sub` and the user's roles in the roles claim (CouchDB's `roles_claim_name`,
-`_couchdb.roles` by default). `exp` is required and enforced, `nbf` enforced when
+`_couchdb.roles` by default; a token without it may carry them in `_roles`, as other
+CouchDB-style servers issue them). `exp` is required and enforced, `nbf` enforced when
 present. Every refusal is `401 unauthorized`, with CouchDB's reasons.
 """
 
@@ -22,6 +23,8 @@ __all__ = ["DEFAULT_ROLES_CLAIM", "JWTVerifier"]
 
 DEFAULT_ROLES_CLAIM = "_couchdb.roles"
 """CouchDB's default `[jwt_auth] roles_claim_name`."""
+FALLBACK_ROLES_CLAIM = "_roles"
+"""Read when the default claim is absent (only while the claim name is the default)."""
 
 
 def _refuse(reason: str) -> CouchError:
@@ -90,7 +93,10 @@ class JWTVerifier:
         user = claims.get("sub")
         if not isinstance(user, str) or not user:
             raise _refuse("Token missing sub claim.")
-        roles = claims.get(self.roles_claim, [])
+        claim = self.roles_claim
+        if claim == DEFAULT_ROLES_CLAIM and claim not in claims and FALLBACK_ROLES_CLAIM in claims:
+            claim = FALLBACK_ROLES_CLAIM
+        roles = claims.get(claim, [])
         if not isinstance(roles, list) or not all(isinstance(r, str) for r in roles):
-            raise _refuse(f"The {self.roles_claim} claim must be an array of strings")
+            raise _refuse(f"The {claim} claim must be an array of strings")
         return user, roles

@@ -34,6 +34,14 @@ def test_valid_token_authenticates_its_subject_with_its_roles(jwt_server):
     assert "jwt" in body["info"]["authentication_handlers"]
 
 
+def test_roles_may_come_in_a_plain_roles_claim(jwt_server):
+    """A token without `_couchdb.roles` may carry its roles in `_roles`."""
+    now = time.time()
+    token = sign_hs256({"sub": "bob", "_roles": ["staff"], "exp": now + 60}, JWT_SECRET)
+    r = _session(jwt_server.url, token)
+    assert r.status_code == 200 and r.json()["userCtx"] == {"name": "bob", "roles": ["staff"]}
+
+
 def test_expired_token_is_refused(jwt_server):
     """A token whose `exp` has passed is 401 `exp not in future`."""
     _assert_refused(_session(jwt_server.url, token_for("alice", [], JWT_SECRET, lifetime=-1)), "exp not in future")
