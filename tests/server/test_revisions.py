@@ -87,6 +87,13 @@ def test_bulk_get_latest_returns_the_leaves_of_an_ancestor(conflicted, http):
     assert [d["ok"]["_rev"] for d in r.json()["results"][0]["docs"]] == ["3-c", "2-x"]
 
 
+def test_bulk_get_without_rev_returns_every_leaf(conflicted, http):
+    """`_bulk_get` of an id without a rev answers every leaf (conflicts included), as
+    CouchDB does, so a tool backing up by id keeps the conflicting branches."""
+    r = http.post(conflicted + "/_bulk_get", json={"docs": [{"id": "c"}]})
+    assert [d["ok"]["_rev"] for d in r.json()["results"][0]["docs"]] == ["3-c", "2-x"]
+
+
 def test_get_the_winning_tombstone_by_rev(db, http):
     """`GET doc?rev=<the winning tombstone>` returns the tombstone, as CouchDB does."""
     rev = http.put(db + "/t", json={"a": 1}).json()["rev"]

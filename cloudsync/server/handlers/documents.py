@@ -18,7 +18,14 @@ from ..state import ServerState
 from ..storage import Database, RowError, Tx, check_doc_id
 from ..storage import attachments as stored_attachments
 from . import attachments
-from .revisions import RevisionHandlers, revision_docs, revisions_member, revs_info_member, with_members
+from .revisions import (
+    Found,
+    RevisionHandlers,
+    revision_docs,
+    revisions_member,
+    revs_info_member,
+    with_members,
+)
 
 __all__ = ["DocumentHandlers"]
 
@@ -179,9 +186,13 @@ class DocumentHandlers:
                     continue
                 rev = item.get("rev")
                 leaves = db.leaves(doc_id, conn)
-                if rev is None and leaves:
-                    rev = leaves[0].rev
-                found = revision_docs(leaves, [rev], latest=latest, revs=revs) if isinstance(rev, str) else [(rev, None)]
+                found: list[Found]
+                if rev is None and leaves:  # CouchDB: no rev asks for every leaf, conflicts included
+                    found = revision_docs(leaves, "all", latest=latest, revs=revs)
+                elif isinstance(rev, str):
+                    found = revision_docs(leaves, [rev], latest=latest, revs=revs)
+                else:
+                    found = [(rev, None)]
                 histories = {leaf.rev: leaf.revs for leaf in leaves}
                 docs: list[dict[str, Any]] = []
                 for found_rev, found_body in found:
