@@ -14,8 +14,10 @@ from typing import IO, Any
 from ..database import Database
 from .arguments import UsageError
 from .connection import add_connection_arguments, connect
+from .interrupts import held_interrupt
 from .jsonlines import count_lines, parse_object
 from .progress import Progress
+from .status import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK
 
 __all__ = ["MAX_BATCH_BYTES", "LoadReport", "add_parser", "run"]
 
@@ -82,20 +84,21 @@ def run(args: argparse.Namespace) -> int:
             with Progress(f"load {args.db}", unit="lines", total=total) as progress:
                 progress(args.skip)
                 for batch, last_line in batches(source, args.skip, args.batch_size, report):
-                    write_batch(db, batch, report)
-                    progress(last_line)
-                    report.done_lines = last_line
+                    with held_interrupt():  # the batch in flight is answered and counted
+                        write_batch(db, batch, report)
+                        progress(last_line)
+                        report.done_lines = last_line
     except KeyboardInterrupt:
         print(f"{report.summary(args.db)}; interrupted", file=sys.stderr)
         print(f"lines 1-{report.done_lines} are done; to resume: "
               f"{shlex.join(['cloudsync', 'load', args.db, args.file, '--skip', str(report.done_lines)])}",
               file=sys.stderr)
-        raise
+        return EXIT_INTERRUPTED
     finally:
         if source is not sys.stdin.buffer:
             source.close()
     print(report.summary(args.db), file=sys.stderr)
-    return 0 if report.ok else 1
+    return EXIT_OK if report.ok else EXIT_FAILED
 
 
 def open_source(name: str) -> IO[bytes]:

@@ -14,13 +14,9 @@ from ..errors import CloudSyncError, Forbidden, RequestTimeout, TLSError, Transp
 from . import find, load, serve, watch
 from .arguments import UsageError
 from .connection import display_url, server_url
+from .status import EXIT_BROKEN_PIPE, EXIT_FAILED, EXIT_INTERRUPTED, EXIT_USAGE
 
-__all__ = ["EXIT_BROKEN_PIPE", "EXIT_FAILED", "EXIT_INTERRUPTED", "EXIT_USAGE", "build_parser", "main"]
-
-EXIT_FAILED = 1
-EXIT_USAGE = 2
-EXIT_INTERRUPTED = 130  # as a shell reports a process ended by SIGINT
-EXIT_BROKEN_PIPE = 141  # ... and one ended by SIGPIPE (`cloudsync find ... | head`)
+__all__ = ["build_parser", "main"]
 
 COMMANDS = (serve, watch, find, load)
 """Each command's module: `add_parser(subparsers)` adds its parser, whose `run` default runs it."""
@@ -94,8 +90,21 @@ def describe(exc: CloudSyncError, url: str) -> str:
     if isinstance(exc, RequestTimeout):
         return f"{url} did not answer in time: {exc}"
     if isinstance(exc, TransportError):
-        return f"cannot reach {url}: {exc}"
+        return f"cannot reach {url}: {socket_error(exc) or exc}"
     return str(exc)
+
+
+def socket_error(exc: BaseException) -> str | None:
+    """The operating system's words for a failed connection (`[Errno 111] Connection
+    refused`), found at the root of the exception's chain; `None` when there is none."""
+    found, seen = None, set()
+    cause: BaseException | None = exc
+    while cause is not None and id(cause) not in seen:
+        seen.add(id(cause))
+        if isinstance(cause, OSError) and cause.errno is not None:  # the socket's, not a library's
+            found = cause
+        cause = cause.__cause__ or cause.__context__
+    return str(found) if found is not None else None
 
 
 def fail(prog: str, message: str, status: int = EXIT_FAILED) -> int:

@@ -65,7 +65,9 @@ def run(args: argparse.Namespace) -> int:
             failure.append(exc)
             stop.set()
 
-        previous = {sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGINT, signal.SIGTERM)}
+        # A signal ignored by whoever started us (`nohup`, `&` in a script) stays ignored.
+        previous = {sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGINT, signal.SIGTERM)
+                    if signal.getsignal(sig) is not signal.SIG_IGN}
         try:
             sub.start(on_change, on_error)
             print(f"watching {args.db} from seq {printed['seq']}; Ctrl-C stops", file=sys.stderr, flush=True)

@@ -137,3 +137,22 @@ def test_load_skip_resumes_after_the_lines_done(embedded_url, tmp_path):
     assert result.returncode == 0, result.stderr
     with cloudsync.Client(embedded_url) as client:
         assert [row["id"] for row in client.database("cli-load-skip").all_docs()] == ["c"]
+
+
+def test_an_interrupted_load_finishes_the_batch_in_flight(embedded_url, tmp_path, cli_process):
+    """SIGINT during a file load: the lines it names as done are exactly the documents on the
+    server (the batch in flight was answered and counted, none half-known)."""
+    file = write_lines(tmp_path / "docs.jsonl", [json.dumps({"_id": f"d{i:05d}"}) for i in range(20000)])
+    with cloudsync.Client(embedded_url) as client:
+        db = client.create_database("cli-load-held")
+        loader = cli_process("load", db.name, file, "--batch-size", "100", "--url", embedded_url)
+        deadline = time.monotonic() + RUN_TIMEOUT
+        while not db.info()["doc_count"]:
+            assert time.monotonic() < deadline, "no document was written"
+            time.sleep(0.05)  # polling the database, not waiting for a guessed time
+        assert loader.interrupt() == 130
+        hint = [line for line in loader.stderr if "are done; to resume" in line]
+        assert hint, loader.stderr
+        done = int(hint[0].split()[1].partition("-")[2])
+        assert db.info()["doc_count"] == done
+        assert hint[0].rstrip().endswith(f"--skip {done}")
