@@ -8,10 +8,11 @@ import argparse
 import shlex
 import sys
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import IO, Any
 
 from ..database import Database
+from ..errors import CloudSyncError
 from .arguments import UsageError
 from .connection import add_connection_arguments, connect
 from .interrupts import held_interrupt
@@ -30,7 +31,8 @@ SHOWN_FAILURES = 20
 
 @dataclass
 class LoadReport:
-    """What a load did, line by line (counts, and the first failures to show)."""
+    """What a load did: counts, and the number of lines done (the first failures are printed
+    as they happen; the rest only counted, so memory does not grow with them)."""
 
     written: int = 0
     conflicts: int = 0
@@ -38,22 +40,26 @@ class LoadReport:
     bad_lines: int = 0
     done_lines: int = 0
     """Every line up to this one (from 1) was read and its batch answered."""
-    failures: list[str] = field(default_factory=list)
+    failures: int = 0
 
     def fail(self, text: str) -> None:
-        if len(self.failures) < SHOWN_FAILURES:
+        self.failures += 1
+        if self.failures <= SHOWN_FAILURES:
             print(text, file=sys.stderr)
-        self.failures.append(text)
 
     @property
     def ok(self) -> bool:
         return not (self.conflicts or self.errors or self.bad_lines)
 
     def summary(self, db: str) -> str:
-        hidden = len(self.failures) - SHOWN_FAILURES
+        hidden = self.failures - SHOWN_FAILURES
         more = f" ({hidden} more failures not shown)" if hidden > 0 else ""
         return (f"loaded {db}: {self.written} written, {self.conflicts} conflicts, {self.errors} errors, "
                 f"{self.bad_lines} bad lines{more}")
+
+    def resume_hint(self, db: str, file: str) -> str:
+        command = shlex.join(["cloudsync", "load", db, file, "--skip", str(self.done_lines)])
+        return f"lines 1-{self.done_lines} are done; to resume: {command}"
 
 
 def add_parser(commands: Any) -> None:
@@ -90,10 +96,13 @@ def run(args: argparse.Namespace) -> int:
                         report.done_lines = last_line
     except KeyboardInterrupt:
         print(f"{report.summary(args.db)}; interrupted", file=sys.stderr)
-        print(f"lines 1-{report.done_lines} are done; to resume: "
-              f"{shlex.join(['cloudsync', 'load', args.db, args.file, '--skip', str(report.done_lines)])}",
-              file=sys.stderr)
+        print(report.resume_hint(args.db, args.file), file=sys.stderr)
         return EXIT_INTERRUPTED
+    except CloudSyncError:
+        if report.done_lines > args.skip:  # stopped part way: say where (main prints the error)
+            print(f"{report.summary(args.db)}; stopped", file=sys.stderr)
+            print(report.resume_hint(args.db, args.file), file=sys.stderr)
+        raise
     finally:
         if source is not sys.stdin.buffer:
             source.close()

@@ -156,3 +156,24 @@ def test_an_interrupted_load_finishes_the_batch_in_flight(embedded_url, tmp_path
         done = int(hint[0].split()[1].partition("-")[2])
         assert db.info()["doc_count"] == done
         assert hint[0].rstrip().endswith(f"--skip {done}")
+
+
+def test_a_server_lost_mid_load_says_where_it_stopped(restartable, cli_process):
+    """The server dies part way: the lines done, the `--skip` that resumes, and the error as
+    the last line; exit status 1."""
+    loader = cli_process("load", "cli-load-lost", "-", "--create", "--batch-size", "1",
+                         "--url", restartable.url, stdin=subprocess.PIPE)
+    loader.proc.stdin.write('{"_id": "a"}\n{"_id": "b"}\n')
+    loader.proc.stdin.flush()
+    with cloudsync.Client(restartable.url) as client:
+        db = client.database("cli-load-lost")
+        deadline = time.monotonic() + RUN_TIMEOUT
+        while not (db.exists() and db.info()["doc_count"] == 2):
+            assert time.monotonic() < deadline, "the two documents were not written"
+            time.sleep(0.05)  # polling the database, not waiting for a guessed time
+    restartable.kill()
+    loader.proc.stdin.write('{"_id": "c"}\n')
+    loader.proc.stdin.close()
+    assert loader.finish() == 1
+    assert "lines 1-2 are done; to resume: cloudsync load cli-load-lost - --skip 2\n" in loader.stderr
+    assert loader.stderr[-1].startswith(f"cloudsync load: error: cannot reach {restartable.url}: ")
