@@ -5,6 +5,7 @@ import warnings
 
 from ._retry import RetryPolicy
 from .auth import Auth, BasicAuth, BearerTokenAuth, CookieAuth
+from .bulk import BulkWrite
 from .checkpoint import CheckpointStore, FileCheckpoint, LocalDocCheckpoint, MemoryCheckpoint
 from .client import Client
 from .database import Database
@@ -51,6 +52,7 @@ __all__ = [
     "BasicAuth",
     "BearerTokenAuth",
     "BulkResult",
+    "BulkWrite",
     "Change",
     "ChangesRequest",
     "CheckpointStore",

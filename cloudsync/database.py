@@ -12,8 +12,9 @@ from ._http.feeds import FeedEndpoint
 from ._paging import find_pages, keyed_rows
 from ._paths import attachment_path, db_path, doc_path, segment, validate_doc_id
 from ._retry import RetryPolicy
+from .bulk import DEFAULT_BATCH_SIZE, BulkWrite, caller
+from .bulk import check_doc as _check_doc
 from .errors import Conflict, NotFound
-from .models import BulkResult
 
 if TYPE_CHECKING:
     from ._reader import SubscriptionState
@@ -43,11 +44,6 @@ def _bool(value: bool) -> str:
 def _check_page_size(page_size: int) -> None:
     if not isinstance(page_size, int) or page_size < 1:
         raise ValueError("page_size must be a positive int")
-
-
-def _check_doc(doc: Any) -> None:
-    if not isinstance(doc, Mapping):
-        raise TypeError(f"a document must be a mapping, not {type(doc).__name__}")
 
 
 class Database:
@@ -310,33 +306,51 @@ class Database:
         answer = self._http.request("DELETE", attachment_path(self.path, doc_id, name), params={"rev": rev})
         return answer["rev"]
 
-    def bulk(self, docs: Iterable[Mapping[str, Any]], *, new_edits: bool = True) -> list[BulkResult]:
-        """Write many documents in one request (`_bulk_docs`).
+    def bulk(
+        self,
+        docs: Iterable[Mapping[str, Any]],
+        *,
+        new_edits: bool = True,
+        batch_size: int = DEFAULT_BATCH_SIZE,
+    ) -> BulkWrite:
+        """Write many documents, `batch_size` per `_bulk_docs` request, streaming.
 
-        A row that failed (e.g. `conflict`) is reported in its result, not raised.
+        Lazy: each batch is read from `docs` and sent when its first result is read, so
+        a generator of any length is written in bounded memory. Read the results to the
+        end (a dropped, unread `BulkWrite` wrote nothing, and warns):
+
+        ```python
+        for result in db.bulk(docs):      # one BulkResult per document, in order
+            if not result.ok: ...
+        failures = db.bulk(docs).run()    # or: write all, keep only the failures
+        ```
+
+        A row that failed (e.g. `conflict`) is reported in its result, not raised. A
+        request that fails raises; the batches before it are written. Like any `POST`,
+        a batch is retried only when it certainly did not reach the server (or on a 429).
 
         Args:
-            docs: The documents; those without `_id` get one made on the client.
+            docs: The documents, any iterable (a list, a generator); those without `_id`
+                get one made on the client.
             new_edits: `False` stores the revisions as given, without conflict checks
                 (as replication does).
+            batch_size: Documents per request.
 
         Returns:
-            One [BulkResult][cloudsync.BulkResult] per document, in order.
+            A [BulkWrite][cloudsync.BulkWrite]: an iterator of one
+                [BulkResult][cloudsync.BulkResult] per document, in order.
+
+        Raises:
+            ValueError: `batch_size` is not a positive int.
+            TypeError: (while reading) a document is not a mapping; its batch is not sent.
         """
-        batch: list[Doc] = []
-        for doc in docs:
-            _check_doc(doc)
-            batch.append(dict(doc) if "_id" in doc else {**doc, "_id": uuid.uuid4().hex})
-        if not batch:
-            return []
+        return BulkWrite(self._send_bulk, docs, batch_size=batch_size, new_edits=new_edits, origin=caller())
+
+    def _send_bulk(self, batch: list[Doc], new_edits: bool) -> Any:
         body: dict[str, Any] = {"docs": batch}
         if not new_edits:
             body["new_edits"] = False
-        rows = self._http.request("POST", f"{self.path}/_bulk_docs", json=body)
-        if not new_edits and not rows:
-            # CouchDB answers [] for new_edits=false: every row was stored as given.
-            return [BulkResult(id=d["_id"], rev=d.get("_rev")) for d in batch]
-        return [BulkResult.from_row(row) for row in rows]
+        return self._http.request("POST", f"{self.path}/_bulk_docs", json=body)
 
     # -- reading many ---------------------------------------------------------------
     def all_docs(
