@@ -29,6 +29,7 @@ from .errors import (
     TransportError,
     Unauthorized,
 )
+from .find_page import FindPage
 from .models import BulkResult, Change
 from .subscription import ReconnectPolicy, Subscription, SubscriptionState, SubscriptionStats
 from .transports import (
@@ -64,6 +65,7 @@ __all__ = [
     "Database",
     "FeedConnection",
     "FileCheckpoint",
+    "FindPage",
     "Forbidden",
     "HTTPError",
     "InvalidResponse",

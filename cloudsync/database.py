@@ -15,6 +15,7 @@ from ._retry import RetryPolicy
 from .bulk import DEFAULT_BATCH_SIZE, BulkWrite, caller
 from .bulk import check_doc as _check_doc
 from .errors import Conflict, NotFound
+from .find_page import FindPage
 
 if TYPE_CHECKING:
     from ._reader import SubscriptionState
@@ -41,9 +42,14 @@ def _bool(value: bool) -> str:
     return "true" if value else "false"
 
 
-def _check_page_size(page_size: int) -> None:
+def _check_page_size(page_size: int, name: str = "page_size") -> None:
     if not isinstance(page_size, int) or page_size < 1:
-        raise ValueError("page_size must be a positive int")
+        raise ValueError(f"{name} must be a positive int")
+
+
+def _check_bookmark(bookmark: Any) -> None:
+    if bookmark is not None and not isinstance(bookmark, str):
+        raise TypeError(f"bookmark must be a str (a FindPage.bookmark), not {type(bookmark).__name__}")
 
 
 class Database:
@@ -428,6 +434,7 @@ class Database:
         use_index: str | Sequence[str] | None = None,
         conflicts: bool = False,
         page_size: int = DEFAULT_PAGE_SIZE,
+        bookmark: str | None = None,
     ) -> Iterator[Doc]:
         """Documents matching a Mango selector (`_find`), fetched a page at a time.
 
@@ -444,22 +451,82 @@ class Database:
             use_index: The index to use: a design document, or `[ddoc, name]`.
             conflicts: Add each document's `_conflicts`.
             page_size: Documents per request.
+            bookmark: Start where the page of the same query that sent this bookmark
+                (a kept [FindPage][cloudsync.FindPage] `bookmark`) left off; `skip`
+                then counts from there.
 
         Returns:
             An iterator of documents.
 
         Raises:
-            TypeError: `selector` is not a mapping.
+            TypeError: `selector` is not a mapping, or `bookmark` not a str.
+            InvalidResponse: (while reading) a query started from `bookmark` got no
+                bookmark to go on with.
         """
         body = self._find_body(selector, fields, sort, skip, use_index, conflicts)
         _check_page_size(page_size)
+        _check_bookmark(bookmark)
         path = f"{self.path}/_find"
         return find_pages(
             lambda b: self._http.request("POST", path, json=b, idempotent=True),
             body,
             page_size=page_size,
             limit=limit,
+            bookmark=bookmark,
         )
+
+    def query_page(
+        self,
+        selector: Mapping[str, Any],
+        *,
+        fields: Sequence[str] | None = None,
+        sort: Sequence[Any] | None = None,
+        limit: int = 25,
+        skip: int = 0,
+        use_index: str | Sequence[str] | None = None,
+        conflicts: bool = False,
+        bookmark: str | None = None,
+        execution_stats: bool = False,
+    ) -> FindPage:
+        """One page of a Mango query (`_find`): one request, its documents, the bookmark
+        of the next page and, if asked for, the server's execution statistics.
+
+        For pages served one at a time (a web API's "next page" token), or statistics:
+
+        ```python
+        page = db.query_page({"type": "order"}, limit=50, bookmark=token)
+        token = page.bookmark        # keep it; a page shorter than limit is the last
+        ```
+
+        Args:
+            selector: The Mango selector.
+            fields: Return only these fields of each document.
+            sort: Sort order.
+            limit: Documents in the page (CouchDB's default is 25).
+            skip: Skip this many matching documents first (from `bookmark`, if given).
+            use_index: The index to use: a design document, or `[ddoc, name]`.
+            conflicts: Add each document's `_conflicts`.
+            bookmark: Start after the page this bookmark came from.
+            execution_stats: Ask for the server's execution statistics.
+
+        Returns:
+            The page: a [FindPage][cloudsync.FindPage].
+
+        Raises:
+            TypeError: `selector` is not a mapping, or `bookmark` not a str.
+            ValueError: `limit` is not a positive int.
+            BadRequest: The server refused the query or the bookmark.
+        """
+        body = self._find_body(selector, fields, sort, skip, use_index, conflicts)
+        _check_page_size(limit, "limit")
+        _check_bookmark(bookmark)
+        body["limit"] = limit
+        if bookmark is not None:
+            body["bookmark"] = bookmark
+        if execution_stats:
+            body["execution_stats"] = True
+        answer = self._http.request("POST", f"{self.path}/_find", json=body, idempotent=True)
+        return FindPage.from_answer(answer)
 
     def explain(
         self,
