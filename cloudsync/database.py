@@ -363,6 +363,7 @@ class Database:
         self,
         *,
         include_docs: bool = False,
+        key: str | None = None,
         keys: Sequence[str] | None = None,
         startkey: Any = _UNSET,
         endkey: Any = _UNSET,
@@ -377,6 +378,7 @@ class Database:
 
         Args:
             include_docs: Add each document (`doc`).
+            key: Only this id: one row, or none when there is no such document.
             keys: Only these ids, the rows in their order (missing ones as
                 `{"key", "error": "not_found"}`), `page_size` keys per request.
             startkey: The first id of the range.
@@ -390,8 +392,13 @@ class Database:
 
         Returns:
             An iterator of rows; each page is requested when the previous one is used up.
+
+        Raises:
+            ValueError: `key` is given with `keys`, `startkey` or `endkey`.
         """
         _check_page_size(page_size)
+        if key is not None and (keys is not None or startkey is not _UNSET or endkey is not _UNSET):
+            raise ValueError("all_docs() takes key alone, without keys, startkey or endkey")
         params: dict[str, Any] = {"include_docs": _bool(include_docs)}
         if conflicts:
             params["conflicts"] = "true"
@@ -403,7 +410,7 @@ class Database:
             params["inclusive_end"] = "false"
         if skip:
             params["skip"] = skip
-        _encode_keys(params, startkey=startkey, endkey=endkey)
+        _encode_keys(params, startkey=startkey, endkey=endkey, key=_UNSET if key is None else key)
         path = f"{self.path}/_all_docs"
         return keyed_rows(
             lambda p: self._http.request("GET", path, params=p), params, page_size=page_size, limit=limit

@@ -151,3 +151,20 @@ def test_missing_view_raises_not_found(view_db):
     """An unknown view is NotFound."""
     with pytest.raises(cloudsync.NotFound):
         list(view_db.view("stats", "nope"))
+
+
+def test_all_docs_key_returns_that_one_row(numbers):
+    """all_docs(key=id) answers the one row of that id, with its document if asked."""
+    [row] = list(numbers.all_docs(key="n07", include_docs=True))
+    assert row["id"] == "n07" and row["doc"]["n"] == 7
+
+
+def test_all_docs_key_of_a_missing_id_returns_no_row(numbers):
+    """all_docs(key=id) of an id with no document answers no row."""
+    assert list(numbers.all_docs(key="nope")) == []
+
+
+def test_all_docs_key_with_a_range_is_a_value_error(numbers):
+    """key= does not combine with keys=, startkey= or endkey=."""
+    with pytest.raises(ValueError, match="key alone"):
+        numbers.all_docs(key="n01", startkey="n00")
