@@ -16,6 +16,7 @@ from .bulk import DEFAULT_BATCH_SIZE, BulkWrite, caller
 from .bulk import check_doc as _check_doc
 from .errors import Conflict, NotFound
 from .find_page import FindPage
+from .security import check_security
 
 if TYPE_CHECKING:
     from ._reader import SubscriptionState
@@ -88,6 +89,43 @@ class Database:
         except NotFound:
             return False
         return True
+
+    def security(self) -> dict[str, Any]:
+        """The database's security object (`GET /{db}/_security`).
+
+        Returns:
+            `{"admins": {"names": [...], "roles": [...]}, "members": {...}}`; what a
+                server answers for a database never given one varies (CouchDB 3:
+                admins only, as `{"admins": {"roles": ["_admin"]}, "members":
+                {"roles": ["_admin"]}}`; pouchdb-server: `{}`).
+
+        Raises:
+            NotFound: There is no such database.
+            Unauthorized: The credentials are missing or wrong.
+            Forbidden: The user may not read it (CouchDB: database admins only).
+        """
+        return self._http.request("GET", f"{self.path}/_security")
+
+    def set_security(self, security: Mapping[str, Any]) -> None:
+        """Replace the database's security object (`PUT /{db}/_security`).
+
+        `admins` may change the design documents and the security object; `members`
+        may read and write documents. A section with no names and no roles leaves that
+        level open to everyone, as in CouchDB. Other top-level members (Cloudant's
+        `"cloudant"` API-key permissions) are sent as given.
+
+        Args:
+            security: `{"admins": {"names": [...], "roles": [...]}, "members":
+                {"names": [...], "roles": [...]}}`.
+
+        Raises:
+            TypeError: `security` or a section is not a mapping (nothing is sent).
+            ValueError: A section has other members than `names` and `roles`, or they
+                are not lists of strings (nothing is sent).
+            Forbidden: The user is not an admin of the database.
+            BadRequest: The server refused the object.
+        """
+        self._http.request("PUT", f"{self.path}/_security", json=check_security(security))
 
     # -- documents --------------------------------------------------------------------
     def create(self, doc: Mapping[str, Any]) -> Doc:
