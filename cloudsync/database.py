@@ -540,7 +540,7 @@ class Database:
 
         ```python
         page = db.query_page({"type": "order"}, limit=50, bookmark=token)
-        token = page.bookmark        # keep it; a page shorter than limit is the last
+        token = page.bookmark  # keep it; a page shorter than limit is the last
         ```
 
         Args:
