@@ -38,15 +38,16 @@ def check_doc(doc: Any) -> None:
 
 def _results(batch: list[Doc], rows: list[dict[str, Any]], new_edits: bool) -> list[BulkResult]:
     """One result per document of `batch`, in its order."""
+    if not isinstance(rows, list) or not all(isinstance(row, dict) for row in rows):
+        raise InvalidResponse("_bulk_docs answered something other than a list of rows")
     if not new_edits:
         # CouchDB answers new_edits=false with the failed rows only ([] when all were
         # stored as given); pouchdb-server may list every row. Match them by id.
         failed = {row.get("id"): row for row in rows if row.get("error")}
         return [BulkResult.from_row(failed[d["_id"]]) if d["_id"] in failed
                 else BulkResult(id=d["_id"], rev=d.get("_rev")) for d in batch]
-    if not isinstance(rows, list) or len(rows) != len(batch):
-        count = len(rows) if isinstance(rows, list) else "no"
-        raise InvalidResponse(f"_bulk_docs answered {count} rows for {len(batch)} documents")
+    if len(rows) != len(batch):
+        raise InvalidResponse(f"_bulk_docs answered {len(rows)} rows for {len(batch)} documents")
     return [BulkResult.from_row(row) for row in rows]
 
 

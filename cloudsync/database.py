@@ -110,8 +110,8 @@ class Database:
         """Replace the database's security object (`PUT /{db}/_security`).
 
         `admins` may change the design documents and the security object; `members`
-        may read and write documents. A section with no names and no roles leaves that
-        level open to everyone, as in CouchDB. Other top-level members (Cloudant's
+        may read and write documents. A `members` section with no names and no roles
+        makes the database public, as in CouchDB. Other top-level members (Cloudant's
         `"cloudant"` API-key permissions) are sent as given.
 
         Args:
