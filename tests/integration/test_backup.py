@@ -41,7 +41,7 @@ def fill(db: cloudsync.Database, n: int = 120) -> None:
     updated = db.get("doc-0001")
     db.update({**updated, "i": "updated"})
     db.delete(db.get("doc-0002"))
-    db.bulk([{"_id": "doc-0003", "_rev": "1-ffffffff", "side": "conflict"}], new_edits=False)
+    db.bulk([{"_id": "doc-0003", "_rev": "1-ffffffff", "side": "conflict"}], new_edits=False).run()
 
 
 def snapshot(db: cloudsync.Database) -> dict[str, Any]:

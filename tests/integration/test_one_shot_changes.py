@@ -77,7 +77,7 @@ def test_doc_ids_filters_the_read(numbers):
 def test_style_all_docs_lists_every_leaf(db):
     """`style="all_docs"` lists a conflicted document's losing leaf too."""
     doc = db.create({"_id": "c", "v": 1})
-    db.bulk([{"_id": "c", "_rev": "1-" + "f" * 32, "v": 2}], new_edits=False)
+    db.bulk([{"_id": "c", "_rev": "1-" + "f" * 32, "v": 2}], new_edits=False).run()
     (change,) = db.changes(style="all_docs")
     assert doc["_rev"] in change.revs and "1-" + "f" * 32 in change.revs
 
