@@ -37,7 +37,7 @@ def node_tool(name: str) -> str:
 
 def fill(db: cloudsync.Database, n: int = 120) -> None:
     """Documents with a history, a deletion and a conflict."""
-    db.bulk([{"_id": f"doc-{i:04d}", "i": i, "text": "é ünïcode \u2028"} for i in range(n)])
+    db.bulk([{"_id": f"doc-{i:04d}", "i": i, "text": "é ünïcode \u2028"} for i in range(n)]).run()
     updated = db.get("doc-0001")
     db.update({**updated, "i": "updated"})
     db.delete(db.get("doc-0002"))
