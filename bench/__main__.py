@@ -18,7 +18,7 @@ import time
 
 from bench._harness import ROOT, Row
 
-BENCHMARKS = ["drain", "crud", "latency", "recovery", "memory", "fanout", "live_query", "writer", "backup"]
+BENCHMARKS = ["drain", "crud", "latency", "recovery", "memory", "fanout", "live_query", "writer", "backup", "bulk"]
 
 
 def machine() -> dict[str, str]:

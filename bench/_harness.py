@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import json
+import os
 import statistics
+import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
@@ -57,6 +60,19 @@ def each_server(names: str) -> Iterator[tuple[str, str]]:
     for name in names.split(","):
         with SERVERS[name]() as url:
             yield name, url
+
+
+def run_child(module: str, *args: str, timeout: float = 600) -> dict:
+    """Run ``python -m module --child args...`` in a fresh process (so its peak RSS is its
+    own) and return the JSON object it prints last."""
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in (str(ROOT), os.environ.get("PYTHONPATH")) if p))
+    out = subprocess.run(
+        [sys.executable, "-m", module, "--child", *args],
+        capture_output=True, text=True, timeout=timeout, env=env, cwd=str(ROOT),
+    )
+    if out.returncode != 0:
+        raise RuntimeError(f"{module} child failed ({' '.join(args)}):\n{out.stderr[-2000:]}")
+    return json.loads(out.stdout.strip().splitlines()[-1])
 
 
 def rounds(runs: dict[str, Callable[[], int]], count: int, warmup: int = 0) -> dict[str, list[float]]:

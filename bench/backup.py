@@ -28,7 +28,7 @@ def measure(server: str, url: str, count: int, round_count: int) -> list[Row]:
     db = client.create_database("bench-backup", exist_ok=True)
     for start in range(0, count, 2000):
         db.bulk([{"_id": f"doc-{i:08d}", "type": "reading", "seq": i, "payload": "x" * 100}
-                 for i in range(start, min(count, start + 2000))])
+                 for i in range(start, min(count, start + 2000))]).run()
     work = Path(tempfile.mkdtemp(prefix="cloudsync-bench-backup-"))
 
     def ours() -> int:

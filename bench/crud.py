@@ -89,7 +89,7 @@ def measure(server: str, url: str, ops: int, rounds: int, query_docs: int) -> li
     qdb = client.create_database("bench-query", exist_ok=True)
     if qdb.info()["doc_count"] < query_docs:
         for start in range(0, query_docs, 1000):
-            qdb.bulk([{"kind": "q", "i": i, "pad": "y" * 100} for i in range(start, min(query_docs, start + 1000))])
+            qdb.bulk([{"kind": "q", "i": i, "pad": "y" * 100} for i in range(start, min(query_docs, start + 1000))]).run()
     page = 200  # ibmcloudant pages at most 200 documents per request
 
     counts: list[int] = []

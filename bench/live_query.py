@@ -45,10 +45,10 @@ def seed(db, total: int) -> None:
     for i in range(total):
         batch.append({"_id": f"d{i:07d}", "type": "order" if i % 10 == 0 else "other", "total": i % 1000})
         if len(batch) == 5000:
-            db.bulk(batch)
+            db.bulk(batch).run()
             batch = []
     if batch:
-        db.bulk(batch)
+        db.bulk(batch).run()
 
 
 def latency(db, transport: str, writes: int) -> list[float]:

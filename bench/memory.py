@@ -16,13 +16,11 @@ Run: python -m bench.memory [--quick] [--servers embedded] [--changes 1000000]
 from __future__ import annotations
 
 import json
-import os
-import subprocess
 import sys
 import time
 
-from bench import _feeds
-from bench._harness import ROOT, Row, arguments, each_server, print_table
+from bench import _feeds, _harness
+from bench._harness import Row, arguments, each_server, print_table
 
 TARGET_MB = 10.0
 
@@ -61,14 +59,7 @@ def child(url: str, db: str, transport: str, count: int) -> None:
 
 
 def run_child(url: str, db: str, transport: str, count: int) -> dict:
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in (str(ROOT), os.environ.get("PYTHONPATH")) if p))
-    out = subprocess.run(
-        [sys.executable, "-m", "bench.memory", "--child", url, db, transport, str(count)],
-        capture_output=True, text=True, timeout=600, env=env, cwd=str(ROOT),
-    )
-    if out.returncode != 0:
-        raise RuntimeError(f"memory child failed ({transport}, {count}):\n{out.stderr[-2000:]}")
-    result = json.loads(out.stdout.strip().splitlines()[-1])
+    result = _harness.run_child("bench.memory", url, db, transport, str(count))
     if result["count"] != count:
         raise RuntimeError(f"{transport} drained {result['count']:,} of {count:,}")
     return result

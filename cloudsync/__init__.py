@@ -6,6 +6,7 @@ import warnings
 from ._retry import RetryPolicy
 from .auth import Auth, BasicAuth, BearerTokenAuth, CookieAuth
 from .backups import BackupError, BackupFileError, backup, restore
+from .bulk import BulkWrite
 from .changes import ChangesIterator
 from .checkpoint import CheckpointStore, FileCheckpoint, LocalDocCheckpoint, MemoryCheckpoint
 from .client import Client
@@ -32,6 +33,7 @@ from .errors import (
     TransportError,
     Unauthorized,
 )
+from .find_page import FindPage
 from .iam import IAMAuth
 from .live_query import LiveQuery, LiveQueryEvent
 from .models import BulkResult, Change, DbUpdate
@@ -61,6 +63,7 @@ __all__ = [
     "BasicAuth",
     "BearerTokenAuth",
     "BulkResult",
+    "BulkWrite",
     "Change",
     "ChangesIterator",
     "ChangesRequest",
@@ -74,6 +77,7 @@ __all__ = [
     "DbUpdate",
     "FeedConnection",
     "FileCheckpoint",
+    "FindPage",
     "Forbidden",
     "HTTPError",
     "IAMAuth",

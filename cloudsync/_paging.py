@@ -15,6 +15,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 from . import _json
+from .errors import InvalidResponse
 
 __all__ = ["find_pages", "keyed_rows"]
 
@@ -72,13 +73,18 @@ def keyed_rows(
 
 
 def find_pages(
-    fetch: Fetch, body: dict[str, Any], *, page_size: int, limit: int | None
+    fetch: Fetch, body: dict[str, Any], *, page_size: int, limit: int | None, bookmark: str | None = None
 ) -> Iterator[dict[str, Any]]:
-    """Documents of a `_find` query, paged by bookmark (or by `skip` without one)."""
+    """Documents of a `_find` query, paged by bookmark (or by `skip` without one).
+
+    A query resumed from a kept `bookmark` cannot fall back to `skip` (its absolute
+    position is unknown): a server that then sends no usable bookmark is an error.
+    """
     remaining = limit
     body = dict(body)
     offset = body.pop("skip", 0)  # absolute position of the next document
-    bookmark: str | None = None
+    resumed = bookmark is not None
+    skip_after_bookmark = offset if resumed else 0  # counted from the kept bookmark, once
     use_skip = False
     while True:
         want = page_size if remaining is None else min(page_size, remaining)
@@ -90,6 +96,8 @@ def find_pages(
                 request["skip"] = offset
         else:
             request["bookmark"] = bookmark
+            if skip_after_bookmark:
+                request["skip"], skip_after_bookmark = skip_after_bookmark, 0
         docs = (answer := fetch(request)).get("docs", [])
         yield from docs
         offset += len(docs)
@@ -99,6 +107,8 @@ def find_pages(
             return
         next_bookmark = answer.get("bookmark")
         if use_skip or not next_bookmark or next_bookmark in ("nil", bookmark):
+            if resumed:
+                raise InvalidResponse("_find: the server sent no bookmark to continue a resumed query with")
             if not use_skip:
                 log.debug("_find: server sent no usable bookmark; paging by skip instead")
                 use_skip = True

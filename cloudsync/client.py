@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote, urlsplit, urlunsplit
 
+from ._all_dbs import database_names, every_database_name
 from ._http import DEFAULT_TIMEOUT, HTTP
 from ._paths import db_path, validate_db_name
 from ._retry import RetryPolicy
@@ -186,9 +188,56 @@ class Client:
             if not missing_ok:
                 raise
 
-    def databases(self) -> list[str]:
-        """Every database name (`/_all_dbs`)."""
-        return self._http.request("GET", "/_all_dbs")
+    def databases(
+        self,
+        *,
+        limit: int | None = None,
+        skip: int = 0,
+        start_key: str | None = None,
+        end_key: str | None = None,
+        descending: bool = False,
+    ) -> list[str]:
+        """Database names (`/_all_dbs`), sorted; all of them without arguments.
+
+        Args:
+            limit: At most this many names.
+            skip: Skip this many names first.
+            start_key: The first name of the range (the highest, with `descending`).
+            end_key: The last name of the range (included).
+            descending: Names in descending order.
+
+        Returns:
+            The names. A server that ignores these parameters (pouchdb-server 4.2.0)
+                has them applied to its whole answer.
+
+        Raises:
+            ValueError: `limit` is not a positive int, or `skip` is negative.
+            TypeError: `start_key` or `end_key` is not a str.
+        """
+        return database_names(self._all_dbs, limit=limit, skip=skip, start_key=start_key, end_key=end_key,
+                              descending=descending)
+
+    def iter_databases(
+        self, *, page_size: int = 1000, start_key: str | None = None, end_key: str | None = None
+    ) -> Iterator[str]:
+        """Every database name, sorted, fetched `page_size` at a time (for accounts with
+        very many databases).
+
+        Args:
+            page_size: Names per request.
+            start_key: The first name.
+            end_key: The last name (included).
+
+        Returns:
+            An iterator of names; each page is requested when the previous one is used up.
+
+        Raises:
+            ValueError: `page_size` is not a positive int.
+        """
+        return every_database_name(self._all_dbs, page_size=page_size, start_key=start_key, end_key=end_key)
+
+    def _all_dbs(self, params: dict[str, Any]) -> Any:
+        return self._http.request("GET", "/_all_dbs", params=params or None)
 
     # -- database events ---------------------------------------------------------------
     def subscribe_db_updates(

@@ -12,10 +12,14 @@ from ._http.feeds import FeedEndpoint
 from ._paging import find_pages, keyed_rows
 from ._paths import attachment_path, db_path, doc_path, segment, validate_doc_id
 from ._retry import RetryPolicy
+from .bulk import DEFAULT_BATCH_SIZE, BulkWrite, caller
+from .bulk import check_doc as _check_doc
 from .changes import ChangesIterator
 from .errors import Conflict, NotFound
+from .find_page import FindPage
 from .models import BulkResult
 from .partition import Partition, check_partitioned_id, partition_path
+from .security import check_security
 
 if TYPE_CHECKING:
     from ._reader import SubscriptionState
@@ -44,14 +48,14 @@ def _bool(value: bool) -> str:
     return "true" if value else "false"
 
 
-def _check_page_size(page_size: int) -> None:
+def _check_page_size(page_size: int, name: str = "page_size") -> None:
     if not isinstance(page_size, int) or page_size < 1:
-        raise ValueError("page_size must be a positive int")
+        raise ValueError(f"{name} must be a positive int")
 
 
-def _check_doc(doc: Any) -> None:
-    if not isinstance(doc, Mapping):
-        raise TypeError(f"a document must be a mapping, not {type(doc).__name__}")
+def _check_bookmark(bookmark: Any) -> None:
+    if bookmark is not None and not isinstance(bookmark, str):
+        raise TypeError(f"bookmark must be a str (a FindPage.bookmark), not {type(bookmark).__name__}")
 
 
 class Database:
@@ -117,6 +121,43 @@ class Database:
         except NotFound:
             return False
         return True
+
+    def security(self) -> dict[str, Any]:
+        """The database's security object (`GET /{db}/_security`).
+
+        Returns:
+            `{"admins": {"names": [...], "roles": [...]}, "members": {...}}`; what a
+                server answers for a database never given one varies (CouchDB 3:
+                admins only, as `{"admins": {"roles": ["_admin"]}, "members":
+                {"roles": ["_admin"]}}`; pouchdb-server: `{}`).
+
+        Raises:
+            NotFound: There is no such database.
+            Unauthorized: The credentials are missing or wrong.
+            Forbidden: The user may not read it (CouchDB: database admins only).
+        """
+        return self._http.request("GET", f"{self.path}/_security")
+
+    def set_security(self, security: Mapping[str, Any]) -> None:
+        """Replace the database's security object (`PUT /{db}/_security`).
+
+        `admins` may change the design documents and the security object; `members`
+        may read and write documents. A `members` section with no names and no roles
+        makes the database public, as in CouchDB. Other top-level members (Cloudant's
+        `"cloudant"` API-key permissions) are sent as given.
+
+        Args:
+            security: `{"admins": {"names": [...], "roles": [...]}, "members":
+                {"names": [...], "roles": [...]}}`.
+
+        Raises:
+            TypeError: `security` or a section is not a mapping (nothing is sent).
+            ValueError: A section has other members than `names` and `roles`, or they
+                are not lists of strings (nothing is sent).
+            Forbidden: The user is not an admin of the database.
+            BadRequest: The server refused the object.
+        """
+        self._http.request("PUT", f"{self.path}/_security", json=check_security(security))
 
     # -- documents --------------------------------------------------------------------
     def create(self, doc: Mapping[str, Any]) -> Doc:
@@ -343,40 +384,60 @@ class Database:
         answer = self._http.request("DELETE", attachment_path(self.path, doc_id, name), params={"rev": rev})
         return answer["rev"]
 
-    def bulk(self, docs: Iterable[Mapping[str, Any]], *, new_edits: bool = True) -> list[BulkResult]:
-        """Write many documents in one request (`_bulk_docs`).
+    def bulk(
+        self,
+        docs: Iterable[Mapping[str, Any]],
+        *,
+        new_edits: bool = True,
+        batch_size: int = DEFAULT_BATCH_SIZE,
+    ) -> BulkWrite:
+        """Write many documents, `batch_size` per `_bulk_docs` request, streaming.
 
-        A row that failed (e.g. `conflict`) is reported in its result, not raised.
+        Lazy: each batch is read from `docs` and sent when its first result is read, so
+        a generator of any length is written in bounded memory. Read the results to the
+        end (a dropped, unread `BulkWrite` wrote nothing, and warns):
+
+        ```python
+        for result in db.bulk(docs):      # one BulkResult per document, in order
+            if not result.ok: ...
+        failures = db.bulk(docs).run()    # or: write all, keep only the failures
+        ```
+
+        A row that failed (e.g. `conflict`) is reported in its result, not raised. A
+        request that fails raises; the batches before it are written. Like any `POST`,
+        a batch is retried only when it certainly did not reach the server (or on a 429).
 
         Args:
-            docs: The documents; those without `_id` get one made on the client.
+            docs: The documents, any iterable (a list, a generator); those without `_id`
+                get one made on the client.
             new_edits: `False` stores the revisions as given, without conflict checks
                 (as replication does).
+            batch_size: Documents per request.
 
         Returns:
-            One [BulkResult][cloudsync.BulkResult] per document, in order.
+            A [BulkWrite][cloudsync.BulkWrite]: an iterator of one
+                [BulkResult][cloudsync.BulkResult] per document, in order.
+
+        Raises:
+            ValueError: `batch_size` is not a positive int.
+            TypeError: (while reading) a document is not a mapping; its batch is not sent.
         """
-        batch: list[Doc] = []
-        for doc in docs:
-            _check_doc(doc)
-            batch.append(dict(doc) if "_id" in doc else {**doc, "_id": uuid.uuid4().hex})
-            self._check_id(batch[-1]["_id"])
-        if not batch:
-            return []
+        return BulkWrite(self._send_bulk, docs, batch_size=batch_size, new_edits=new_edits, origin=caller())
+
+    def _send_bulk(self, batch: list[Doc], new_edits: bool) -> Any:
+        for doc in batch:
+            self._check_id(doc["_id"])
         body: dict[str, Any] = {"docs": batch}
         if not new_edits:
             body["new_edits"] = False
-        rows = self._http.request("POST", f"{self.path}/_bulk_docs", json=body)
-        if not new_edits and not rows:
-            # CouchDB answers [] for new_edits=false: every row was stored as given.
-            return [BulkResult(id=d["_id"], rev=d.get("_rev")) for d in batch]
-        return [BulkResult.from_row(row) for row in rows]
+        return self._http.request("POST", f"{self.path}/_bulk_docs", json=body)
 
     # -- reading many ---------------------------------------------------------------
     def all_docs(
         self,
         *,
         include_docs: bool = False,
+        key: str | None = None,
         keys: Sequence[str] | None = None,
         startkey: Any = _UNSET,
         endkey: Any = _UNSET,
@@ -391,6 +452,7 @@ class Database:
 
         Args:
             include_docs: Add each document (`doc`).
+            key: Only this id: one row, or none when there is no such document.
             keys: Only these ids, the rows in their order (missing ones as
                 `{"key", "error": "not_found"}`), `page_size` keys per request.
             startkey: The first id of the range.
@@ -404,8 +466,13 @@ class Database:
 
         Returns:
             An iterator of rows; each page is requested when the previous one is used up.
+
+        Raises:
+            ValueError: `key` is given with `keys`, `startkey` or `endkey`.
         """
         _check_page_size(page_size)
+        if key is not None and (keys is not None or startkey is not _UNSET or endkey is not _UNSET):
+            raise ValueError("all_docs() takes key alone, without keys, startkey or endkey")
         params: dict[str, Any] = {"include_docs": _bool(include_docs)}
         if conflicts:
             params["conflicts"] = "true"
@@ -417,7 +484,7 @@ class Database:
             params["inclusive_end"] = "false"
         if skip:
             params["skip"] = skip
-        _encode_keys(params, startkey=startkey, endkey=endkey)
+        _encode_keys(params, startkey=startkey, endkey=endkey, key=_UNSET if key is None else key)
         path = f"{self._scope}/_all_docs"
         return keyed_rows(
             lambda p: self._http.request("GET", path, params=p), params, page_size=page_size, limit=limit
@@ -448,6 +515,7 @@ class Database:
         use_index: str | Sequence[str] | None = None,
         conflicts: bool = False,
         page_size: int = DEFAULT_PAGE_SIZE,
+        bookmark: str | None = None,
     ) -> Iterator[Doc]:
         """Documents matching a Mango selector (`_find`), fetched a page at a time.
 
@@ -464,22 +532,82 @@ class Database:
             use_index: The index to use: a design document, or `[ddoc, name]`.
             conflicts: Add each document's `_conflicts`.
             page_size: Documents per request.
+            bookmark: Start where the page of the same query that sent this bookmark
+                (a kept [FindPage][cloudsync.FindPage] `bookmark`) left off; `skip`
+                then counts from there.
 
         Returns:
             An iterator of documents.
 
         Raises:
-            TypeError: `selector` is not a mapping.
+            TypeError: `selector` is not a mapping, or `bookmark` not a str.
+            InvalidResponse: (while reading) a query started from `bookmark` got no
+                bookmark to go on with.
         """
         body = self._find_body(selector, fields, sort, skip, use_index, conflicts)
         _check_page_size(page_size)
+        _check_bookmark(bookmark)
         path = f"{self._scope}/_find"
         return find_pages(
             lambda b: self._http.request("POST", path, json=b, idempotent=True),
             body,
             page_size=page_size,
             limit=limit,
+            bookmark=bookmark,
         )
+
+    def query_page(
+        self,
+        selector: Mapping[str, Any],
+        *,
+        fields: Sequence[str] | None = None,
+        sort: Sequence[Any] | None = None,
+        limit: int = 25,
+        skip: int = 0,
+        use_index: str | Sequence[str] | None = None,
+        conflicts: bool = False,
+        bookmark: str | None = None,
+        execution_stats: bool = False,
+    ) -> FindPage:
+        """One page of a Mango query (`_find`): one request, its documents, the bookmark
+        of the next page and, if asked for, the server's execution statistics.
+
+        For pages served one at a time (a web API's "next page" token), or statistics:
+
+        ```python
+        page = db.query_page({"type": "order"}, limit=50, bookmark=token)
+        token = page.bookmark  # keep it; a page shorter than limit is the last
+        ```
+
+        Args:
+            selector: The Mango selector.
+            fields: Return only these fields of each document.
+            sort: Sort order.
+            limit: Documents in the page (CouchDB's default is 25).
+            skip: Skip this many matching documents first (from `bookmark`, if given).
+            use_index: The index to use: a design document, or `[ddoc, name]`.
+            conflicts: Add each document's `_conflicts`.
+            bookmark: Start after the page this bookmark came from.
+            execution_stats: Ask for the server's execution statistics.
+
+        Returns:
+            The page: a [FindPage][cloudsync.FindPage].
+
+        Raises:
+            TypeError: `selector` is not a mapping, or `bookmark` not a str.
+            ValueError: `limit` is not a positive int.
+            BadRequest: The server refused the query or the bookmark.
+        """
+        body = self._find_body(selector, fields, sort, skip, use_index, conflicts)
+        _check_page_size(limit, "limit")
+        _check_bookmark(bookmark)
+        body["limit"] = limit
+        if bookmark is not None:
+            body["bookmark"] = bookmark
+        if execution_stats:
+            body["execution_stats"] = True
+        answer = self._http.request("POST", f"{self._scope}/_find", json=body, idempotent=True)
+        return FindPage.from_answer(answer)
 
     def explain(
         self,

@@ -25,8 +25,8 @@ def documents(db: cloudsync.Database) -> None:
         db.update({**order, "_rev": "1-stale", "total": 0})
     except cloudsync.Conflict as error:
         print(f"a stale write is refused: {error.status} {error.error}")
-    results = db.bulk([{"type": "order", "customer": c, "total": t}
-                       for c, t in [("bob", 10), ("cy", 99), ("dee", 250)]])
+    results = list(db.bulk([{"type": "order", "customer": c, "total": t}
+                            for c, t in [("bob", 10), ("cy", 99), ("dee", 250)]]))
     print(f"bulk wrote {sum(r.ok for r in results)} documents")
     db.create_index(["type", "total"], name="by-type-total")
     big = [d["customer"] for d in db.query({"type": "order", "total": {"$gt": 40}},

@@ -139,7 +139,7 @@ def batches(source: IO[bytes], skip: int, size: int,
 def write_batch(db: Database, batch: list[tuple[int, dict[str, Any]]], report: LoadReport) -> None:
     if not batch:
         return
-    results = db.bulk([doc for _, doc in batch])
+    results = db.bulk([doc for _, doc in batch], batch_size=len(batch))  # one request per batch read
     for (number, _), result in zip(batch, results, strict=True):
         if result.ok:
             report.written += 1

@@ -17,7 +17,7 @@ pytestmark = pytest.mark.integration
 @pytest.fixture
 def orders(db):
     db.bulk([{"_id": f"o{i}", "type": "order", "total": i} for i in range(5)]
-            + [{"_id": "n1", "type": "note"}])
+            + [{"_id": "n1", "type": "note"}]).run()
     return db
 
 

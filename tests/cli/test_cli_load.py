@@ -49,7 +49,7 @@ def test_load_counts_conflicts_and_exits_1(embedded_url, tmp_path):
     named, exit status 1; the others are written."""
     with cloudsync.Client(embedded_url) as client:
         db = client.create_database("cli-load-conflicts", exist_ok=True)
-        db.bulk([{"_id": "taken"}])
+        db.bulk([{"_id": "taken"}]).run()
     file = write_lines(tmp_path / "docs.jsonl", ['{"_id": "taken"}', '{"_id": "free"}'])
     result = run_cli("load", db.name, file, "--url", embedded_url)
     assert result.returncode == 1

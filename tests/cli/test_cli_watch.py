@@ -34,10 +34,10 @@ def resume_seq(process):
 
 def watch_and_stop(cli_process, server_url, db, transport):
     """Watch from 0 while documents are written before and during; stop with SIGINT."""
-    before = db.bulk([{"_id": "a"}, {"_id": "b"}])
+    before = list(db.bulk([{"_id": "a"}, {"_id": "b"}]))
     watch = cli_process("watch", db.name, "--since", "0", "--transport", transport, "--url", server_url)
     watch.wait_for(has_revs(*((r.id, r.rev) for r in before)))
-    during = db.bulk([{"_id": "c"}, {"_id": "a", "_rev": before[0].rev}])
+    during = list(db.bulk([{"_id": "c"}, {"_id": "a", "_rev": before[0].rev}]))
     watch.wait_for(has_revs(*((r.id, r.rev) for r in during)))
     assert watch.interrupt() == 0
     return watch
@@ -80,7 +80,7 @@ def test_watch_selector_and_include_docs(cli_process, server_url, db):
     watch = cli_process("watch", db.name, "--selector", '{"type": "order"}', "--include-docs",
                         "--url", server_url)
     watch.wait_for(lambda p: any(line.startswith("watching ") for line in p.stderr))
-    db.bulk([{"_id": "n", "type": "note"}, {"_id": "o1", "type": "order"}])
+    db.bulk([{"_id": "n", "type": "note"}, {"_id": "o1", "type": "order"}]).run()
     last = db.create({"_id": "o2", "type": "order", "total": 2})
     watch.wait_for(has_revs(("o2", last["_rev"])))
     assert watch.interrupt() == 0

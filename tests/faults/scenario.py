@@ -216,7 +216,7 @@ class Lane:
     # -- threads ---------------------------------------------------------------------------------
     def start(self) -> None:
         # A backlog before the subscription starts, so since=0 has something to catch up on.
-        self.direct.database(self.name).bulk([{"_id": f"d{i:03d}", "v": 0} for i in range(0, self.DOCS, 2)])
+        self.direct.database(self.name).bulk([{"_id": f"d{i:03d}", "v": 0} for i in range(0, self.DOCS, 2)]).run()
         self.consumer.start()
         self.writer.start()
 
@@ -273,7 +273,7 @@ class Lane:
                     # old winner again, which the subscription must not hand out twice).
                     generation = int(rev.split("-", 1)[0]) + rng.randint(0, 1)
                     leaf = f"{generation}-{rng.getrandbits(128):032x}"
-                    db.bulk([{"_id": doc_id, "_rev": leaf, "v": "branch"}], new_edits=False)
+                    db.bulk([{"_id": doc_id, "_rev": leaf, "v": "branch"}], new_edits=False).run()
                     revs[doc_id] = db.get(doc_id)["_rev"]
                 self.result.writes += 1
             except (Conflict, NotFound):

@@ -24,7 +24,7 @@ def test_close_after_reset_with_a_queued_backlog(embedded_url: str, transport: s
     direct = cloudsync.Client(embedded_url)
     name = f"faults-close-{transport}-{time.monotonic_ns() % 10**9}"
     db = direct.create_database(name)
-    db.bulk([{"_id": f"b{i:04d}"} for i in range(BACKLOG)])
+    db.bulk([{"_id": f"b{i:04d}"} for i in range(BACKLOG)]).run()
     host, port = embedded_url.rsplit(":", 1)
     got: list[float] = []
     cond = threading.Condition()

@@ -131,7 +131,7 @@ def test_bulk_with_inline_attachment_and_update_with_stubs(db):
     """A document written by bulk() with inline data keeps its attachment through an
     update that sends the stubs back."""
     data = base64.b64encode(b"inline").decode()
-    db.bulk([{"_id": "d", "_attachments": {"i.txt": {"content_type": "text/plain", "data": data}}}])
+    db.bulk([{"_id": "d", "_attachments": {"i.txt": {"content_type": "text/plain", "data": data}}}]).run()
     doc = db.get("d")
     db.update({**doc, "n": 2})
     assert db.get_attachment("d", "i.txt") == b"inline"

@@ -37,11 +37,11 @@ def node_tool(name: str) -> str:
 
 def fill(db: cloudsync.Database, n: int = 120) -> None:
     """Documents with a history, a deletion and a conflict."""
-    db.bulk([{"_id": f"doc-{i:04d}", "i": i, "text": "é ünïcode \u2028"} for i in range(n)])
+    db.bulk([{"_id": f"doc-{i:04d}", "i": i, "text": "é ünïcode \u2028"} for i in range(n)]).run()
     updated = db.get("doc-0001")
     db.update({**updated, "i": "updated"})
     db.delete(db.get("doc-0002"))
-    db.bulk([{"_id": "doc-0003", "_rev": "1-ffffffff", "side": "conflict"}], new_edits=False)
+    db.bulk([{"_id": "doc-0003", "_rev": "1-ffffffff", "side": "conflict"}], new_edits=False).run()
 
 
 def snapshot(db: cloudsync.Database) -> dict[str, Any]:

@@ -110,7 +110,7 @@ def test_ids_round_trip_to_the_right_document(db, doc_id):
 def test_bulk_reports_each_row(db):
     """bulk() returns one result per document, errors per row, no exception for the batch."""
     existing = db.create({"_id": "exists"})
-    results = db.bulk([{"_id": "new1"}, {"_id": "exists"}, {"x": 1}])
+    results = list(db.bulk([{"_id": "new1"}, {"_id": "exists"}, {"x": 1}]))
     assert [r.ok for r in results] == [True, False, True]
     assert results[1].error == "conflict" and results[1].id == "exists"
     assert results[2].id and db.get(results[2].id)["x"] == 1
@@ -119,7 +119,7 @@ def test_bulk_reports_each_row(db):
 
 def test_bulk_of_nothing_sends_nothing(db):
     """An empty batch returns an empty list."""
-    assert db.bulk([]) == []
+    assert list(db.bulk([])) == []
 
 
 def test_conflicting_revisions_are_reported(db):
@@ -128,7 +128,7 @@ def test_conflicting_revisions_are_reported(db):
     db.update({**doc, "v": 1})
     # A branch from the first revision, as a replicator would write it.
     db.bulk([{"_id": "c", "_rev": "2-" + "f" * 32, "v": "other",
-              "_revisions": {"start": 2, "ids": ["f" * 32, doc["_rev"].split("-")[1]]}}], new_edits=False)
+              "_revisions": {"start": 2, "ids": ["f" * 32, doc["_rev"].split("-")[1]]}}], new_edits=False).run()
     current = db.get("c", conflicts=True)
     assert len(current.get("_conflicts", [])) == 1
     loser = current["_conflicts"][0]

@@ -280,7 +280,7 @@ def test_subscription_outlives_several_token_lifetimes(jwt_server, iam, transpor
                 expected = []
                 for cycle in range(4):
                     docs = [{"_id": f"c{cycle}-{i}"} for i in range(5)]
-                    writer.bulk(docs)
+                    writer.bulk(docs).run()
                     expected += [d["_id"] for d in docs]
                     wait_delivered(len(expected))
                     if cycle == 3:

@@ -148,7 +148,7 @@ def test_randomized_window_soak(restartable, transport):
 def test_snapshot_equals_query(db, transport):
     """Right after `live_query()` returns, `results` is what `query()` returns (unsorted:
     by `_id`; with `fields`: projected)."""
-    db.bulk([{"_id": f"d{i:02d}", "type": "order" if i % 3 else "note", "n": i} for i in range(30)])
+    db.bulk([{"_id": f"d{i:02d}", "type": "order" if i % 3 else "note", "n": i} for i in range(30)]).run()
     with db.live_query(SELECTOR, fields=["_id", "n"], transport=transport) as lq:
         assert lq.results == list(db.query(SELECTOR, fields=["_id", "n"]))
 

@@ -84,7 +84,7 @@ def matcher_ids(selector: dict, sort: list | None) -> list[str]:
 
 @pytest.fixture
 def table_db(db):
-    db.bulk(DOCS)
+    db.bulk(DOCS).run()
     for fields in INDEXES:
         db.create_index(fields)
     return db

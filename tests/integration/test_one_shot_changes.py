@@ -17,7 +17,7 @@ pytestmark = pytest.mark.integration
 @pytest.fixture
 def numbers(db):
     """A database with 50 documents n00..n49 holding n and its parity."""
-    db.bulk([{"_id": f"n{i:02}", "n": i, "even": i % 2 == 0} for i in range(50)])
+    db.bulk([{"_id": f"n{i:02}", "n": i, "even": i % 2 == 0} for i in range(50)]).run()
     return db
 
 
@@ -46,7 +46,7 @@ def test_asks_for_a_page_at_a_time(numbers, server_kind, caplog):
 def test_pages_across_many_pages(db):
     """1,000 documents read 37 at a time: 28 pages, each change once."""
     for start in range(0, 1000, 250):
-        db.bulk([{"_id": f"d{i:04}"} for i in range(start, start + 250)])
+        db.bulk([{"_id": f"d{i:04}"} for i in range(start, start + 250)]).run()
     ids = [c.id for c in db.changes(page_size=37)]
     assert ids == [f"d{i:04}" for i in range(1000)]
 
@@ -77,7 +77,7 @@ def test_doc_ids_filters_the_read(numbers):
 def test_style_all_docs_lists_every_leaf(db):
     """`style="all_docs"` lists a conflicted document's losing leaf too."""
     doc = db.create({"_id": "c", "v": 1})
-    db.bulk([{"_id": "c", "_rev": "1-" + "f" * 32, "v": 2}], new_edits=False)
+    db.bulk([{"_id": "c", "_rev": "1-" + "f" * 32, "v": 2}], new_edits=False).run()
     (change,) = db.changes(style="all_docs")
     assert doc["_rev"] in change.revs and "1-" + "f" * 32 in change.revs
 

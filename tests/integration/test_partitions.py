@@ -137,7 +137,7 @@ def test_client_refuses_a_generated_id_in_a_partitioned_database(pdb):
 def test_bulk_refuses_an_id_without_partition_before_sending(pdb):
     """`bulk()` checks every id first: nothing is written when one lacks a partition."""
     with pytest.raises(cloudsync.PartitionError):
-        pdb.bulk([{"_id": "north:1"}, {"_id": "plain"}])
+        pdb.bulk([{"_id": "north:1"}, {"_id": "plain"}]).run()
     assert pdb.partition("north").info()["doc_count"] == 0
 
 

@@ -15,7 +15,7 @@ pytestmark = pytest.mark.integration
 @pytest.fixture
 def numbers(db):
     """A database with 50 documents n00..n49 holding n and its parity."""
-    db.bulk([{"_id": f"n{i:02}", "n": i, "even": i % 2 == 0} for i in range(50)])
+    db.bulk([{"_id": f"n{i:02}", "n": i, "even": i % 2 == 0} for i in range(50)]).run()
     return db
 
 
@@ -45,8 +45,8 @@ def test_query_over_2000_documents_returns_each_exactly_once(db, server_kind, ca
     on a server that sends no bookmark (pouchdb-server)."""
     caplog.set_level(logging.DEBUG, logger="cloudsync")
     for start in range(0, 2000, 500):
-        db.bulk([{"_id": f"d{i:05}", "kind": "item", "i": i} for i in range(start, start + 500)])
-    db.bulk([{"_id": f"x{i}", "kind": "other"} for i in range(20)])
+        db.bulk([{"_id": f"d{i:05}", "kind": "item", "i": i} for i in range(start, start + 500)]).run()
+    db.bulk([{"_id": f"x{i}", "kind": "other"} for i in range(20)]).run()
     seen = Counter(doc["_id"] for doc in db.query({"kind": "item"}, fields=["_id"], page_size=300))
     assert len(seen) == 2000 and set(seen.values()) == {1}
     fell_back = "paging by skip" in caplog.text
@@ -106,7 +106,7 @@ def test_deleting_a_missing_index_raises_not_found(db, server_kind):
 
 def test_partial_index(db):
     """partial_filter limits what an index covers; the query still answers correctly."""
-    db.bulk([{"_id": f"p{i}", "n": i, "live": i % 3 == 0} for i in range(12)])
+    db.bulk([{"_id": f"p{i}", "n": i, "live": i % 3 == 0} for i in range(12)]).run()
     db.create_index(["n"], name="live-n", ddoc="p", partial_filter={"live": True})
     docs = list(db.query({"n": {"$gte": 0}, "live": True}, fields=["_id"]))
     assert sorted(d["_id"] for d in docs) == ["p0", "p3", "p6", "p9"]
@@ -120,7 +120,7 @@ def view_db(db, server_kind):
         "by_parity": {"map": "function (doc) { if (doc.n !== undefined) emit(doc.even, doc.n); }", "reduce": "_sum"},
         "by_n": {"map": "function (doc) { if (doc.n !== undefined) emit(doc.n % 5, null); }"},
     }})
-    db.bulk([{"_id": f"v{i:02}", "n": i, "even": i % 2 == 0} for i in range(30)])
+    db.bulk([{"_id": f"v{i:02}", "n": i, "even": i % 2 == 0} for i in range(30)]).run()
     return db
 
 
@@ -151,3 +151,20 @@ def test_missing_view_raises_not_found(view_db):
     """An unknown view is NotFound."""
     with pytest.raises(cloudsync.NotFound):
         list(view_db.view("stats", "nope"))
+
+
+def test_all_docs_key_returns_that_one_row(numbers):
+    """all_docs(key=id) answers the one row of that id, with its document if asked."""
+    [row] = list(numbers.all_docs(key="n07", include_docs=True))
+    assert row["id"] == "n07" and row["doc"]["n"] == 7
+
+
+def test_all_docs_key_of_a_missing_id_returns_no_row(numbers):
+    """all_docs(key=id) of an id with no document answers no row."""
+    assert list(numbers.all_docs(key="nope")) == []
+
+
+def test_all_docs_key_with_a_range_is_a_value_error(numbers):
+    """key= does not combine with keys=, startkey= or endkey=."""
+    with pytest.raises(ValueError, match="key alone"):
+        numbers.all_docs(key="n01", startkey="n00")

@@ -50,7 +50,7 @@ def collect(sub, count: int, timeout: float = 60) -> list:
 
 def write(db, n: int, prefix: str, batch: int = 100) -> None:
     for start in range(0, n, batch):
-        db.bulk([{"_id": f"{prefix}{i:05d}", "n": i} for i in range(start, min(n, start + batch))])
+        db.bulk([{"_id": f"{prefix}{i:05d}", "n": i} for i in range(start, min(n, start + batch))]).run()
 
 
 @pytest.mark.slow
@@ -95,7 +95,7 @@ def test_selector_filter(db, transport) -> None:
     """A selector filter delivers only matching docs on every server (body or query form)."""
     sub = Subscription(db, transport, since=0, selector={"type": "order"}, include_docs=True, reconnect=FAST)
     with sub:
-        db.bulk([{"_id": "a", "type": "order"}, {"_id": "b", "type": "user"}, {"_id": "c", "type": "order"}])
+        db.bulk([{"_id": "a", "type": "order"}, {"_id": "b", "type": "user"}, {"_id": "c", "type": "order"}]).run()
         got = collect(sub, 2, timeout=20)
     assert [c.id for c in got] == ["a", "c"] and got[0].doc["type"] == "order"
 

@@ -51,7 +51,7 @@ def test_conflict_leaves_and_their_deletion_are_delivered(db, server_kind, trans
         winner = db.create({"_id": "doc", "v": 1})["_rev"]
         first = next_within(it)
         assert (first.id, set(first.revs)) == ("doc", {winner})
-        db.bulk([{"_id": "doc", "_rev": LOSER, "v": 0}], new_edits=False)
+        db.bulk([{"_id": "doc", "_rev": LOSER, "v": 0}], new_edits=False).run()
         second = next_within(it)
         assert (second.id, set(second.revs)) == ("doc", {winner, LOSER})
         tombstone = db.delete("doc", rev=LOSER)

@@ -100,7 +100,7 @@ def test_a_conflict_is_reported_to_the_callback_and_collected(db):
 
 def test_errors_keep_at_most_max_errors(db):
     """Failed results beyond max_errors are counted but not kept."""
-    db.bulk([{"_id": f"d{i}"} for i in range(5)])
+    db.bulk([{"_id": f"d{i}"} for i in range(5)]).run()
     with db.writer(max_errors=2) as writer:
         for i in range(5):
             writer.put({"_id": f"d{i}"})

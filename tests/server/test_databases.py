@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import itertools
+import json
 from urllib.parse import quote
 
 import pytest
+import requests
 
 _special = itertools.count()
 
@@ -92,3 +94,52 @@ def test_special_database_name_reads_back_decoded(server, http, special_name):
     url = url_of(server, special_name)
     http.put(url)
     assert http.get(url).json()["db_name"] == special_name
+
+
+# -- _all_dbs paging ------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def paged(server):
+    """Databases pg-a .. pg-e on the session server; yields their prefix."""
+    with requests.Session() as http:
+        for c in "abcde":
+            assert http.put(f"{server.url}/pg-{c}").status_code in (201, 412)
+        yield "pg-"
+        for c in "abcde":
+            http.delete(f"{server.url}/pg-{c}")
+
+
+def all_dbs(server, **params) -> list[str]:
+    r = requests.get(server.url + "/_all_dbs", params={k: json.dumps(v) if k.endswith("key") else v
+                                                        for k, v in params.items()}, timeout=10)
+    assert r.status_code == 200, r.text
+    return r.json()
+
+
+def test_all_dbs_start_key_and_end_key_bound_the_names(server, paged):
+    """start_key/end_key (and the startkey/endkey spellings) select a range of names."""
+    assert all_dbs(server, start_key="pg-b", end_key="pg-d") == ["pg-b", "pg-c", "pg-d"]
+    assert all_dbs(server, startkey="pg-b", endkey="pg-c") == ["pg-b", "pg-c"]
+
+
+def test_all_dbs_inclusive_end_false_leaves_out_the_end(server, paged):
+    """inclusive_end=false leaves out a name equal to end_key."""
+    assert all_dbs(server, start_key="pg-a", end_key="pg-c", inclusive_end="false") == ["pg-a", "pg-b"]
+
+
+def test_all_dbs_skip_and_limit_page_within_the_range(server, paged):
+    """skip and limit apply after the range."""
+    assert all_dbs(server, start_key="pg-", end_key="pg-z", skip=1, limit=2) == ["pg-b", "pg-c"]
+
+
+def test_all_dbs_descending_walks_from_start_key_down(server, paged):
+    """descending=true starts at start_key and goes down to end_key."""
+    assert all_dbs(server, descending="true", start_key="pg-d", end_key="pg-b") == ["pg-d", "pg-c", "pg-b"]
+
+
+@pytest.mark.parametrize("params", [{"start_key": "pg-a"}, {"end_key": "[1]"}, {"limit": "x"}])
+def test_all_dbs_bad_parameters_are_400(server, params):
+    """A start_key that is not JSON, a key that is not a string, a bad limit: 400 bad_request."""
+    r = requests.get(server.url + "/_all_dbs", params=params, timeout=10)
+    assert r.status_code == 400 and r.json()["error"] == "bad_request"

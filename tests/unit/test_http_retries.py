@@ -57,7 +57,7 @@ def test_429_is_retried_for_post_too(client, sleep):
     """A 429 means nothing was done, so even a non-idempotent POST is retried."""
     responses.post(f"{URL}/db/_bulk_docs", status=429, json={"error": "too_many_requests"})
     responses.post(f"{URL}/db/_bulk_docs", status=201, json=[{"ok": True, "id": "a", "rev": "1-x"}])
-    assert client.database("db").bulk([{"_id": "a"}])[0].ok
+    assert list(client.database("db").bulk([{"_id": "a"}]))[0].ok
     assert len(responses.calls) == 2
 
 
@@ -90,7 +90,7 @@ def test_5xx_is_not_retried_for_a_sent_post(client, sleep):
     """A POST that reached the server and got a 5xx is not retried: it may have been applied."""
     responses.post(f"{URL}/db/_bulk_docs", status=500, json={"error": "unknown_error"})
     with pytest.raises(cloudsync.ServerError):
-        client.database("db").bulk([{"_id": "a"}])
+        list(client.database("db").bulk([{"_id": "a"}]))
     assert len(responses.calls) == 1
     assert sleep.calls == []
 
@@ -100,7 +100,7 @@ def test_post_that_was_never_sent_is_retried(client, sleep):
     """A refused connection means the POST never left: it is safe to retry."""
     responses.post(f"{URL}/db/_bulk_docs", body=refused())
     responses.post(f"{URL}/db/_bulk_docs", status=201, json=[{"ok": True, "id": "a", "rev": "1-x"}])
-    assert client.database("db").bulk([{"_id": "a"}])[0].rev == "1-x"
+    assert list(client.database("db").bulk([{"_id": "a"}]))[0].rev == "1-x"
     assert len(sleep.calls) == 1
 
 
@@ -109,7 +109,7 @@ def test_connection_reset_after_sending_a_post_is_not_retried(client, sleep):
     """A reset after a POST was sent raises NetworkError, chained from the requests error."""
     responses.post(f"{URL}/db/_bulk_docs", body=reset())
     with pytest.raises(cloudsync.NetworkError) as info:
-        client.database("db").bulk([{"_id": "a"}])
+        list(client.database("db").bulk([{"_id": "a"}]))
     assert info.value.sent is True
     assert isinstance(info.value.__cause__, requests.ConnectionError)
     assert len(responses.calls) == 1

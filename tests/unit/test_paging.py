@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from cloudsync._paging import find_pages, keyed_rows
+from cloudsync.errors import InvalidResponse
 
 
 class FakeAllDocs:
@@ -113,3 +116,21 @@ def test_keyed_rows_falls_back_to_skip_when_startkey_docid_is_ignored():
     rows = list(keyed_rows(fetch, {}, page_size=4, limit=None))
     assert [(r["key"], r["id"]) for r in rows] == [(r["key"], r["id"]) for r in fetch.rows]
     assert len(fetch.requests) < 12  # it terminates, with one extra request for the detection
+
+
+def test_find_resumed_from_a_bookmark_starts_there_and_sends_skip_once():
+    """A kept bookmark is sent on the first request, with the caller's skip, then the
+    server's bookmarks follow without it."""
+    fetch = FakeFind(25, bookmarks=True)
+    docs = list(find_pages(fetch, {"selector": {}, "skip": 2}, page_size=10, limit=None, bookmark="10"))
+    assert [d["_id"] for d in docs] == [d["_id"] for d in fetch.docs[10:]]
+    assert [(r.get("bookmark"), r.get("skip")) for r in fetch.requests] == [("10", 2), ("20", None)]
+
+
+def test_find_resumed_from_a_bookmark_cannot_fall_back_to_skip():
+    """Resumed from a bookmark, a full page without a usable bookmark is InvalidResponse:
+    the absolute offset a skip would need is unknown."""
+    fetch = FakeFind(25, bookmarks=False)
+    pages = find_pages(fetch, {"selector": {}}, page_size=10, limit=None, bookmark="0")
+    with pytest.raises(InvalidResponse, match="bookmark"):
+        list(pages)

@@ -19,9 +19,10 @@ from .. import changes, security
 from ..auth import COOKIE, cookie_options
 from ..errors import CouchError, bad_request, not_found
 from ..http import allow, json_response, read_body, read_json
-from ..params import bool_param, int_param, json_param
+from ..params import int_param, json_param
 from ..state import ServerState
 from ..storage import Database
+from .all_dbs import select_names
 from .all_docs import AllDocsHandler
 from .attachments import AttachmentHandlers
 from .db_updates import DbUpdatesHandler
@@ -134,12 +135,7 @@ class Handlers:
 
     async def all_dbs(self, request: web.Request) -> web.Response:
         allow(request.method, "GET", "HEAD")
-        names = self.storage.names()
-        if bool_param(request.query, "descending"):
-            names.reverse()
-        skip = int_param(request.query, "skip", 0) or 0
-        limit = int_param(request.query, "limit")
-        return json_response(names[skip: None if limit is None else skip + limit])
+        return json_response(select_names(self.storage.names(), request.query))
 
     async def uuids(self, request: web.Request) -> web.Response:
         allow(request.method, "GET", "HEAD")
