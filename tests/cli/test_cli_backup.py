@@ -34,8 +34,7 @@ def big_db(embedded_url: str) -> Iterator[cloudsync.Database]:
     small batches that a SIGINT lands in the middle."""
     with cloudsync.Client(embedded_url) as client:
         db = client.create_database(f"cli-big-{uuid.uuid4().hex[:12]}")
-        for start in range(0, 20000, 2000):
-            db.bulk([{"_id": f"d{i:05d}", "i": i} for i in range(start, start + 2000)])
+        assert not db.bulk(({"_id": f"d{i:05d}", "i": i} for i in range(20000)), batch_size=2000).run()
         yield db
         for name in (db.name, db.name + "-restored"):
             client.delete_database(name, missing_ok=True)

@@ -32,7 +32,7 @@ def iam_db(jwt_server) -> Iterator[str]:
     """A database on the JWT-enabled server holding one document."""
     with cloudsync.Client(jwt_server.url, auth=ADMIN) as admin:
         db = admin.create_database("cli-iam", exist_ok=True)
-        db.bulk([{"_id": "only", "n": 1}])
+        db.bulk([{"_id": "only", "n": 1}]).run()
         yield db.name
         admin.delete_database(db.name, missing_ok=True)
 
