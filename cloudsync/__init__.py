@@ -29,6 +29,7 @@ from .errors import (
     Unauthorized,
 )
 from .models import BulkResult, Change
+from .replication import Replication, ReplicationProgress, ReplicationState, replicate
 from .subscription import ReconnectPolicy, Subscription, SubscriptionState, SubscriptionStats
 from .transports import (
     ChangesRequest,
@@ -75,6 +76,9 @@ __all__ = [
     "PreconditionFailed",
     "RateLimited",
     "ReconnectPolicy",
+    "Replication",
+    "ReplicationProgress",
+    "ReplicationState",
     "RequestTimeout",
     "RetryPolicy",
     "SSETransport",
@@ -91,6 +95,7 @@ __all__ = [
     "Unauthorized",
     "WebSocketTransport",
     "register_transport",
+    "replicate",
 ]
 
 logging.getLogger("cloudsync").addHandler(logging.NullHandler())
