@@ -288,6 +288,7 @@ class Replication:
             self._prepare()
         except BaseException as exc:
             self._finish(ReplicationState.FAILED, exc)
+            self._done.set()
             raise
         self._spawn(self._read, "read")
         self._spawn(self._fetch, "fetch")
@@ -314,9 +315,10 @@ class Replication:
         return True
 
     def stop(self, timeout: float = 10.0) -> None:
-        """Stop, from any thread. A request in flight is let finish (up to `timeout`
-        seconds in all), and what was written is recorded in the checkpoints, so the next
-        run resumes after it.
+        """Stop, from any thread. A request in flight is let finish (this waits up to
+        `timeout` seconds for it), and what was written is recorded in the checkpoints, so
+        the next run resumes after it; [wait()][cloudsync.Replication.wait] returns once
+        that is done.
 
         Args:
             timeout: Seconds to wait for the threads to finish.
@@ -332,7 +334,9 @@ class Replication:
         for thread in self._threads:
             if thread is not threading.current_thread():
                 thread.join(max(0.0, deadline - time.monotonic()))
-        self._finish(ReplicationState.STOPPED, None)
+        if not self._threads:  # never started
+            self._finish(ReplicationState.STOPPED)
+            self._done.set()
 
     def __enter__(self) -> Replication:
         return self
@@ -427,8 +431,6 @@ class Replication:
             # Stopping, failed or caught up: record what is on the target.
             with contextlib.suppress(CloudSyncError):
                 self._save_checkpoint()
-        if not self._stopping.is_set():
-            self._finish(ReplicationState.COMPLETED, None)
 
     # -- helpers ---------------------------------------------------------------------------
     def _persist(self, step: Callable[[], None]) -> None:
@@ -477,6 +479,10 @@ class Replication:
                 if not self._stopping.is_set():
                     log.error("replication %s failed: %s", self.id, exc, exc_info=exc)
                     self._fail(exc)
+            finally:
+                if name == "write":  # the last to finish: its checkpoint is saved
+                    self._finish(ReplicationState.STOPPED if self._stopping.is_set() else ReplicationState.COMPLETED)
+                    self._done.set()
 
         thread = threading.Thread(target=run, name=f"cloudsync-replicate-{name}", daemon=True)
         self._threads.append(thread)
@@ -492,9 +498,9 @@ class Replication:
             self._subscription.close()
         self._changes.close()
         self._batches.close()
-        self._finish(ReplicationState.FAILED, exc)
+        self._finish(ReplicationState.FAILED, exc)  # the write thread then saves the checkpoint and ends
 
-    def _finish(self, state: ReplicationState, exc: BaseException | None) -> None:
+    def _finish(self, state: ReplicationState, exc: BaseException | None = None) -> None:
         with self._lock:
             if self._state in FINISHED:
                 return
