@@ -159,6 +159,8 @@ class Replication:
         attachment_bytes: About the most attachment content held at once.
         reconnect: How a continuous replication waits after a failure (its
             subscription's and its own): a [ReconnectPolicy][cloudsync.ReconnectPolicy].
+        subscription_options: More options for the continuous replication's
+            [Subscription][cloudsync.Subscription] (`heartbeat`, `stall_timeout`...).
         on_progress: Called with a [ReplicationProgress][cloudsync.ReplicationProgress]
             after each batch is written and on each change of state (on a replication
             thread: keep it short).
@@ -189,6 +191,7 @@ class Replication:
         use_bulk_get: bool | None = None,
         attachment_bytes: int = 16 << 20,
         reconnect: ReconnectPolicy | None = None,
+        subscription_options: Mapping[str, Any] | None = None,
         on_progress: Callable[[ReplicationProgress], Any] | None = None,
         replication_id: str | None = None,
         clock: Callable[[], float] = time.monotonic,
@@ -216,6 +219,7 @@ class Replication:
         self.checkpoint_interval = checkpoint_interval
         self.transport = transport
         self.reconnect = reconnect if reconnect is not None else ReconnectPolicy()
+        self.subscription_options = dict(subscription_options or {})
         self.on_progress = on_progress
         self.id = replication_id or _default_id(source, target, self.selector, self.doc_ids)
         """The replication id: its checkpoints are `_local/<id>` on both sides."""
@@ -365,7 +369,7 @@ class Replication:
             self._subscription = self.source.subscribe(
                 self.transport, since=start if start is not None else 0, selector=self.selector,
                 doc_ids=self.doc_ids, query_params=STYLE, reconnect=self.reconnect,
-                queue_size=max(1000, 2 * self.batch_size),
+                **{"queue_size": max(1000, 2 * self.batch_size), **self.subscription_options},
             )
         else:
             self._pages = ChangesPages(self.source, self.batch_size, selector=self.selector, doc_ids=self.doc_ids)
