@@ -18,7 +18,7 @@ import time
 
 from bench._harness import ROOT, Row
 
-BENCHMARKS = ["drain", "crud", "latency", "recovery", "memory", "fanout"]
+BENCHMARKS = ["drain", "crud", "latency", "recovery", "memory", "fanout", "replication"]
 
 
 def machine() -> dict[str, str]:
