@@ -89,7 +89,7 @@ def measure(pair: str, source_url: str, target_url: str, docs: int, count: int) 
             print(f"  {pair} {name}: {written:,} revisions in {seconds:.1f} s ({written / seconds:,.0f}/s)", flush=True)
         order.reverse()
     source_client.delete_database(source.name)
-    ratio = median([ours_rate / theirs_rate for ours_rate, theirs_rate in zip(rates["cloudsync"], rates["pouchdb-node"])])
+    ratio = median([ours_rate / theirs_rate for ours_rate, theirs_rate in zip(rates["cloudsync"], rates["pouchdb-node"], strict=True)])
     return [
         Row(pair, "replication docs/s", "pouchdb-node", median(rates["pouchdb-node"]), "docs/s"),
         Row(pair, "replication docs/s", "cloudsync", median(rates["cloudsync"]), "docs/s", ratio=ratio,

@@ -19,6 +19,7 @@ from __future__ import annotations
 import collections
 import contextlib
 import enum
+import functools
 import logging
 import threading
 import time
@@ -404,8 +405,7 @@ class Replication:
             seq, changes = item
             batch = Batch(seq, len(changes))
             if changes:
-                self._persist(lambda: self._revisions.read(
-                    batch, self._revisions.missing(changes, self._stats), self._stats))
+                self._persist(functools.partial(self._read_missing, batch, changes))
             if not self._batches.put(batch):
                 return
         if not self._stopping.is_set():
@@ -416,7 +416,7 @@ class Replication:
         try:
             while (batch := self._batches.get()) is not _END:
                 try:
-                    self._persist(lambda: self._revisions.write(batch, self._stats, self._stopping.is_set))
+                    self._persist(functools.partial(self._revisions.write, batch, self._stats, self._stopping.is_set))
                 except Stopped:
                     break
                 with self._lock:
@@ -437,6 +437,9 @@ class Replication:
                 self._save_checkpoint()
 
     # -- helpers ---------------------------------------------------------------------------
+    def _read_missing(self, batch: Batch, changes: list[Any]) -> None:
+        self._revisions.read(batch, self._revisions.missing(changes, self._stats), self._stats)
+
     def _persist(self, step: Callable[[], None]) -> None:
         """Run `step`; a continuous replication retries transient failures after a
         backoff (interrupted by stop), a one-shot one fails on any."""
