@@ -178,3 +178,25 @@ def test_a_replication_killed_mid_way_resumes_from_its_checkpoint(make_db: Any, 
     second = cloudsync.replicate(source, target).progress
     assert second.changes_read == total - recorded
     assert leaf_revs(target) == leaf_revs(source)
+
+
+def test_a_source_answering_404_to_bulk_get_is_read_with_open_revs(make_db: Any, embedded_url: str) -> None:
+    """A source whose `_bulk_get` answers 404 (a server without it) is read a document at
+    a time with `open_revs` from then on, and what is read is the same."""
+    from cloudsync.replication.checkpoints import SessionStats
+    from cloudsync.replication.revisions import Batch, Revisions
+
+    source, target = make_db("embedded"), make_db("embedded")
+    write_round(source, 1)
+    wanted = {doc_id: revs for doc_id, revs in leaf_revs(source).items()}
+    with FaultProxy("127.0.0.1", urlsplit(embedded_url).port) as proxy:
+        proxy.respond(404, headers={"Content-Type": "application/json"},
+                      body='{"error":"not_found","reason":"missing"}', match=rb"POST /[^ ]*/_bulk_get")
+        proxied = cloudsync.Client(proxy.url, timeout=(2, 10)).database(source.name)
+        revisions = Revisions(proxied, target)
+        batch = Batch(seq=None, changes=len(wanted))
+        revisions.read(batch, target.revs_diff(wanted), SessionStats())
+        assert proxy.pending_canned == 0
+        assert revisions.use_bulk_get is False
+        revisions.write(batch, SessionStats())
+    assert state(target) == state(source)
