@@ -18,7 +18,8 @@ import time
 
 from bench._harness import ROOT, Row
 
-BENCHMARKS = ["drain", "crud", "latency", "recovery", "memory", "fanout", "live_query", "writer", "backup", "bulk"]
+BENCHMARKS = ["drain", "crud", "latency", "recovery", "memory", "fanout", "live_query", "writer", "backup", "bulk",
+              "replication"]
 
 
 def machine() -> dict[str, str]:

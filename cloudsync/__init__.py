@@ -38,6 +38,7 @@ from .iam import IAMAuth
 from .live_query import LiveQuery, LiveQueryEvent
 from .models import BulkResult, Change, DbUpdate
 from .partition import Partition
+from .replication import Replication, ReplicationProgress, ReplicationState, replicate
 from .subscription import ReconnectPolicy, Subscription, SubscriptionState, SubscriptionStats
 from .transports import (
     ChangesRequest,
@@ -96,6 +97,9 @@ __all__ = [
     "PreconditionFailed",
     "RateLimited",
     "ReconnectPolicy",
+    "Replication",
+    "ReplicationProgress",
+    "ReplicationState",
     "RequestTimeout",
     "RetryPolicy",
     "SSETransport",
@@ -119,6 +123,7 @@ __all__ = [
     "backup",
     "register_transport",
     "restore",
+    "replicate",
 ]
 
 logging.getLogger("cloudsync").addHandler(logging.NullHandler())

@@ -15,7 +15,7 @@ from ._retry import RetryPolicy
 from .bulk import DEFAULT_BATCH_SIZE, BulkWrite, caller
 from .bulk import check_doc as _check_doc
 from .changes import ChangesIterator
-from .errors import Conflict, NotFound
+from .errors import Conflict, NotFound, PreconditionFailed
 from .find_page import FindPage
 from .models import BulkResult
 from .partition import Partition, check_partitioned_id, partition_path
@@ -81,6 +81,11 @@ class Database:
 
     def __repr__(self) -> str:
         return f"Database({self.name!r})"
+
+    @property
+    def url(self) -> str:
+        """The database's URL, without credentials."""
+        return self._http.base_url + self.path
 
     def __eq__(self, other: object) -> bool:
         return isinstance(other, Database) and (self._http, self.name) == (other._http, other.name)
@@ -158,6 +163,18 @@ class Database:
             BadRequest: The server refused the object.
         """
         self._http.request("PUT", f"{self.path}/_security", json=check_security(security))
+
+    def create_if_missing(self) -> bool:
+        """Create the database unless it exists.
+
+        Returns:
+            Whether this call created it.
+        """
+        try:
+            self._http.request("PUT", self.path)
+        except PreconditionFailed:
+            return False
+        return True
 
     # -- documents --------------------------------------------------------------------
     def create(self, doc: Mapping[str, Any]) -> Doc:
@@ -430,7 +447,76 @@ class Database:
         body: dict[str, Any] = {"docs": batch}
         if not new_edits:
             body["new_edits"] = False
-        return self._http.request("POST", f"{self.path}/_bulk_docs", json=body)
+        # Storing given revisions again changes nothing: such a write is safe to retry.
+        return self._http.request("POST", f"{self.path}/_bulk_docs", json=body, idempotent=not new_edits)
+
+    # -- revisions (what replication reads) -------------------------------------------
+    def revs_diff(self, revs: Mapping[str, Sequence[str]]) -> dict[str, Any]:
+        """Which of these revisions the database lacks (`_revs_diff`).
+
+        Args:
+            revs: Document id to the revisions asked about.
+
+        Returns:
+            Only the documents with missing revisions: id to `{"missing": [...],
+                "possible_ancestors": [...]}` (the second member only when there are some).
+        """
+        body = {doc_id: list(doc_revs) for doc_id, doc_revs in revs.items()}
+        return self._http.request("POST", f"{self.path}/_revs_diff", json=body, idempotent=True)
+
+    def bulk_get(
+        self, docs: Sequence[Mapping[str, Any]], *, revs: bool = False, latest: bool = False,
+        attachments: bool = False,
+    ) -> list[dict[str, Any]]:
+        """Many document revisions in one request (`_bulk_get`).
+
+        Args:
+            docs: What to read: `{"id", "rev"?, "atts_since"?}` each.
+            revs: Add each revision's `_revisions` history.
+            latest: Answer the latest leaf descended from each `rev` instead.
+            attachments: Answer attachment content inline (base64), past what each
+                item's `atts_since` says the reader has.
+
+        Returns:
+            The `results` rows: `{"id", "docs": [{"ok": doc} | {"error": ...} | {"missing": rev}]}`.
+
+        Raises:
+            NotFound: The server has no `_bulk_get` (or no such database).
+        """
+        params = {name: "true" for name, wanted in
+                  (("revs", revs), ("latest", latest), ("attachments", attachments)) if wanted}
+        answer = self._http.request("POST", f"{self.path}/_bulk_get", params=params or None,
+                                    json={"docs": list(docs)}, idempotent=True)
+        return answer["results"]
+
+    def open_revs(
+        self, doc_id: str, revs: Sequence[str] | str = "all", *, history: bool = False, latest: bool = False,
+        attachments: bool = False, atts_since: Sequence[str] | None = None,
+    ) -> list[dict[str, Any]]:
+        """Some or all leaf revisions of one document (`GET doc?open_revs=...`).
+
+        Args:
+            doc_id: The document's id.
+            revs: The revisions, or `"all"` for every leaf.
+            history: Add each revision's `_revisions` history.
+            latest: Answer the latest leaf descended from each rev instead.
+            attachments: Answer attachment content inline (base64).
+            atts_since: Revisions the reader has: content of attachments no newer than
+                them comes as stubs.
+
+        Returns:
+            One entry per revision: `{"ok": doc}` or `{"missing": rev}`.
+
+        Raises:
+            NotFound: There is no such document (with `"all"`).
+        """
+        params: dict[str, str] = {"open_revs": revs if isinstance(revs, str) else _json.dumps(list(revs)).decode()}
+        for name, wanted in (("revs", history), ("latest", latest), ("attachments", attachments)):
+            if wanted:
+                params[name] = "true"
+        if atts_since is not None:
+            params["atts_since"] = _json.dumps(list(atts_since)).decode()
+        return self._http.request("GET", doc_path(self.path, doc_id), params=params)
 
     # -- reading many ---------------------------------------------------------------
     def all_docs(

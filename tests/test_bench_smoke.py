@@ -24,5 +24,5 @@ def test_every_benchmark_runs_in_quick_mode(tmp_path):
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
     results = json.loads(out.read_text())["results"]
     assert set(results) == {"drain", "crud", "latency", "recovery", "memory", "fanout", "live_query", "writer",
-                            "backup", "bulk"}
+                            "backup", "bulk", "replication"}
     assert all(results[name] for name in results), [name for name in results if not results[name]]
