@@ -92,9 +92,9 @@ def database_url(text: str, args: argparse.Namespace) -> tuple[str, str]:
     name on the command's server (`--url`)."""
     if not text.startswith(("http://", "https://")):
         return server_url(args), text
-    base, _, name = text.rstrip("/").rpartition("/")
-    if "/" not in base.partition("://")[2] or not name:  # no path: a server, not a database
+    if "/" not in text.rstrip("/").partition("://")[2]:  # no path: a server, not a database
         raise UsageError(f"{display_url(text)} names no database (http://host:port/DB)")
+    base, _, name = text.rstrip("/").rpartition("/")
     return base, unquote(name)
 
 

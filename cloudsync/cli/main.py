@@ -19,14 +19,14 @@ from ..errors import (
     TransportError,
     Unauthorized,
 )
-from . import backup, find, load, restore, serve, watch
+from . import backup, find, load, replicate, restore, serve, watch
 from .arguments import UsageError
 from .connection import display_url, server_url
 from .status import EXIT_BROKEN_PIPE, EXIT_FAILED, EXIT_INTERRUPTED, EXIT_USAGE
 
 __all__ = ["build_parser", "main"]
 
-COMMANDS = (serve, watch, find, load, backup, restore)
+COMMANDS = (serve, watch, find, load, backup, restore, replicate)
 """Each command's module: `add_parser(subparsers)` adds its parser, whose `run` default runs it."""
 
 DISTRIBUTION = "cloudsync-couchdb"
