@@ -55,10 +55,13 @@ def run(args: argparse.Namespace) -> int:
     with connect(args) as client, Progress(label, unit="docs") as progress:
         db = open_database(client, args.db)
         try:
-            with deferred_interrupt() as stop_here:
+            # Until the first batch is in the file there is nothing to keep (a listing cut
+            # short is started over): Ctrl-C stops at once. Then it stops between batches.
+            with deferred_interrupt(held=False) as point:
                 def report(done: int, total: int | None) -> None:
                     progress(done, total)
-                    stop_here()  # Ctrl-C stops here: the batch is in the file and the log
+                    point.check()  # Ctrl-C stops here: the batch is in the file and the log
+                    point.held = True
 
                 written = backup(db, out, progress=report, mode=args.mode, log_file=args.log_file,
                                  resume=args.resume, batch_size=args.batch_size, parallelism=args.parallelism,
@@ -69,7 +72,8 @@ def run(args: argparse.Namespace) -> int:
             print(resume_hint(args), file=sys.stderr)
             return EXIT_INTERRUPTED
     where = "stdout" if args.file == "-" else args.file
-    print(f"backed up {args.db} to {where}: {written} document revisions ({args.mode})", file=sys.stderr)
+    how = f"{args.mode}, resumed" if args.resume else args.mode
+    print(f"backed up {args.db} to {where}: {written} document revisions written ({how})", file=sys.stderr)
     return EXIT_OK
 
 

@@ -3,39 +3,50 @@
 from __future__ import annotations
 
 import signal
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-__all__ = ["deferred_interrupt", "held_interrupt"]
+__all__ = ["InterruptPoint", "deferred_interrupt", "held_interrupt"]
+
+
+class InterruptPoint:
+    """What a block under [deferred_interrupt][cloudsync.cli.interrupts.deferred_interrupt]
+    gets: `check()` between units of work; `held` says whether a SIGINT waits for it."""
+
+    def __init__(self, held: bool) -> None:
+        self.held = held
+        self.received = False
+
+    def check(self) -> None:
+        """Raise `KeyboardInterrupt` if a SIGINT came."""
+        if self.received:
+            raise KeyboardInterrupt
 
 
 @contextmanager
-def deferred_interrupt() -> Iterator[Callable[[], None]]:
-    """Hold SIGINT while the block runs; the block gets a `check()` to call between units
-    of work (a library's progress callback), which raises `KeyboardInterrupt` once a
-    SIGINT came. It is raised at the end of the block too. A second SIGINT raises at once.
-    A SIGINT ignored by whoever started the process stays ignored."""
-    received: list[int] = []
-
-    def check() -> None:
-        if received:
-            raise KeyboardInterrupt
-
+def deferred_interrupt(held: bool = True) -> Iterator[InterruptPoint]:
+    """Hold SIGINT while the block runs; the block calls `point.check()` between units of
+    work (a library's progress callback), which raises `KeyboardInterrupt` once a SIGINT
+    came. It is raised at the end of the block too. While `point.held` is false (say,
+    before the first unit of work, when there is nothing to keep), and on a second SIGINT,
+    it is raised at once. A SIGINT ignored by whoever started the process stays ignored."""
+    point = InterruptPoint(held)
     if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
-        yield check
+        yield point
         return
 
     def hold(signum: int, frame: Any) -> None:
-        check()  # the second one: stop at once
-        received.append(signum)
+        if point.received or not point.held:
+            raise KeyboardInterrupt
+        point.received = True
 
     previous = signal.signal(signal.SIGINT, hold)
     try:
-        yield check
+        yield point
     finally:
         signal.signal(signal.SIGINT, previous)
-    check()
+    point.check()
 
 
 @contextmanager

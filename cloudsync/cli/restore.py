@@ -44,10 +44,10 @@ def run(args: argparse.Namespace) -> int:
             db = client.create_database(args.db, exist_ok=True) if args.create else open_database(client, args.db)
             db.info()  # a missing database fails before anything is read
             try:
-                with deferred_interrupt() as stop_here:
+                with deferred_interrupt() as point:
                     def report(done: int, total: int | None) -> None:
                         progress(done, total)
-                        stop_here()  # Ctrl-C stops here, once a batch is stored
+                        point.check()  # Ctrl-C stops here, once a batch is stored
 
                     restored = restore(source, db, progress=report, batch_size=args.batch_size)
             except KeyboardInterrupt:
