@@ -52,8 +52,10 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError("--resume to stdout needs the --log-file of the interrupted backup")
     out = sys.stdout.buffer if args.file == "-" else args.file
     label = f"backup {args.db}"
-    with connect(args) as client, Progress(label, unit="docs") as progress:
+    with connect(args) as client:
         db = open_database(client, args.db)
+        db.info()  # a missing database fails before any progress is shown
+        progress = Progress(label, unit="docs")
         try:
             # Until the first batch is in the file there is nothing to keep (a listing cut
             # short is started over): Ctrl-C stops at once. Then it stops between batches.
@@ -71,6 +73,8 @@ def run(args: argparse.Namespace) -> int:
             print(f"{label}: interrupted", file=sys.stderr)
             print(resume_hint(args), file=sys.stderr)
             return EXIT_INTERRUPTED
+        finally:
+            progress.close()
     where = "stdout" if args.file == "-" else args.file
     how = f"{args.mode}, resumed" if args.resume else args.mode
     print(f"backed up {args.db} to {where}: {written} document revisions written ({how})", file=sys.stderr)

@@ -40,9 +40,12 @@ def run(args: argparse.Namespace) -> int:
     source = open_input(args.file)
     label = f"restore {args.db}"
     try:
-        with connect(args) as client, Progress(label, unit="docs") as progress:
-            db = client.create_database(args.db, exist_ok=True) if args.create else open_database(client, args.db)
+        with connect(args) as client:
+            db = open_database(client, args.db)
+            if args.create:
+                db.create_if_missing()
             db.info()  # a missing database fails before anything is read
+            progress = Progress(label, unit="docs")
             try:
                 with deferred_interrupt() as point:
                     def report(done: int, total: int | None) -> None:
@@ -60,6 +63,8 @@ def run(args: argparse.Namespace) -> int:
                 name = "stdin" if args.file == "-" else args.file
                 print(f"cloudsync restore: error: {name}: {exc}", file=sys.stderr)
                 return EXIT_FAILED
+            finally:
+                progress.close()
     finally:
         close_input(source)
     print(f"restored {restored} documents into {args.db}", file=sys.stderr)
