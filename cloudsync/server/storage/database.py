@@ -38,7 +38,7 @@ from .. import limits, revtree
 from ..errors import CouchError
 from ..indexes import Index, indexes_from_ddoc
 from ..seq import MAX_SEQ, encode_seq
-from . import attachments
+from . import attachments, find
 from .ring import Ring, Row
 from .tx import Tx
 from .writes import WriteQueue
@@ -124,6 +124,14 @@ class Database:
         self._writer = self._connect(path)
         with self._writer:
             self._writer.executescript(_SCHEMA + attachments.SCHEMA)
+        # Indexes made by an older layout (see storage.find) are rebuilt here, once.
+        self._writer.execute("BEGIN IMMEDIATE")
+        try:
+            find.sync_indexes(self._writer)
+        except BaseException:
+            self._writer.execute("ROLLBACK")
+            raise
+        self._writer.execute("COMMIT")
         self._reader = self._connect(path)
         self._reader.execute("PRAGMA query_only = ON")
         r = self._reader
