@@ -276,7 +276,7 @@ def find_sql(plan: FindPlan) -> list[tuple[str, list[Any]]]:
         pinned_exprs.extend(col.exprs)
         pinned_values.append(value)
         lead += 1
-    for col, b in list(zip(cols, bounds))[lead + 1:]:
+    for col, b in list(zip(cols, bounds, strict=True))[lead + 1:]:
         common.extend(_filter(col, b, common_args))
     after, after_rank = plan.after_key, None
     if after is not None:
