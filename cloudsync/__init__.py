@@ -122,8 +122,8 @@ __all__ = [
     "WriterTimeout",
     "backup",
     "register_transport",
-    "restore",
     "replicate",
+    "restore",
 ]
 
 logging.getLogger("cloudsync").addHandler(logging.NullHandler())

@@ -848,7 +848,7 @@ class Database:
         """
         _check_page_size(page_size)
         design = ddoc.removeprefix("_design/")
-        path = f"{doc_path(self.path, '_design/' + design)}/_view/{segment(name)}"
+        path = f"{doc_path(self._scope, '_design/' + design)}/_view/{segment(name)}"
         params: dict[str, Any] = {}
         if reduce is not None:
             params["reduce"] = _bool(reduce)

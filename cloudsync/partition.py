@@ -209,6 +209,58 @@ class Partition:
         return self._reads.explain(selector, fields=fields, sort=sort, limit=limit, skip=skip, use_index=use_index)
 
 
+    def view(
+        self,
+        ddoc: str,
+        name: str,
+        *,
+        key: Any = _UNSET,
+        keys: Sequence[Any] | None = None,
+        startkey: Any = _UNSET,
+        endkey: Any = _UNSET,
+        reduce: bool | None = None,
+        group: bool = False,
+        group_level: int | None = None,
+        include_docs: bool = False,
+        descending: bool = False,
+        inclusive_end: bool = True,
+        limit: int | None = None,
+        skip: int = 0,
+        page_size: int = 1000,
+    ) -> Iterator[dict[str, Any]]:
+        """Rows of a partitioned view over this partition only
+        (`/{db}/_partition/{p}/_design/{ddoc}/_view/{name}`, IBM Cloudant and CouchDB 3;
+        the embedded server has no views); the parameters are
+        [`Database.view()`][cloudsync.Database.view]'s.
+
+        Args:
+            ddoc: The design document (with or without `_design/`); a partitioned one.
+            name: The view's name.
+            key: Only rows with this key.
+            keys: Only rows with these keys, in their order.
+            startkey: The first key of the range.
+            endkey: The last key of the range.
+            reduce: Run the view's reduce function; `None` for the server's default.
+            group: Reduce by distinct key.
+            group_level: Reduce by the first this many elements of array keys.
+            include_docs: Add each row's document (`doc`).
+            descending: Rows in descending key order.
+            inclusive_end: Include rows whose key is `endkey`.
+            limit: At most this many rows in all.
+            skip: Skip this many rows first.
+            page_size: Rows (or keys) per request.
+
+        Returns:
+            An iterator of rows (`{"id", "key", "value", "doc"?}`).
+        """
+        ranges = {n: v for n, v in (("key", key), ("startkey", startkey), ("endkey", endkey)) if v is not _UNSET}
+        return self._reads.view(
+            ddoc, name, keys=keys, reduce=reduce, group=group, group_level=group_level, include_docs=include_docs,
+            descending=descending, inclusive_end=inclusive_end, limit=limit, skip=skip, page_size=page_size,
+            **ranges,
+        )
+
+
 def partition_path(db_path: str, name: str) -> str:
     """The URL path of partition `name` of the database at `db_path`.
 

@@ -25,7 +25,7 @@ from typing import Any, NamedTuple
 from ._json import dumps
 from .errors import SelectorError
 
-__all__ = ["MISSING", "Predicate", "collate", "compile_selector", "get_field", "parse_field", "project", "sort_key"]
+__all__ = ["MISSING", "Predicate", "collate", "collation_key", "compile_selector", "get_field", "parse_field", "project", "sort_key"]
 
 MISSING: Any = object()
 """What `get_field` returns for a path a document does not have."""
@@ -132,9 +132,13 @@ def project(doc: dict[str, Any], fields: list[str]) -> dict[str, Any]:
 _CollateKey = functools.cmp_to_key(collate)
 
 
-def _collation_key(value: Any) -> tuple[Any, ...]:
+def collation_key(value: Any) -> tuple[Any, ...]:
     """A key that Python compares as `collate` orders values (natively for scalars, the
-    common case); a missing field sorts before every value, null included."""
+    common case); a missing field (`MISSING`) sorts before every value, null included.
+
+    The key's first element is the value's type rank: 0 null, 1 false, 2 true,
+    3 numbers, 4 strings, 5 arrays, 6 objects (-1 missing).
+    """
     if value is MISSING:
         return (-1,)
     rank = _rank(value)
@@ -186,8 +190,8 @@ def sort_key(sort: list[tuple[str, str]]) -> Callable[[Any], Any]:
         paths.append((parse_field(field), direction == "desc"))
 
     def key(doc: Any) -> tuple[Any, ...]:
-        return tuple(_Descending(_collation_key(get_field(doc, path))) if desc
-                     else _collation_key(get_field(doc, path)) for path, desc in paths)
+        return tuple(_Descending(collation_key(get_field(doc, path))) if desc
+                     else collation_key(get_field(doc, path)) for path, desc in paths)
 
     return key
 

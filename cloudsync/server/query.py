@@ -9,12 +9,15 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import itertools
 import sqlite3
 import time
+from collections.abc import Iterator
 from typing import Any
 
 from .._json import dumps, loads
 from ..selector import project
+from .collation import RowOrder
 from .errors import CouchError, bad_request
 from .indexes import ALL_DOCS, Index
 from .limits import check_budget
@@ -128,6 +131,8 @@ class Query:
         self.key_len = (0 if self.index is None else len(self.index.columns)) + 1
         """Values in a row's sort key: one per index column, then the id."""
         self.after_key = None if self.bookmark in (None, "", "nil") else self._decode_bookmark()
+        self.order = RowOrder(self.index.columns if self.index else [], find.rank_positions(self.index),
+                              self.descending, find.COMPOSITE)
 
     @property
     def index_name(self) -> str:
@@ -176,8 +181,7 @@ class Query:
             raw = str(self.bookmark)
             key = loads(base64.urlsafe_b64decode(raw + "=" * (-len(raw) % 4)))
             if (isinstance(key, list) and len(key) == 2 and key[0] == self.index_name and isinstance(key[1], list)
-                    and len(key[1]) == self.key_len
-                    and all(v is None or find.bindable(v) or isinstance(v, bool) for v in key[1])):
+                    and len(key[1]) == self.key_len and isinstance(key[1][-1], str)):
                 return key[1]
         except Exception:
             pass
@@ -210,24 +214,25 @@ def run_find(conn: sqlite3.Connection, query: Query) -> dict[str, Any]:
     to_skip = query.skip
     last_key = None
     partial = query.index.partial_pred if query.index else None
-    n = query.key_len
-    with contextlib.closing(find.rows(conn, query)) as batches:
+
+    def matching(batches: Iterator[list[tuple[Any, ...]]]) -> Iterator[tuple[tuple[Any, ...], Any]]:
+        nonlocal examined
         for batch in batches:
-            if len(docs) >= query.limit:
-                break
             check_budget()
             for row in batch:
                 examined += 1
-                doc = loads(row[n])
-                if (partial is not None and not partial(doc)) or not query.match(doc):
-                    continue
-                if to_skip:
-                    to_skip -= 1
-                    continue
-                docs.append(project(doc, query.fields) if query.fields else doc)
-                last_key = list(row[:n])
-                if len(docs) >= query.limit:
-                    break
+                doc = loads(row[-1])
+                if (partial is None or partial(doc)) and query.match(doc):
+                    yield row, doc
+
+    with contextlib.closing(find.rows(conn, query)) as batches:
+        ordered = query.order.ordered(matching(batches), query.after_key, query.skip + query.limit)
+        for _, doc in itertools.islice(ordered, query.skip + query.limit) if query.limit else ():
+            if to_skip:
+                to_skip -= 1
+                continue
+            docs.append(project(doc, query.fields) if query.fields else doc)
+            last_key = query.order.values(doc)
     if last_key is not None:
         bookmark = base64.urlsafe_b64encode(dumps([query.index_name, last_key])).rstrip(b"=").decode()
     else:

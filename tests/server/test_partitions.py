@@ -95,18 +95,27 @@ def test_post_without_an_id_is_illegal_docid(pdb, http):
     assert (answer.status_code, answer.json()["error"]) == (400, "illegal_docid")
 
 
-def test_bulk_docs_reports_an_id_without_partition_in_its_row(pdb, http):
-    """`_bulk_docs` stores the good documents and answers `illegal_docid` in the bad one's row."""
-    rows = http.post(pdb + "/_bulk_docs", json={"docs": [{"_id": "p:1"}, {"_id": "bad"}]}).json()
-    assert rows[0]["ok"] is True
-    assert rows[1] == {"id": "bad", "error": "illegal_docid", "reason": "Doc id must be of form partition:id"}
+def test_bulk_docs_with_an_id_without_partition_is_refused_whole(pdb, http):
+    """`_bulk_docs` with one id lacking a partition is a 400 `illegal_docid` for the whole
+    request, as CouchDB answers it: the good documents are not stored either."""
+    answer = http.post(pdb + "/_bulk_docs", json={"docs": [{"_id": "p:1"}, {"_id": "bad"}]})
+    assert answer.status_code == 400
+    assert answer.json() == {"error": "illegal_docid", "reason": "Doc id must be of form partition:id"}
+    assert http.get(pdb + "/p:1").status_code == 404
+
+
+def test_bulk_docs_without_ids_is_refused_in_a_partitioned_db(pdb, http):
+    """A `_bulk_docs` document without `_id` would get a server-made id without a
+    partition: 400 `illegal_docid`."""
+    answer = http.post(pdb + "/_bulk_docs", json={"docs": [{"a": 1}]})
+    assert (answer.status_code, answer.json()["error"]) == (400, "illegal_docid")
 
 
 def test_replicated_write_of_an_id_without_partition_is_refused(pdb, http):
     """`new_edits=false` (replication) is checked too: nothing without a partition is stored."""
     doc = {"_id": "plain", "_rev": "1-abc"}
-    rows = http.post(pdb + "/_bulk_docs", json={"docs": [doc], "new_edits": False}).json()
-    assert rows[0]["error"] == "illegal_docid"
+    answer = http.post(pdb + "/_bulk_docs", json={"docs": [doc], "new_edits": False})
+    assert (answer.status_code, answer.json()["error"]) == (400, "illegal_docid")
     assert http.get(pdb + "/plain").status_code == 404
 
 

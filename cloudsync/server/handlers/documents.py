@@ -13,6 +13,7 @@ from .. import limits, security
 from ..errors import CouchError, bad_request, not_found
 from ..http import allow, json_response, raw_json_response, read_json, rev_header
 from ..params import bool_param
+from ..partitions import check_partitioned_id
 from ..revtree import Leaf
 from ..state import ServerState
 from ..storage import Database, RowError, Tx, check_doc_id
@@ -144,6 +145,8 @@ class DocumentHandlers:
         if not isinstance(new_edits, bool):
             raise bad_request("`new_edits` parameter must be a boolean.")
         design_allowed = security.is_db_admin(request, db)
+        if db.partitioned:
+            _check_partitioned_ids(docs)
 
         def op(tx: Tx) -> list[dict[str, Any]]:
             results = []
@@ -209,3 +212,17 @@ class DocumentHandlers:
             return dumps({"results": results})
 
         return raw_json_response(await self.state.off_loop(lookup))
+
+
+def _check_partitioned_ids(docs: list[Any]) -> None:
+    """CouchDB refuses a whole `_bulk_docs` request to a partitioned database when one
+    document's id has no partition (one without `_id` would get a server-made id, which
+    has none), rather than answering it in that document's row."""
+    for doc in docs:
+        doc_id = doc.get("_id", "") if isinstance(doc, dict) else None
+        if not isinstance(doc_id, str):
+            continue  # answered in its row, as in any database
+        try:
+            check_partitioned_id(doc_id)
+        except RowError as exc:
+            raise CouchError(400, exc.error, exc.reason) from None

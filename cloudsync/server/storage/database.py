@@ -41,7 +41,7 @@ from ..errors import CouchError
 from ..indexes import Index, indexes_from_ddoc
 from ..partitions import id_range
 from ..seq import MAX_SEQ, encode_seq
-from . import attachments
+from . import attachments, find
 from .db_updates import DbUpdatesLog
 from .listeners import Listener, Listeners
 from .ring import Ring, Row
@@ -130,6 +130,14 @@ class Database(Listeners):
         r = self._reader
         self.partitioned = (self.setting("props") or {}).get("partitioned") is True
         """Whether document ids are `partition:docid` (see `cloudsync.server.partitions`)."""
+        # Indexes made by an older layout (see storage.find) are rebuilt here, once.
+        self._writer.execute("BEGIN IMMEDIATE")
+        try:
+            find.sync_indexes(self._writer, self.partitioned)
+        except BaseException:
+            self._writer.execute("ROLLBACK")
+            raise
+        self._writer.execute("COMMIT")
         self.last_seq_written = r.execute("SELECT coalesce(max(seq), 0) FROM docs").fetchone()[0]
         """The last seq handed out by next_seq() (ahead of update_seq while a batch commits)."""
         self.update_seq = self.last_seq_written

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any, Literal, overload
 from ..._json import dumps, loads
 from .. import revtree
 from ..errors import RowError
-from ..indexes import ddoc_partitioned, indexes_from_ddoc
+from ..indexes import ddoc_partitioned
 from ..partitions import check_partitioned_id
 from . import attachments, find
 from .ring import Row
@@ -233,16 +233,4 @@ class Tx:
 
     def sync_indexes(self) -> None:
         """Make the SQLite expression indexes match the Mango indexes in design docs."""
-        wanted = {}
-        for (body,) in self.conn.execute("SELECT body FROM docs WHERE design = 1 AND deleted = 0"):
-            for index in indexes_from_ddoc(loads(body), self.db.partitioned):
-                wanted[find.index_name(index)] = index
-        existing = {
-            name for (name,) in self.conn.execute(
-                "SELECT name FROM sqlite_master WHERE type = 'index' AND name LIKE 'mango\\_%' ESCAPE '\\'"
-            )
-        }
-        for name in existing - wanted.keys():
-            self.conn.execute(f'DROP INDEX "{name}"')
-        for name in wanted.keys() - existing:
-            self.conn.execute(find.index_ddl(wanted[name]))
+        find.sync_indexes(self.conn, self.db.partitioned)
