@@ -14,7 +14,7 @@ from typing import IO, Any
 from ..database import Database
 from ..errors import CloudSyncError
 from .arguments import UsageError
-from .connection import add_connection_arguments, connect
+from .connection import add_connection_arguments, connect, open_database
 from .files import close_input, open_input
 from .interrupts import held_interrupt
 from .jsonlines import count_lines, parse_object
@@ -86,7 +86,9 @@ def run(args: argparse.Namespace) -> int:
     try:
         total = count_lines(source) if source.seekable() else None
         with connect(args) as client:
-            db = client.create_database(args.db, exist_ok=True) if args.create else client.database(args.db)
+            db = open_database(client, args.db)
+            if args.create:
+                db.create_if_missing()
             db.info()  # a missing database fails before anything is read
             with Progress(f"load {args.db}", unit="lines", total=total) as progress:
                 progress(args.skip)
