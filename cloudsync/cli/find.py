@@ -6,7 +6,7 @@ import argparse
 from typing import Any
 
 from .arguments import UsageError, json_argument
-from .connection import add_connection_arguments, connect
+from .connection import add_connection_arguments, connect, open_database
 from .jsonlines import write_line
 
 __all__ = ["add_parser", "run", "sort_argument"]
@@ -42,6 +42,6 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError("--limit must be 0 or more")
     fields = [f.strip() for f in args.fields.split(",") if f.strip()] if args.fields else None
     with connect(args) as client:
-        for doc in client.database(args.db).query(selector, fields=fields, sort=args.sort, limit=args.limit):
+        for doc in open_database(client, args.db).query(selector, fields=fields, sort=args.sort, limit=args.limit):
             write_line(doc)
     return 0

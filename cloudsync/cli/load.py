@@ -14,7 +14,8 @@ from typing import IO, Any
 from ..database import Database
 from ..errors import CloudSyncError
 from .arguments import UsageError
-from .connection import add_connection_arguments, connect
+from .connection import add_connection_arguments, connect, open_database
+from .files import close_input, open_input
 from .interrupts import held_interrupt
 from .jsonlines import count_lines, parse_object
 from .progress import Progress
@@ -80,12 +81,14 @@ def add_parser(commands: Any) -> None:
 def run(args: argparse.Namespace) -> int:
     if args.batch_size < 1 or args.skip < 0:
         raise UsageError("--batch-size must be at least 1 and --skip 0 or more")
-    source = open_source(args.file)
+    source = open_input(args.file)
     report = LoadReport(done_lines=args.skip)
     try:
         total = count_lines(source) if source.seekable() else None
         with connect(args) as client:
-            db = client.create_database(args.db, exist_ok=True) if args.create else client.database(args.db)
+            db = open_database(client, args.db)
+            if args.create:
+                db.create_if_missing()
             db.info()  # a missing database fails before anything is read
             with Progress(f"load {args.db}", unit="lines", total=total) as progress:
                 progress(args.skip)
@@ -104,19 +107,9 @@ def run(args: argparse.Namespace) -> int:
             print(report.resume_hint(args.db, args.file), file=sys.stderr)
         raise
     finally:
-        if source is not sys.stdin.buffer:
-            source.close()
+        close_input(source)
     print(report.summary(args.db), file=sys.stderr)
     return EXIT_OK if report.ok else EXIT_FAILED
-
-
-def open_source(name: str) -> IO[bytes]:
-    if name == "-":
-        return sys.stdin.buffer
-    try:
-        return open(name, "rb")  # noqa: SIM115 - closed by run()
-    except OSError as exc:
-        raise UsageError(f"cannot read {name}: {exc.strerror}") from None
 
 
 def batches(source: IO[bytes], skip: int, size: int,

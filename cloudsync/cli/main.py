@@ -10,15 +10,23 @@ from collections.abc import Sequence
 from typing import NoReturn
 
 from .. import __version__
-from ..errors import CloudSyncError, Forbidden, RequestTimeout, TLSError, TransportError, Unauthorized
-from . import find, load, serve, watch
+from ..errors import (
+    CloudSyncError,
+    Forbidden,
+    RequestTimeout,
+    TLSError,
+    TokenError,
+    TransportError,
+    Unauthorized,
+)
+from . import backup, find, load, replicate, restore, serve, watch
 from .arguments import UsageError
 from .connection import display_url, server_url
 from .status import EXIT_BROKEN_PIPE, EXIT_FAILED, EXIT_INTERRUPTED, EXIT_USAGE
 
 __all__ = ["build_parser", "main"]
 
-COMMANDS = (serve, watch, find, load)
+COMMANDS = (serve, watch, find, load, backup, restore, replicate)
 """Each command's module: `add_parser(subparsers)` adds its parser, whose `run` default runs it."""
 
 DISTRIBUTION = "cloudsync-couchdb"
@@ -82,9 +90,11 @@ def describe(exc: CloudSyncError, url: str) -> str:
     """One line saying what went wrong, and what to check where that is clear."""
     if isinstance(exc, Unauthorized):
         return (f"{exc} (check the credentials: COUCHDB_USER and COUCHDB_PASSWORD, "
-                "or user:password@ in COUCHDB_URL)")
+                "user:password@ in COUCHDB_URL, or the IAM API key in CLOUDANT_APIKEY)")
     if isinstance(exc, Forbidden):
         return f"{exc} (the credentials do not allow this)"
+    if isinstance(exc, TokenError):  # before TransportError: the token endpoint failed, not the server
+        return f"{exc} (check the IAM API key in CLOUDANT_APIKEY or IAM_API_KEY, and IAM_TOKEN_URL)"
     if isinstance(exc, TLSError):
         return f"TLS failed with {url}: {exc}"
     if isinstance(exc, RequestTimeout):

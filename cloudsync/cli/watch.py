@@ -14,7 +14,7 @@ from typing import Any
 from ..models import Change
 from ..transports import available_transports
 from .arguments import json_argument, seq_argument
-from .connection import add_connection_arguments, connect, display_url
+from .connection import add_connection_arguments, connect, display_url, open_database
 from .jsonlines import write_line
 
 __all__ = ["add_parser", "change_line", "run"]
@@ -48,7 +48,7 @@ def change_line(change: Change, include_docs: bool) -> dict[str, Any]:
 def run(args: argparse.Namespace) -> int:
     selector = json_argument(args.selector, "--selector") if args.selector is not None else None
     with connect(args) as client:
-        db = client.database(args.db)
+        db = open_database(client, args.db)
         db.info()  # a missing database or wrong credentials fail here, not in a retry loop
         sub = db.subscribe(args.transport, since=args.since, include_docs=args.include_docs, selector=selector)
         # Changes are printed on the subscription's delivery thread; this thread waits for a

@@ -19,7 +19,8 @@ ROOT = str(Path(__file__).resolve().parents[2])
 RUN_TIMEOUT = 60.0
 """Seconds one command may take (the machine may be busy: imports alone can take seconds)."""
 
-CONNECTION_VARIABLES = ("COUCHDB_URL", "COUCHDB_USER", "COUCHDB_PASSWORD", "CLOUDANT_APIKEY", "IAM_API_KEY")
+CONNECTION_VARIABLES = ("COUCHDB_URL", "COUCHDB_USER", "COUCHDB_PASSWORD", "CLOUDANT_APIKEY", "IAM_API_KEY",
+                         "IAM_TOKEN_URL")
 
 
 def cli_env(**variables: str) -> dict[str, str]:

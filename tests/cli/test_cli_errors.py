@@ -84,3 +84,13 @@ def test_half_the_credentials_is_a_usage_error(embedded_url):
     result = run_cli("find", "db", "{}", env=cli_env(COUCHDB_URL=embedded_url, COUCHDB_USER="u"))
     assert_one_error_line(result, status=2)
     assert "COUCHDB_PASSWORD" in result.stderr
+
+
+@pytest.mark.parametrize("command", [["find", "Bad Name", "{}"], ["watch", "Bad Name"], ["load", "Bad Name", "-"],
+                                     ["backup", "Bad Name", "-"], ["restore", "-", "Bad Name"],
+                                     ["replicate", "Bad Name", "b"]])
+def test_an_illegal_database_name_is_a_usage_error(embedded_url, command):
+    """A database name the server would refuse: exit 2, one line saying what a name may be."""
+    result = run_cli(*command, "--url", embedded_url, input="")
+    assert_one_error_line(result, status=2)
+    assert "illegal database name 'Bad Name'" in result.stderr
