@@ -12,6 +12,20 @@ import cloudsync
 from tests._servers.pouchdb import PouchDBServer
 
 SERVERS = ("pouchdb", "embedded")
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption("--soak", action="store_true", help="also run the tests marked soak (minutes each)")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Soak tests stay out of the suite (and so out of CI) unless asked for with --soak."""
+    if config.getoption("--soak"):
+        return
+    skip = pytest.mark.skip(reason="a soak run: pass --soak (bash scripts/soak)")
+    for item in items:
+        if "soak" in item.keywords:
+            item.add_marker(skip)
 _names = itertools.count()
 
 

@@ -129,7 +129,7 @@ def test_randomized_window_on_pouchdb(pouchdb_url, transport):
     run_scenario(pouchdb_url, transport, 21, 40, fault)
 
 
-@pytest.mark.slow
+@pytest.mark.soak
 @pytest.mark.parametrize("transport", TRANSPORTS["embedded"])
 def test_randomized_window_soak(restartable, transport):
     """The randomized scenario at a larger size: more seeds, more writes, killed restarts."""
