@@ -176,19 +176,24 @@ class Feed:
         """One row as CouchDB's JSON (`seq_str`: its encoded seq, if already known)."""
         if not self.opts.per_row and seq_str is None:
             return self.encode_rows([row])[0]
+        return self._encode_per_row(row, seq_bytes(row[0]) if seq_str is None else seq_str, self._losing([row]))
+
+    def _losing(self, rows: list[Row]) -> dict[str, tuple[list[str], list[str]]]:
+        """The losing leaves of the rows' documents, for the rows that list them (one lookup a page)."""
+        return self.db.losing_leaves([row[1] for row in rows]) if self.opts.per_row else {}
+
+    def _encode_per_row(self, row: Row, seq_str: bytes, losing: dict[str, tuple[list[str], list[str]]]) -> bytes:
         n, doc_id, rev, deleted, body = row
+        live, dead = losing.get(doc_id, ((), ()))
         if self.opts.style == "all_docs":
-            revs = [rev, *self.db.conflicts(doc_id), *self.db.conflicts(doc_id, deleted=True)]
-            changes = b",".join(b'{"rev":' + dumps(r) + b"}" for r in revs)
+            changes = b",".join(b'{"rev":' + dumps(r) + b"}" for r in (rev, *live, *dead))
         else:
             changes = b'{"rev":' + dumps(rev) + b"}"
-        if seq_str is None:
-            seq_str = seq_bytes(n)
         out = b'{"seq":"' + seq_str + b'","id":' + dumps(doc_id) + b',"changes":[' + changes + b"]"
         if deleted:
             out += b',"deleted":true'
         if self.opts.include_docs:
-            conflicts = self.db.conflicts(doc_id) if self.opts.conflicts and not deleted else []
+            conflicts = live if self.opts.conflicts and not deleted else ()
             out += b',"doc":' + (body[:-1] + b',"_conflicts":' + dumps(conflicts) + b"}" if conflicts else body)
         return out + b"}"
 
@@ -199,13 +204,14 @@ class Feed:
         two lookup tables, the id and rev through orjson, the body as stored), no dict, no
         dumps of the row. Row seqs start at 1 (the formats have no case for seq 0)."""
         if self.opts.per_row:
+            losing = self._losing(rows)
             if eventsource:
                 out = []
                 for row in rows:
                     seq_str = seq_bytes(row[0])
-                    out.append(b"data: " + self.encode(row, seq_str) + b'\nid: "' + seq_str + b'"\n\n')
+                    out.append(b"data: " + self._encode_per_row(row, seq_str, losing) + b'\nid: "' + seq_str + b'"\n\n')
                 return out
-            return [self.encode(row, seq_bytes(row[0])) for row in rows]
+            return [self._encode_per_row(row, seq_bytes(row[0]), losing) for row in rows]
         low, high, mask, bits, quote = seq.LOW, seq.HIGH, seq.LOW_MASK, seq.LOW_BITS, dumps
         docs = self.opts.include_docs
         if eventsource:  # the seq twice: in the row and as the event id

@@ -100,6 +100,28 @@ def test_the_file_is_couchbackups_format(db, tmp_path):
     assert all("_revisions" in doc for b in batches for doc in b)
 
 
+def test_the_log_names_a_plain_document_by_id_and_others_by_each_leaf(db, tmp_path):
+    """The log lists a live document with one leaf by its id alone (as couchbackup does), and
+    a conflicted or a deleted one by each leaf's `{id, rev}` (an id alone may not answer them)."""
+    fill(db, 10)
+    cloudsync.backup(db, tmp_path / "db.txt")
+    listed = [want for line in (tmp_path / "db.txt.log").read_text().splitlines() if line.startswith(":t ")
+              for want in json.loads(line.split(" ", 2)[2])]
+    by_id: dict[str, list[dict[str, str]]] = {}
+    for want in listed:
+        by_id.setdefault(want["id"], []).append(want)
+    assert by_id["doc-0000"] == [{"id": "doc-0000"}]
+    assert by_id["doc-0001"] == [{"id": "doc-0001"}]
+    assert [w["rev"] for w in by_id["doc-0002"]] == [c["rev"] for c in changes_of(db, "doc-0002")]
+    assert sorted(w["rev"] for w in by_id["doc-0003"]) == sorted(c["rev"] for c in changes_of(db, "doc-0003"))
+    assert len(by_id["doc-0003"]) == 2
+
+
+def changes_of(db: cloudsync.Database, doc_id: str) -> list[dict[str, str]]:
+    rows = db.request("GET", "_changes", params={"style": "all_docs"})["results"]
+    return next(row["changes"] for row in rows if row["id"] == doc_id)
+
+
 def test_an_interrupted_backup_resumes_from_its_log(db, target, tmp_path):
     """A backup stopped after its first batch is resumed: only the other batches are fetched,
     and the file restores to the whole database."""

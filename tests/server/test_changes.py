@@ -143,3 +143,19 @@ def test_deleting_the_database_ends_feeds(db, http: requests.Session, feed):
     reader = live(stream(http, db, feed=feed, heartbeat=50))
     http.delete(db)
     reader.rest()  # returns: the feed ended
+
+
+def test_all_docs_style_lists_every_leaf_of_each_row(db, http):
+    """`style=all_docs` lists each row's winner, then its live and deleted losing leaves
+    newest first, for conflicted documents among plain ones in one page."""
+    docs = [{"_id": f"d{i}", "_rev": f"1-{i:032x}"} for i in range(600)]
+    docs += [{"_id": "d7", "_rev": "1-" + "e" * 32, "side": 1},
+             {"_id": "d7", "_rev": "2-" + "f" * 32, "_deleted": True,
+              "_revisions": {"start": 2, "ids": ["f" * 32, "d" * 32]}},
+             {"_id": "d599", "_rev": "1-" + "0" * 31 + "1", "side": 2}]
+    assert http.post(db + "/_bulk_docs", json={"docs": docs, "new_edits": False}).status_code == 201
+    rows = {row["id"]: [c["rev"] for c in row["changes"]] for row in changes(http, db, style="all_docs")["results"]}
+    assert len(rows) == 600
+    assert rows["d7"] == ["1-" + "e" * 32, "1-" + "0" * 31 + "7", "2-" + "f" * 32]
+    assert rows["d599"] == ["1-" + f"{599:032x}", "1-" + "0" * 31 + "1"]
+    assert rows["d0"] == ["1-" + "0" * 32]

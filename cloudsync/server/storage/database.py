@@ -295,6 +295,18 @@ class Database(Listeners):
         ).fetchall()
         return revtree.sort_revs(r[0] for r in rows)
 
+    def losing_leaves(self, doc_ids: list[str]) -> dict[str, tuple[list[str], list[str]]]:
+        """`(live, deleted)` revs of the losing leaves of each of `doc_ids` that has any,
+        each list newest first: one query per 500 ids (a feed page's worth), not two per id."""
+        found: dict[str, tuple[list[str], list[str]]] = {}
+        for start in range(0, len(doc_ids), 500):
+            chunk = doc_ids[start:start + 500]
+            for doc_id, rev, deleted in self._reader.execute(
+                f"SELECT id, rev, deleted FROM conflicts WHERE id IN ({','.join('?' * len(chunk))})", chunk
+            ):
+                found.setdefault(doc_id, ([], []))[1 if deleted else 0].append(rev)
+        return {doc_id: (revtree.sort_revs(live), revtree.sort_revs(dead)) for doc_id, (live, dead) in found.items()}
+
     def setting(self, name: str) -> Any:
         """The database setting `name` (a JSON value), or `None` when it was never set."""
         row = self._reader.execute("SELECT value FROM settings WHERE name = ?", (name,)).fetchone()
