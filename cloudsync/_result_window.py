@@ -164,10 +164,11 @@ class ResultWindow:
         return len(self.ids)
 
     # -- changing -------------------------------------------------------------------------
-    def load(self, docs: list[dict[str, Any]], complete: bool) -> list[LiveQueryEvent]:
+    def load(self, docs: list[dict[str, Any]], complete: bool, *, report: bool = True) -> list[LiveQueryEvent]:
         """Replace the content by a query's answer (in the server's order; sorted here only
-        if that disagrees), returning the events from the old results to the new."""
-        before = self.visible()
+        if that disagrees), returning the events from the old results to the new (none
+        without `report`: the first snapshot, which nobody has seen a before of)."""
+        before = self.visible() if report else []
         keyed = [(self._key_of(d), d) for d in docs if "_id" in d]
         keys = [k for k, _ in keyed]
         if any(keys[i + 1] < keys[i] for i in range(len(keys) - 1)):
@@ -179,7 +180,7 @@ class ResultWindow:
         self.key_of = dict(zip(self.ids, keys, strict=True))
         self.complete = complete
         self._trim()
-        return diff(before, self.visible())
+        return diff(before, self.visible()) if report else []
 
     def apply(self, doc_id: str, doc: dict[str, Any] | None, out: list[LiveQueryEvent]) -> None:
         """A document's new state (`None` or a tombstone: deleted), appending the events

@@ -147,7 +147,7 @@ class LiveQuery:
         """How many groups of changes have been applied (see [wait_for][cloudsync.LiveQuery.wait_for])."""
         seq = database.info()["update_seq"]  # before the snapshot: nothing written meanwhile is missed
         with self._cond:
-            self._load()
+            self._load(report=False)
         self._sub = self._subscribe(seq)
 
     # -- public ------------------------------------------------------------------------------
@@ -340,9 +340,10 @@ class LiveQuery:
             self._cond.notify_all()
         return events, reopen_at
 
-    def _load(self) -> list[LiveQueryEvent]:
+    def _load(self, report: bool = True) -> list[LiveQueryEvent]:
         """Run the bounded query (the window's capacity) and take its answer (with the
-        lock held): transient failures are retried as the feed's are."""
+        lock held): transient failures are retried as the feed's are. `report`: return
+        the events from the results before (not for the first snapshot)."""
         window = self._window
         failures, started = 0, time.monotonic()
         while True:
@@ -357,7 +358,7 @@ class LiveQuery:
                     raise
                 self._closed.wait(self.reconnect.delay(failures))
         complete = window.capacity is None or len(docs) < window.capacity
-        return window.load(docs, complete)
+        return window.load(docs, complete, report=report)
 
     def _resync(self) -> list[LiveQueryEvent]:
         """A fresh seq, the query again, a new feed from that seq; the difference as events."""
