@@ -29,6 +29,7 @@ import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
+from ._background import consume_in_background
 from ._result_window import LiveQueryEvent, ResultWindow, parse_sort
 from ._retry import ReconnectPolicy
 from .errors import BadRequest, CloudSyncError, NotFound
@@ -212,23 +213,8 @@ class LiveQuery:
         """
         self._claim()
 
-        def run() -> None:
-            try:
-                for events in self._run():
-                    if on_change is not None:
-                        on_change(events)
-            except BaseException as exc:
-                if on_error is not None:
-                    try:
-                        on_error(exc)
-                    except Exception:
-                        log.exception("on_error raised")
-                else:
-                    log.error("live query stopped: %s", exc, exc_info=exc)
-                self.close()
-
-        self._thread = threading.Thread(target=run, name="cloudsync-live-query", daemon=True)
-        self._thread.start()
+        self._thread = consume_in_background(self._run, on_change, on_error, self.close,
+                                             name="cloudsync-live-query", log=log, what="live query")
         return self
 
     def on_change(self, fn: Callable[[list[LiveQueryEvent]], Any],

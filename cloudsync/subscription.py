@@ -33,6 +33,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
+from ._background import consume_in_background
 from ._dedupe import DedupeWindow
 from ._delivery import Delivery
 from ._ledger import Ledger
@@ -297,22 +298,8 @@ class Subscription:
             raise RuntimeError("start() was called already: a subscription has one consumer")
         self._ensure_started()
 
-        def deliver() -> None:
-            try:
-                while (change := self._delivery.next()) is not None:
-                    on_change(change)
-            except BaseException as exc:
-                if on_error is not None:
-                    try:
-                        on_error(exc)
-                    except Exception:
-                        log.exception("on_error raised")
-                else:
-                    log.error("subscription stopped: %s", exc, exc_info=exc)
-                self.close()
-
-        self._deliverer = threading.Thread(target=deliver, name="cloudsync-deliver", daemon=True)
-        self._deliverer.start()
+        self._deliverer = consume_in_background(lambda: iter(self._delivery.next, None), on_change, on_error,
+                                                self.close, name="cloudsync-deliver", log=log, what="subscription")
         return self
 
     def ack(self, change: Change) -> None:
