@@ -21,6 +21,7 @@ import requests
 import websocket
 
 from cloudsync.server.testing import serve
+from tests._servers.processes import gone, wait_gone
 
 ROOT = str(Path(__file__).resolve().parents[2])
 
@@ -264,19 +265,11 @@ def test_server_raises_its_open_files_limit_to_the_hard_limit():
 HARNESS = """
 import sys
 from cloudsync.server.testing import serve
+from tests._servers.processes import gone, wait_gone
 with serve(memory=True) as server:
     print(server.pid, flush=True)
     sys.stdin.read()  # until killed
 """
-
-
-def _gone(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return True
-    with open(f"/proc/{pid}/stat") as stat:  # a zombie (not yet reaped) counts as gone
-        return stat.read().rsplit(")", 1)[1].split()[0] == "Z"
 
 
 def test_a_server_started_by_testing_stops_when_its_harness_is_killed_9():
@@ -290,17 +283,14 @@ def test_a_server_started_by_testing_stops_when_its_harness_is_killed_9():
         ready, _, _ = select.select([harness.stdout], [], [], 30)
         assert ready, "the harness did not start its server within 30 s"
         server_pid = int(harness.stdout.readline())
-        assert not _gone(server_pid)
+        assert not gone(server_pid)
         harness.kill()
         harness.wait(10)
-        deadline = time.monotonic() + 15
-        while not _gone(server_pid) and time.monotonic() < deadline:
-            time.sleep(0.05)
-        assert _gone(server_pid), "the orphaned server is still running"
+        assert wait_gone(server_pid, 15), "the orphaned server is still running"
     finally:
         harness.kill()
         harness.wait(10)
-        if server_pid is not None and not _gone(server_pid):
+        if server_pid is not None and not gone(server_pid):
             os.kill(server_pid, 9)
 
 
