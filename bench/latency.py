@@ -26,7 +26,7 @@ from typing import Any
 from bench import _feeds
 from bench._harness import Row, arguments, each_server, percentile, print_table
 
-STOP = "zz-stop"  # a document id that tells a raw listener to end
+STOP = "zz-stop-"  # a document id starting with this tells a raw listener to end
 
 
 class Listener:
@@ -66,14 +66,16 @@ class RawContinuous(Listener):
             for line in r.iter_lines(chunk_size=65536):
                 if line:
                     doc_id = json.loads(line).get("id")
-                    if doc_id == STOP:
+                    if doc_id is not None and doc_id.startswith(STOP):
                         return
                     if doc_id is not None:
                         self.on_id(doc_id)
 
     def close(self, writer: Any) -> None:
-        writer.put(f"{STOP}-{time.monotonic_ns()}", stop=True)
+        writer.put(f"{STOP}{time.monotonic_ns()}", stop=True)
         self.thread.join(5)
+        if self.thread.is_alive():
+            raise RuntimeError(f"{type(self).__name__} did not stop within 5 s of its stop document")
 
 
 class CloudantFeed(RawContinuous):
@@ -86,7 +88,7 @@ class CloudantFeed(RawContinuous):
         try:
             for row in feed:
                 doc_id = row.get("id") if row else None
-                if doc_id == STOP:
+                if doc_id is not None and doc_id.startswith(STOP):
                     return
                 if doc_id is not None:
                     self.on_id(doc_id)

@@ -61,6 +61,9 @@ def build_parser(prog: str = "cloudsync serve") -> argparse.ArgumentParser:
     p.add_argument("--max-login-failures", type=int, default=10, metavar="N",
                    help="failed logins per client address per minute before 429 answers; 0 disables "
                         "(default 10)")
+    p.add_argument("--parent-pid", type=int, metavar="PID",
+                   help="stop, as on SIGTERM, once process PID has exited (a test harness passes its "
+                        "own, so a harness killed with -9 leaves no server behind)")
     p.add_argument("--log-level", default="warning", choices=["debug", "info", "warning", "error"],
                    help="log verbosity on stderr (default warning)")
     return p
@@ -97,6 +100,31 @@ def raise_open_files_limit() -> None:
             resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
 
 
+def process_alive(pid: int, parent: int) -> bool:
+    """Whether process `pid` still runs. When it is this process's parent, its death shows
+    as a new parent (immune to the pid being reused); otherwise a signal-0 probe."""
+    if pid == parent:
+        return os.getppid() == pid
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # alive, someone else's
+        return True
+    return True
+
+
+async def stop_when_gone(pid: int, stop: asyncio.Event, interval: float = 0.5) -> None:
+    """Set `stop` once process `pid` has exited."""
+    parent = os.getppid()
+    while not stop.is_set():
+        if not process_alive(pid, parent):
+            logging.getLogger(__name__).warning("process %d has exited: stopping", pid)
+            stop.set()
+            return
+        await asyncio.sleep(interval)
+
+
 def main(argv: Sequence[str] | None = None, prog: str = "python -m cloudsync.server") -> int:
     """Parse `argv`, serve until SIGTERM/SIGINT, return the exit status."""
     parser = build_parser(prog)
@@ -120,7 +148,12 @@ def main(argv: Sequence[str] | None = None, prog: str = "python -m cloudsync.ser
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
-        await run(config, ready=ready, stop=stop)
+        watch = None if args.parent_pid is None else asyncio.create_task(stop_when_gone(args.parent_pid, stop))
+        try:
+            await run(config, ready=ready, stop=stop)
+        finally:
+            if watch is not None:
+                watch.cancel()
 
     try:
         asyncio.run(serve())

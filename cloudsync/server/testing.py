@@ -79,7 +79,10 @@ class ServerProcess:
         return self._proc.pid if self._proc is not None else None
 
     def _command(self) -> list[str]:
-        cmd = [sys.executable, "-m", "cloudsync.server", "--host", self.host, "--port", str(self.port)]
+        # --parent-pid: if this process dies without stopping the server (kill -9), the
+        # server stops by itself instead of staying on as an orphan.
+        cmd = [sys.executable, "-m", "cloudsync.server", "--host", self.host, "--port", str(self.port),
+               "--parent-pid", str(os.getpid())]
         cmd += ["--memory"] if self.memory else ["--data-dir", str(self.data_dir)]
         if self.auth is not None:
             cmd += ["--admin", f"{self.auth[0]}:{self.auth[1]}"]

@@ -15,6 +15,8 @@ from pathlib import Path
 
 NODE_DIR = Path(__file__).resolve().parent.parent / "node"
 BIN = NODE_DIR / "node_modules" / "pouchdb-server" / "bin" / "pouchdb-server"
+# Preloaded so that pouchdb-server exits when the process that started it dies (kill -9).
+EXIT_WITH_PARENT = NODE_DIR / "exit_with_parent.js"
 _STARTED = re.compile(r"pouchdb-server has started on (http://\S+?)/?\s*$")
 
 
@@ -37,7 +39,7 @@ class PouchDBServer:
         self.port = free_port()
         # Without --unhandled-rejections=warn a bad filter request kills the server.
         self.process = subprocess.Popen(
-            [node, "--unhandled-rejections=warn", str(BIN), "--host", "127.0.0.1",
+            [node, "--unhandled-rejections=warn", "-r", str(EXIT_WITH_PARENT), str(BIN), "--host", "127.0.0.1",
              "--port", str(self.port), "--in-memory"],
             cwd=self._workdir,
             stdout=subprocess.PIPE,

@@ -21,6 +21,7 @@ import requests
 import websocket
 
 from cloudsync.server.testing import serve
+from tests._servers.processes import gone, wait_gone
 
 ROOT = str(Path(__file__).resolve().parents[2])
 
@@ -257,3 +258,56 @@ def test_server_raises_its_open_files_limit_to_the_hard_limit():
         proc.terminate()
         proc.wait(10)
         proc.stdout.close()
+
+
+# -- an orphaned server stops ----------------------------------------------------------------
+
+HARNESS = """
+import sys
+from cloudsync.server.testing import serve
+from tests._servers.processes import gone, wait_gone
+with serve(memory=True) as server:
+    print(server.pid, flush=True)
+    sys.stdin.read()  # until killed
+"""
+
+
+def test_a_server_started_by_testing_stops_when_its_harness_is_killed_9():
+    """`testing.serve` passes `--parent-pid`: when the process that started the server is
+    killed with -9 (no cleanup runs), the server notices and exits by itself."""
+    env = dict(os.environ, PYTHONPATH=ROOT)
+    harness = subprocess.Popen([sys.executable, "-c", HARNESS], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                               text=True, env=env)
+    server_pid = None
+    try:
+        ready, _, _ = select.select([harness.stdout], [], [], 30)
+        assert ready, "the harness did not start its server within 30 s"
+        server_pid = int(harness.stdout.readline())
+        assert not gone(server_pid)
+        harness.kill()
+        harness.wait(10)
+        assert wait_gone(server_pid, 15), "the orphaned server is still running"
+    finally:
+        harness.kill()
+        harness.wait(10)
+        if server_pid is not None and not gone(server_pid):
+            os.kill(server_pid, 9)
+
+
+def test_parent_pid_of_a_process_that_exits_stops_the_server(tmp_path):
+    """`--parent-pid` names any process: the server stops once that process has exited."""
+    other = subprocess.Popen([sys.executable, "-c", "import sys; sys.stdin.read()"], stdin=subprocess.PIPE)
+    env = dict(os.environ, PYTHONPATH=ROOT)
+    server = subprocess.Popen([sys.executable, "-m", "cloudsync.server", "--port", "0", "--memory",
+                               "--parent-pid", str(other.pid)], stdout=subprocess.PIPE, text=True, env=env)
+    try:
+        ready, _, _ = select.select([server.stdout], [], [], 30)
+        assert ready and "listening" in server.stdout.readline()
+        assert server.poll() is None
+        other.kill()
+        other.wait(10)
+        assert server.wait(15) == 0
+    finally:
+        other.kill()
+        server.kill()
+        server.wait(10)
