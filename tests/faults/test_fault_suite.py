@@ -14,7 +14,7 @@ import pytest
 from tests.faults import scenario
 from tests.faults.conftest import Campaign
 
-pytestmark = [pytest.mark.integration, pytest.mark.timeout(600)]
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(600), pytest.mark.xdist_group("fault-campaign")]
 
 LANES = scenario.all_lane_names()
 TARGETS = [f"{server}-{transport}" for server, transports in scenario.TRANSPORTS.items() for transport in transports]
