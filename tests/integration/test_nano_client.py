@@ -64,25 +64,31 @@ def run_script(url: str, name: str, *flags: str) -> dict[str, Any]:
 @pytest.fixture(scope="module")
 def nano_run(request: pytest.FixtureRequest) -> Iterator[Callable[[str], Run]]:
     """The run on a server (``"embedded"``, the secured one, or ``"pouchdb"``), made the
-    first time a test asks for it; its databases are deleted after the module."""
-    runs: dict[str, Run] = {}
+    first time a test asks for it (a failed run fails every test of that server without
+    running again); its databases are deleted after the module."""
+    runs: dict[str, Run | Exception | pytest.skip.Exception] = {}
     with contextlib.ExitStack() as cleanup:
+
+        def run(server: str) -> Run:
+            name = f"nano-{os.getpid()}-{next(_names)}"
+            if server == "embedded":
+                url, auth, flags = request.getfixturevalue("secured_url"), ADMIN, ("--auth=" + ":".join(ADMIN),)
+            else:
+                url, auth, flags = request.getfixturevalue("pouchdb_url"), None, ("--no-multipart",)
+            client = cleanup.enter_context(cloudsync.Client(url, auth=auth, timeout=(5, 30)))
+            cleanup.callback(client.delete_database, name, missing_ok=True)
+            return Run(run_script(url, name, *flags), client.database(name))
 
         def get(server: str) -> Run:
             if server not in runs:
-                name = f"nano-{os.getpid()}-{next(_names)}"
-                if server == "embedded":
-                    url = request.getfixturevalue("secured_url")
-                    out = run_script(url, name, "--auth=" + ":".join(ADMIN))
-                    client = cloudsync.Client(url, auth=ADMIN, timeout=(5, 30))
-                else:
-                    url = request.getfixturevalue("pouchdb_url")
-                    out = run_script(url, name, "--no-multipart")
-                    client = cloudsync.Client(url, timeout=(5, 30))
-                cleanup.enter_context(client)
-                cleanup.callback(client.delete_database, name, missing_ok=True)
-                runs[server] = Run(out, client.database(name))
-            return runs[server]
+                try:
+                    runs[server] = run(server)
+                except (Exception, pytest.skip.Exception) as failure:
+                    runs[server] = failure
+            found = runs[server]
+            if not isinstance(found, Run):
+                raise found
+            return found
 
         yield get
 
