@@ -56,7 +56,8 @@ def run_script(url: str, name: str, *flags: str) -> dict[str, Any]:
     if not NANO.exists():
         pytest.skip(f"{NANO} is missing: run npm ci in tests/node")
     # subprocess.run kills the script (by its PID) when the deadline passes.
-    done = subprocess.run([node, str(SCRIPT), url, name, *flags], capture_output=True, text=True, timeout=DEADLINE)
+    done = subprocess.run([node, str(SCRIPT), url, name, *flags],
+                          capture_output=True, text=True, timeout=DEADLINE)
     assert done.returncode == 0, done.stderr[-4000:]
     return json.loads(done.stdout)
 
@@ -72,7 +73,8 @@ def nano_run(request: pytest.FixtureRequest) -> Iterator[Callable[[str], Run]]:
         def run(server: str) -> Run:
             name = f"nano-{os.getpid()}-{next(_names)}"
             if server == "embedded":
-                url, auth, flags = request.getfixturevalue("secured_url"), ADMIN, ("--auth=" + ":".join(ADMIN),)
+                url, auth = request.getfixturevalue("secured_url"), ADMIN
+                flags: tuple[str, ...] = ("--auth=" + ":".join(ADMIN),)
             else:
                 url, auth, flags = request.getfixturevalue("pouchdb_url"), None, ("--no-multipart",)
             client = cleanup.enter_context(cloudsync.Client(url, auth=auth, timeout=(5, 30)))
