@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Iterator
+from http.cookies import SimpleCookie
 
 import pytest
 import requests
@@ -102,6 +103,18 @@ def test_logout_answers_ok(guarded):
     """`DELETE /_session` answers `{"ok": true}`."""
     with logged_in(guarded.url) as http:
         assert http.delete(guarded.url + "/_session").json() == {"ok": True}
+
+
+def test_logout_expires_the_cookie_by_date_and_by_age(guarded):
+    """The logout answer clears `AuthSession` with `Max-Age=0` and an `Expires` date in the
+    past, as CouchDB does, so a cookie jar that reads only `Expires` drops it too."""
+    with logged_in(guarded.url) as http:
+        header = http.delete(guarded.url + "/_session").headers["Set-Cookie"]
+    cookie = SimpleCookie()
+    cookie.load(header)
+    assert cookie["AuthSession"].value == ""
+    assert cookie["AuthSession"]["max-age"] == "0"
+    assert cookie["AuthSession"]["expires"] == "Thu, 01 Jan 1970 00:00:00 GMT"
 
 
 def test_logout_ends_the_session(guarded):

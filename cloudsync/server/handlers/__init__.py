@@ -156,7 +156,9 @@ class Handlers:
                                            **({"authenticated": request["auth_via"]} if user else {})}})
         if request.method == "DELETE":
             resp = json_response({"ok": True})
-            resp.set_cookie(COOKIE, "", max_age=0, path="/", httponly=True, samesite="Lax")
+            # Expires in the past too, as CouchDB sends: some cookie jars read only Expires.
+            resp.set_cookie(COOKIE, "", max_age=0, expires="Thu, 01 Jan 1970 00:00:00 GMT", path="/",
+                            httponly=True, samesite="Lax")
             return resp
         allow(request.method, "GET", "POST", "DELETE")
         throttle, peer = self.state.throttle, request.remote or ""
