@@ -14,6 +14,7 @@ import pytest
 from tests.faults import scenario
 from tests.faults.conftest import Campaign
 
+# One xdist group: the tests share one worker, so the session's campaign runs once.
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(600), pytest.mark.xdist_group("fault-campaign")]
 
 LANES = scenario.all_lane_names()
