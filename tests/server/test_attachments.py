@@ -374,3 +374,29 @@ def test_get_multipart_related_when_accepted(db, http):
     json_part, att_part = message.get_payload()
     assert json.loads(json_part.get_payload())["_attachments"]["a.txt"]["follows"] is True
     assert att_part.get_payload(decode=True) == b"hello"
+
+
+@pytest.mark.parametrize("body", [
+    # cut before its end, one of its two attachments sent
+    b'--xyzzy\r\nContent-Type: application/json\r\n\r\n{"_attachments": {"a": {"follows": true},'
+    b' "b": {"follows": true}}}\r\n--xyzzy\r\n\r\nabc\r\n--xyzzy',
+    b"not a multipart body",  # no boundary at all
+], ids=["truncated", "garbage"])
+def test_put_malformed_multipart_is_400(db, http, body):
+    """A multipart/related write whose body does not parse is 400 bad_request, not a 500."""
+    r = http.put(db + "/doc", data=body, headers={"Content-Type": 'multipart/related; boundary="xyzzy"'})
+    assert r.status_code == 400 and r.json()["error"] == "bad_request", r.text
+
+
+def test_put_multipart_without_a_boundary_is_400(db, http):
+    """A multipart/related Content-Type without a boundary parameter is 400 bad_request."""
+    r = http.put(db + "/doc", data=b"--x\r\n\r\n{}\r\n--x--", headers={"Content-Type": "multipart/related"})
+    assert r.status_code == 400 and r.json()["error"] == "bad_request", r.text
+
+
+def test_put_answers_a_name_with_control_characters(db, http):
+    """PUT of an attachment whose name holds a control character (%01) is answered 201;
+    the Location header carries the name percent-encoded, as CouchDB's does."""
+    r = http.put(db + "/doc/a%01b", data=b"x", headers={"Content-Type": "text/plain"})
+    assert r.status_code == 201, r.text
+    assert r.headers["Location"].endswith("/doc/a%01b")

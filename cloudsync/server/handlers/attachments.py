@@ -222,6 +222,14 @@ async def read_multipart(request: web.Request, spool: Callable[[], IO[bytes]], m
     """A `multipart/related` document write: the JSON of its first part and, for each
     attachment marked `"follows": true`, its content spooled to a file from `spool`
     (parts are matched by `Content-Disposition` file name, else in the order of the JSON)."""
+    try:
+        return await _read_multipart(request, spool, max_json, max_size, depth)
+    except ValueError as exc:  # aiohttp's parser: no boundary, a body cut short, a missing delimiter
+        raise bad_request(f"malformed multipart/related body: {exc}") from None
+
+
+async def _read_multipart(request: web.Request, spool: Callable[[], IO[bytes]], max_json: int, max_size: int,
+                          depth: int) -> tuple[dict[str, Any], dict[str, tuple[IO[bytes], stored.Blob]]]:
     reader = await request.multipart()
     first = await reader.next()
     if not isinstance(first, BodyPartReader):
