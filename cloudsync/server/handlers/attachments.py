@@ -59,7 +59,7 @@ class AttachmentHandlers:
         with tempfile.TemporaryFile(dir=db.storage.data_dir, prefix="upload-") as spool:
             blob = await spool_body(request, spool, self.state.config.max_attachment_size)
             result = await db.write(lambda tx: stored.put_one(tx, doc_id, name, rev, content_type, spool, blob))
-        return json_response(result, 201, {"ETag": f'"{result["rev"]}"', "Location": request.path})
+        return json_response(result, 201, {"ETag": f'"{result["rev"]}"', "Location": request.rel_url.raw_path})
 
     async def _delete(self, request: web.Request, db: Database, doc_id: str, name: str) -> web.Response:
         rev = request.query.get("rev") or rev_header(request)
