@@ -231,7 +231,7 @@ def make_app(config: ServerConfig, storage: Storage | None = None) -> web.Applic
     app.on_startup.append(on_startup)
     app.on_shutdown.append(on_shutdown)
     app.on_cleanup.append(on_cleanup)
-    app.router.add_route("*", "/{tail:.*}", handlers.dispatch)
+    app.router.add_route("*", r"/{tail:[\s\S]*}", handlers.dispatch)  # ids may hold line breaks
     return app
 
 

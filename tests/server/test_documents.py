@@ -241,3 +241,10 @@ def test_views_are_404_not_supported(db, http):
     r = http.get(db + "/_design/d/_view/v")
     assert r.status_code == 404
     assert "not supported" in r.json()["reason"]
+
+
+def test_id_with_a_line_break_reads_back(db, http):
+    """A document whose id holds a line break (`%0A` in the path) is written and read at
+    that path, as any other id; it was 404 (the route did not match across the break)."""
+    assert http.put(f"{db}/line%0Abreak", json={"k": 1}).status_code == 201
+    assert http.get(f"{db}/line%0Abreak").json()["_id"] == "line\nbreak"
