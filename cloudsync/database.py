@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import IO, TYPE_CHECKING, Any, Literal, overload
@@ -330,6 +331,7 @@ class Database:
             Conflict: `rev` is not the current revision (or is missing for an
                 existing document).
             HTTPError: any other refusal, e.g. 413 for content over the server's limit.
+            TypeError: `data` is not bytes, a str or a binary file object.
         """
         if isinstance(doc, Mapping):
             doc_id, rev = doc.get("_id"), rev if rev is not None else doc.get("_rev")
@@ -339,6 +341,9 @@ class Database:
             doc_id = doc
         body = data.encode() if isinstance(data, str) else data
         streamed = not isinstance(body, (bytes, bytearray, memoryview))
+        # Anything else would reach the transport: None as an empty body, a text file as text.
+        if streamed and (not hasattr(body, "read") or isinstance(body, io.TextIOBase)):
+            raise TypeError(f"attachment data must be bytes, str or a binary file, not {type(data).__name__}")
         answer = self._http.request(
             "PUT", attachment_path(self.path, doc_id, name), params={"rev": rev} if rev else None,
             data=body, headers={"Content-Type": content_type},

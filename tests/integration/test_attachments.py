@@ -155,3 +155,13 @@ def test_file_object_without_a_size_is_streamed(db):
     data = os.urandom(300_000)
     db.put_attachment("doc", "p.bin", io.BufferedReader(Pipe(data)), "application/octet-stream")
     assert db.get_attachment("doc", "p.bin") == data
+
+
+@pytest.mark.parametrize("data", [12, None, io.StringIO("text")], ids=["int", "None", "text-file"])
+def test_data_of_another_type_is_type_error(db, data):
+    """`data` that is neither bytes, str nor a binary file is a TypeError raised before
+    anything is sent (it was a NetworkError, after retries for a non-file)."""
+    with pytest.raises(TypeError):
+        db.put_attachment("doc", "a.bin", data)
+    with pytest.raises(cloudsync.NotFound):
+        db.get("doc")
