@@ -122,3 +122,13 @@ def test_all_docs_queries_answers_each_query(twenty, http):
 def test_all_docs_queries_needs_an_array(twenty, http):
     """`_all_docs/queries` without a `queries` array is 400 bad_request."""
     assert http.post(twenty + "/_all_docs/queries", json={"queries": {}}).status_code == 400
+
+
+def test_include_docs_with_attachments_inlines_their_content(db, http):
+    """`_all_docs?include_docs=true&attachments=true` answers each document's attachments
+    with their base64 `data` (CouchDB's `attachments` parameter), not as stubs."""
+    assert http.put(db + "/a/x.txt", data=b"hi", headers={"Content-Type": "text/plain"}).status_code == 201
+    for rows in (get(http, db, include_docs="true", attachments="true")["rows"],
+                 http.post(db + "/_all_docs", json={"keys": ["a"], "include_docs": True,
+                                                    "attachments": True}).json()["rows"]):
+        assert rows[0]["doc"]["_attachments"]["x.txt"]["data"] == "aGk="

@@ -9,7 +9,7 @@ from typing import Any, TypeVar
 
 from aiohttp import web
 
-from ..._json import dumps
+from ..._json import dumps, loads
 from .. import changes, limits
 from ..errors import CouchError, bad_request
 from ..http import JSON, allow, raw_json_response, read_json
@@ -18,6 +18,7 @@ from ..partitions import id_range
 from ..seq import encode_seq
 from ..state import ServerState
 from ..storage import Database
+from ..storage import attachments as stored
 
 __all__ = ["ALL_DOCS_PAGE", "ALL_DOCS_PAGE_DOCS", "AllDocsHandler", "AllDocsQuery", "merged_params"]
 
@@ -56,6 +57,8 @@ class AllDocsQuery:
     def __init__(self, params: Mapping[str, Any], depth: int, partition: str | None = None) -> None:
         keys = json_param(params, "keys", depth=depth)
         self.include_docs = bool_param(params, "include_docs")
+        # CouchDB ignores `attachments` without `include_docs`.
+        self.attachments = bool_param(params, "attachments") and self.include_docs
         self.descending = bool_param(params, "descending")
         self.limit = int_param(params, "limit")
         self.skip = int_param(params, "skip", 0) or 0
@@ -88,6 +91,14 @@ class AllDocsQuery:
     def _in_scope(self, key: Any) -> bool:
         return isinstance(key, str) and (self.within is None or self.within[0] <= key < self.within[1])
 
+    def _doc(self, doc: bytes, conn: Any) -> bytes:
+        """A document as answered: its attachments' content inlined with `attachments`."""
+        if not self.attachments or b'"_attachments"' not in doc:
+            return doc
+        parsed = loads(doc)
+        stored.with_data(parsed, conn)
+        return dumps(parsed)
+
     def keys_page(self, db: Database, offset: int) -> tuple[list[bytes], bool]:
         """The rows of `keys[offset:]` (a page of them) and whether they are the last."""
         conn = db.query_conn()
@@ -104,7 +115,7 @@ class AllDocsQuery:
             value = b'{"rev":"' + rev.encode() + (b'","deleted":true}' if deleted else b'"}')
             row = b'{"id":' + dumps(key) + b',"key":' + dumps(key) + b',"value":' + value
             if self.include_docs:
-                row += b',"doc":' + (b"null" if deleted else doc)
+                row += b',"doc":' + (b"null" if deleted else self._doc(doc, conn))
             rows.append(row + b"}")
         return rows, offset + self.page_size >= len(self.keys)
 
@@ -114,9 +125,10 @@ class AllDocsQuery:
         whether they are the last."""
         want = self.page_size if remaining is None else min(self.page_size, remaining)
         # A page is bounded in bytes too: it ends after the row reaching BATCH_BYTES.
+        conn = db.query_conn()
         found_rows = db.all_docs(start=self.start, end=self.end, inclusive_end=self.inclusive_end,
                                  descending=self.descending, limit=want, skip=self.skip if after is None else 0,
-                                 after=after, conn=db.query_conn(),
+                                 after=after, conn=conn,
                                  max_bytes=changes.BATCH_BYTES if self.include_docs else None)
         rows = []
         size = 0
@@ -124,6 +136,7 @@ class AllDocsQuery:
             enc = dumps(doc_id)
             row = b'{"id":' + enc + b',"key":' + enc + b',"value":{"rev":"' + rev.encode() + b'"}'
             if self.include_docs:
+                doc = self._doc(doc, conn)
                 row += b',"doc":' + doc
                 size += len(doc)
             rows.append(row + b"}")
