@@ -39,6 +39,34 @@ def test_login_with_username(guarded, send):
     assert r.status_code == 200 and r.json()["name"] == "admin" and "AuthSession" in r.cookies
 
 
+def test_login_with_name_and_the_same_username(guarded):
+    """A body naming the user as both `name` and `username` logs in when the two agree."""
+    r = requests.post(guarded.url + "/_session", json={"name": "admin", "username": "admin", "password": "s3cret"})
+    assert r.status_code == 200 and r.json()["name"] == "admin"
+
+
+def test_login_with_two_different_user_names_is_400(guarded):
+    """`name` and `username` naming different users is a bad request, as in CouchDB."""
+    r = requests.post(guarded.url + "/_session", json={"name": "admin", "username": "eve", "password": "s3cret"})
+    assert r.status_code == 400
+    assert r.json() == {"error": "bad_request", "reason": "request body contains different usernames"}
+
+
+@pytest.mark.parametrize("send", [{"json": {"password": "s3cret"}}, {"data": {"password": "s3cret"}}],
+                         ids=["json", "form"])
+def test_login_without_a_user_name_is_400(guarded, send):
+    """A login body with neither `name` nor `username` is a bad request, as in CouchDB."""
+    r = requests.post(guarded.url + "/_session", **send)
+    assert r.status_code == 400
+    assert r.json() == {"error": "bad_request", "reason": "request body must contain a username"}
+
+
+def test_login_body_that_is_not_an_object_is_400(guarded):
+    """A JSON login body that is not an object is a bad request, not a server error."""
+    r = requests.post(guarded.url + "/_session", json=["admin", "s3cret"])
+    assert r.status_code == 400 and r.json()["error"] == "bad_request"
+
+
 def test_session_cookie_has_expires_and_max_age(guarded):
     """The `AuthSession` cookie carries both `Max-Age` and `Expires` (and `HttpOnly`, `Path=/`)."""
     r = requests.post(guarded.url + "/_session", json={"name": "admin", "password": "s3cret"})

@@ -169,8 +169,14 @@ class Handlers:
             form = dict(parse_qsl((await read_body(request, cap)).decode("utf-8", "replace")))
         else:
             form = await read_json(request, cap=cap)
-        # CouchDB takes `username` as well as `name` (IBM's SDKs and couchbackup send it).
-        name, password = form.get("name", form.get("username")), form.get("password")
+        # CouchDB takes `username` as well as `name` (IBM's SDKs and couchbackup send it),
+        # and refuses a body naming no user, or two different ones, as a bad request.
+        name, username, password = form.get("name"), form.get("username"), form.get("password")
+        if name is not None and username is not None and name != username:
+            raise bad_request("request body contains different usernames")
+        name = username if name is None else name
+        if name is None:
+            raise bad_request("request body must contain a username")
         if not isinstance(name, str) or not isinstance(password, str) or not auth.check_password(name, password):
             throttle.failed(peer)
             raise CouchError(401, "unauthorized", "Name or password is incorrect.")
