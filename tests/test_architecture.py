@@ -163,3 +163,26 @@ def test_no_module_reaches_into_another_objects_http(path: Path) -> None:
         and not (isinstance(node.value, ast.Name) and node.value.id in ("self", "other"))
     ]
     assert reaches == []
+
+
+def _private_module_owner(module: str) -> str | None:
+    """The package a private module belongs to (`cloudsync.transports` for
+    `cloudsync.transports._httpfeed`), or `None` for a module with no private part."""
+    parts = module.split(".")
+    for index, part in enumerate(parts):
+        if part.startswith("_") and not part.startswith("__"):
+            return ".".join(parts[:index])
+    return None
+
+
+def test_a_private_module_is_imported_only_within_its_package() -> None:
+    """A module whose name starts with an underscore serves its own package: `cloudsync._reader`
+    any of `cloudsync`, `cloudsync.transports._httpfeed` only the transports."""
+    assert [
+        f"{mod}:{line} imports {target}"
+        for mod, targets in GRAPH.items()
+        for target, line in targets
+        if _within(target, "cloudsync") and (owner := _private_module_owner(target)) is not None
+        and not _within(mod, owner)
+    ] == []
+
