@@ -186,3 +186,26 @@ def test_a_private_module_is_imported_only_within_its_package() -> None:
         and not _within(mod, owner)
     ] == []
 
+
+def _module_aliases(path: Path) -> set[str]:
+    """The names `path` binds to cloudsync modules (`from .. import _json`, `import cloudsync.x as y`)."""
+    names: set[str] = set()
+    tree = ast.parse(path.read_text())
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            names |= {alias.asname for alias in node.names if alias.asname and _within(alias.name, "cloudsync")}
+    names |= {name for module, name, _ in _from_imports(path)
+              if _within(module, "cloudsync") and _is_module(f"{module}.{name}")}
+    return names
+
+
+@pytest.mark.parametrize("path", SOURCES, ids=lambda p: str(p.relative_to(ROOT)))
+def test_no_module_reads_another_modules_private_attributes(path: Path) -> None:
+    """`module._name` is the import rule by another road: what a module offers others is public."""
+    modules = _module_aliases(path)
+    assert [
+        f"{node.lineno}: {ast.unparse(node)}"
+        for node in ast.walk(ast.parse(path.read_text()))
+        if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and node.value.id in modules
+        and node.attr.startswith("_") and not node.attr.startswith("__")
+    ] == []
