@@ -10,7 +10,10 @@ try:  # pragma: no cover - depends on the environment
 except ImportError:  # pragma: no cover
     _orjson = None  # type: ignore[assignment]
 
-__all__ = ["JSONDecodeError", "dumps", "loads", "std_dumps", "std_loads"]
+__all__ = ["HAS_ORJSON", "JSONDecodeError", "dumps", "loads", "std_dumps", "std_loads"]
+
+HAS_ORJSON = _orjson is not None
+"""Whether `loads`/`dumps` are orjson's (which refuses lone surrogates itself)."""
 
 JSONDecodeError: tuple[type[Exception], ...]
 

@@ -16,8 +16,8 @@ from typing import Any
 
 from .errors import InvalidResponse
 from .models import Change
-from .transports._httpfeed import SelectorForm, in_selector_forms
 from .transports.base import ChangesRequest
+from .transports.filters import SelectorForm, in_selector_forms
 from .wire.rows import rows_to_items
 
 __all__ = ["ChangesIterator"]

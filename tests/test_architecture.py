@@ -163,3 +163,121 @@ def test_no_module_reaches_into_another_objects_http(path: Path) -> None:
         and not (isinstance(node.value, ast.Name) and node.value.id in ("self", "other"))
     ]
     assert reaches == []
+
+
+def _private_module_owner(module: str) -> str | None:
+    """The package a private module belongs to (`cloudsync.transports` for
+    `cloudsync.transports._httpfeed`), or `None` for a module with no private part."""
+    parts = module.split(".")
+    for index, part in enumerate(parts):
+        if part.startswith("_") and not part.startswith("__"):
+            return ".".join(parts[:index])
+    return None
+
+
+def test_a_private_module_is_imported_only_within_its_package() -> None:
+    """A module whose name starts with an underscore serves its own package: `cloudsync._reader`
+    any of `cloudsync`, `cloudsync.transports._httpfeed` only the transports."""
+    assert [
+        f"{mod}:{line} imports {target}"
+        for mod, targets in GRAPH.items()
+        for target, line in targets
+        if _within(target, "cloudsync") and (owner := _private_module_owner(target)) is not None
+        and not _within(mod, owner)
+    ] == []
+
+
+def _module_aliases(path: Path) -> set[str]:
+    """The names `path` binds to cloudsync modules (`from .. import _json`, `import cloudsync.x as y`)."""
+    names: set[str] = set()
+    tree = ast.parse(path.read_text())
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            names |= {alias.asname for alias in node.names if alias.asname and _within(alias.name, "cloudsync")}
+    names |= {name for module, name, _ in _from_imports(path)
+              if _within(module, "cloudsync") and _is_module(f"{module}.{name}")}
+    return names
+
+
+@pytest.mark.parametrize("path", SOURCES, ids=lambda p: str(p.relative_to(ROOT)))
+def test_no_module_reads_another_modules_private_attributes(path: Path) -> None:
+    """`module._name` is the import rule by another road: what a module offers others is public."""
+    modules = _module_aliases(path)
+    assert [
+        f"{node.lineno}: {ast.unparse(node)}"
+        for node in ast.walk(ast.parse(path.read_text()))
+        if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and node.value.id in modules
+        and node.attr.startswith("_") and not node.attr.startswith("__")
+    ] == []
+
+
+SHARED_WITH_THE_SERVER = ("cloudsync.errors", "cloudsync._json", "cloudsync.selector")
+
+
+def test_the_server_imports_of_the_client_package_only_what_it_shares() -> None:
+    """An allow-list, so that a client module added later (replication, the writer, the CLI...)
+    is kept out too: the server imports `errors`, `_json`, `selector` and the package's
+    `__version__`, nothing else outside `cloudsync.server`."""
+    outside = [
+        f"{mod}:{line} imports {target}"
+        for mod, targets in GRAPH.items() if _within(mod, *SERVER)
+        for target, line in targets
+        if _within(target, "cloudsync") and not _within(target, *SERVER, *SHARED_WITH_THE_SERVER)
+        and target != "cloudsync"
+    ]
+    from_package = [
+        f"{_module_name(path)}:{line} imports {name} from cloudsync"
+        for path in SOURCES if _within(_module_name(path), *SERVER)
+        for module, name, line in _from_imports(path)
+        if module == "cloudsync" and name != "__version__" and not _is_module(f"cloudsync.{name}")
+    ]
+    assert outside + from_package == []
+
+
+LIVE_QUERY = ("cloudsync.live_query", "cloudsync._result_window")
+MOVING_DATA = ("cloudsync.replication", "cloudsync.backups", "cloudsync.writer")
+
+
+def test_a_live_query_imports_no_transport_and_nothing_of_http() -> None:
+    """A live query is a subscription's consumer: it reads through `Database` and follows a
+    `Subscription`, never a transport or the HTTP layer directly."""
+    assert _violations(LIVE_QUERY, (*CLIENT_HTTP, "cloudsync.transports", *SUBSCRIPTION)) == []
+
+
+def test_moving_data_goes_through_the_database_and_the_subscription() -> None:
+    """Replication, backup/restore and the writer use `Database`'s methods and a public
+    `Subscription` (by way of `db.subscribe`): nothing of the HTTP layer, none of the
+    subscription's private parts."""
+    assert _violations(MOVING_DATA, (*CLIENT_HTTP, *SUBSCRIPTION[1:])) == []
+
+
+def test_the_cli_uses_only_public_modules() -> None:
+    """`cloudsync` on the command line is a user of the library: it imports no private module
+    of it (`_http`, `_reader`, `_retry`...), only what an application could import."""
+    assert [
+        f"{mod}:{line} imports {target}"
+        for mod, targets in GRAPH.items() if _within(mod, "cloudsync.cli")
+        for target, line in targets
+        if _within(target, "cloudsync") and _private_module_owner(target) is not None
+    ] == []
+
+
+LONG_CLASS = 310
+"""Lines above which a class must be accounted for ("about 300" in docs/architecture.md)."""
+
+
+def test_every_long_class_is_accounted_for_on_the_architecture_page() -> None:
+    """A class over about 300 lines is named, with its file, in the Sizes section of
+    docs/architecture.md, which says why it is that long."""
+    page = (ROOT / "docs" / "architecture.md").read_text()
+    sizes = page[page.index("## Sizes"):]
+    classes = [(node, path) for path in SOURCES for node in ast.walk(ast.parse(path.read_text()))
+               if isinstance(node, ast.ClassDef)]
+    long_classes = [
+        (node.name, str(path.relative_to(PACKAGE)), lines)
+        for node, path in classes
+        if (lines := (node.end_lineno or node.lineno) - node.lineno + 1) > LONG_CLASS
+    ]
+    assert long_classes  # the walk found the classes at all
+    assert [(name, file, lines) for name, file, lines in long_classes
+            if f"`{name}`" not in sizes or f"`{file}`" not in sizes] == []

@@ -369,9 +369,8 @@ async def run(config: ServerConfig, *, ready: Callable[[str, int], None] | None 
         try:
             site = web.TCPSite(runner, config.host, config.port, backlog=2048)
             await site.start()
-            server = site._server
-            sockets = getattr(server, "sockets", None) or []
-            port = sockets[0].getsockname()[1] if sockets else config.port
+            addresses = runner.addresses  # (host, port, ...) of each listening socket
+            port = addresses[0][1] if addresses else config.port
             if ready is not None:
                 ready(config.host, port)
             await (stop or asyncio.Event()).wait()

@@ -56,7 +56,7 @@ def parse_json(data: bytes | str, limit: int, what: str = "JSON") -> Any:
     if (raw.count(b"[") + raw.count(b"{") > limit and isinstance(value, (dict, list))
             and too_deep(value, limit)):
         raise bad_request(f"{what} nesting deeper than {limit} levels")
-    if _json._orjson is None and b"\\u" in raw:
+    if not _json.HAS_ORJSON and b"\\u" in raw:
         _check_surrogates(value, what)
     return value
 

@@ -1,85 +1,19 @@
-"""What the HTTP feeds share: the request for a feed (filters in the form the server
-takes), opening it on the `FeedConnection`, and checking that the answer is a feed of
-the kind asked for."""
+"""What the HTTP feeds share: opening a feed on the `FeedConnection` (its filters in the
+form the server takes, see `filters.py`), and checking that the answer is a feed of the
+kind asked for."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
-from typing import TYPE_CHECKING, Any, TypeVar
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
 
-from .. import _json
-from ..errors import BadRequest, InvalidResponse, NotFound
+from ..errors import InvalidResponse
+from .filters import SelectorForm, in_selector_forms
 
 if TYPE_CHECKING:
     from .._http.feeds import FeedResponse
     from .base import ChangesRequest
     from .connection import FeedConnection
-
-T = TypeVar("T")
-
-
-def http_request_parts(
-    request: ChangesRequest, feed: str, selector_in: str
-) -> tuple[str, dict[str, str], Any]:
-    """`(method, params, json_body)` for a feed, with filters in the form the server wants.
-
-    `selector_in` is `"body"` (CouchDB 3, our server: POST `{"selector": ...}`) or
-    `"query"` (pouchdb-server: `?filter=_selector&selector=<json>`).
-    """
-    params = {"feed": feed, **request.filter_params()}
-    body: dict[str, Any] = {}
-    if request.selector is not None:
-        params["filter"] = "_selector"
-        if selector_in == "query":
-            params["selector"] = _json.dumps(request.selector).decode()
-        else:
-            body["selector"] = request.selector
-    elif request.doc_ids is not None:
-        params["filter"] = "_doc_ids"
-        if selector_in == "query":
-            params["doc_ids"] = _json.dumps(list(request.doc_ids)).decode()
-        else:
-            body["doc_ids"] = list(request.doc_ids)
-    if body:
-        return "POST", params, body
-    return "GET", params, None
-
-
-class SelectorForm:
-    """Which form filters take on this server, learned once (`"auto"` tries the body first)."""
-
-    def __init__(self, selector_in: str) -> None:
-        if selector_in not in ("auto", "body", "query"):
-            raise ValueError("selector_in must be 'auto', 'body' or 'query'")
-        self.value = selector_in
-
-    def forms(self, request: ChangesRequest) -> list[str]:
-        if request.selector is None and request.doc_ids is None:
-            return ["body"]
-        if self.value == "auto":
-            return ["body", "query"]
-        return [self.value]
-
-
-def in_selector_forms(
-    form: SelectorForm, request: ChangesRequest, feed: str, send: Callable[[str, dict[str, str], Any], T]
-) -> T:
-    """`send(method, params, json_body)` for the request in the filter form the server
-    takes: after a refusal of the POST form (pouchdb-server 404s a POST with a selector)
-    once more in the query form, which `form` then keeps."""
-    forms = form.forms(request)
-    for index, current in enumerate(forms):
-        method, params, body = http_request_parts(request, feed, current)
-        try:
-            result = send(method, params, body)
-        except (NotFound, BadRequest):
-            if index + 1 < len(forms):
-                continue
-            raise
-        if len(forms) > 1:
-            form.value = current  # learned: keep using the form that worked
-        return result
-    raise AssertionError("unreachable")
 
 
 def open_feed(

@@ -6,8 +6,9 @@ from collections.abc import Iterator
 from dataclasses import replace
 
 from ..wire.continuous import ContinuousParser
-from ._httpfeed import SelectorForm, open_feed
+from ._httpfeed import open_feed
 from .base import ChangesRequest, FeedConnection, Item, LastSeq, Transport
+from .filters import SelectorForm
 from .longpoll import LongPollTransport
 
 __all__ = ["ContinuousTransport"]

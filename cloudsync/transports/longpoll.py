@@ -11,8 +11,9 @@ from typing import TYPE_CHECKING
 from .._http.feeds import on_request_sent
 from ..errors import CloudSyncError, NetworkError
 from ..wire.longpoll import MISSING, LongPollParser
-from ._httpfeed import SelectorForm, open_feed
+from ._httpfeed import open_feed
 from .base import ChangesRequest, FeedConnection, Item, Transport
+from .filters import SelectorForm
 
 if TYPE_CHECKING:
     from .._http.feeds import FeedResponse

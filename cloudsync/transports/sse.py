@@ -6,8 +6,9 @@ from collections.abc import Iterator
 
 from .. import _json
 from ..wire.sse import SSEFeedParser
-from ._httpfeed import SelectorForm, open_feed
+from ._httpfeed import open_feed
 from .base import ChangesRequest, FeedConnection, Item, Transport
+from .filters import SelectorForm
 
 __all__ = ["SSETransport"]
 

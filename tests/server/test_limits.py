@@ -18,7 +18,7 @@ from cloudsync.server.errors import CouchError
 def _stdlib_json(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(limits, "loads", json.loads)
     monkeypatch.setattr(limits, "JSONDecodeError", (ValueError,))
-    monkeypatch.setattr(limits._json, "_orjson", None)
+    monkeypatch.setattr(limits._json, "HAS_ORJSON", False)
 
 
 def test_stdlib_parser_deep_nesting_is_400(monkeypatch):
