@@ -15,11 +15,12 @@ from .limits import parse_int, parse_json
 __all__ = ["bool_param", "int_param", "json_param"]
 
 
-def bool_param(params: Mapping[str, Any], name: str, default: bool = False) -> bool:
+def bool_param(params: Mapping[str, Any], name: str, default: bool = False, *, reason: str | None = None) -> bool:
     """`params[name]` as a boolean: `"true"`/`"false"` or a JSON boolean; `default` when absent.
 
     Raises:
-        CouchError: 400 `bad_request` for any other value.
+        CouchError: 400 `bad_request` for any other value (with `reason`, when given:
+            the words CouchDB uses for that parameter).
     """
     value = params.get(name)
     if value is None:
@@ -28,7 +29,7 @@ def bool_param(params: Mapping[str, Any], name: str, default: bool = False) -> b
         return True
     if value in (False, "false"):
         return False
-    raise bad_request(f"Invalid boolean parameter: {name}")
+    raise bad_request(reason or f"Invalid boolean parameter: {name}")
 
 
 def int_param(params: Mapping[str, Any], name: str, default: int | None = None) -> int | None:

@@ -19,7 +19,7 @@ from .. import changes, security
 from ..auth import COOKIE, cookie_options
 from ..errors import CouchError, bad_request, not_found
 from ..http import allow, json_response, read_body, read_json
-from ..params import int_param, json_param
+from ..params import bool_param, int_param, json_param
 from ..state import ServerState
 from ..storage import Database
 from .all_dbs import select_names
@@ -192,10 +192,8 @@ class Handlers:
         if method in ("PUT", "DELETE"):
             security.require_server_admin(request)
         if method == "PUT":
-            partitioned = request.query.get("partitioned", "false")
-            if partitioned not in ("true", "false"):
-                raise bad_request("Invalid `partitioned` parameter")
-            await self.storage.create(name, partitioned=partitioned == "true")
+            partitioned = bool_param(request.query, "partitioned", reason="Invalid `partitioned` parameter")
+            await self.storage.create(name, partitioned=partitioned)
             return json_response({"ok": True}, 201, {"Location": f"/{quote(name, safe='')}"})
         if method == "DELETE":
             await self.storage.delete(name)
