@@ -267,8 +267,14 @@ def test_dropped_subscription_stops_its_threads() -> None:
     threads = list(sub._threads)
     assert threads and all(t.is_alive() for t in threads)
     del sub, it
-    gc.collect()
-    assert wait_for(lambda: not any(t.is_alive() for t in threads))
+
+    def collected_and_stopped() -> bool:
+        # Collect on every poll: a reader thread busy in the subscription at the moment of
+        # one collection keeps it alive until the next.
+        gc.collect()
+        return not any(t.is_alive() for t in threads)
+
+    assert wait_for(collected_and_stopped, timeout=10)
 
 
 def test_started_subscription_without_reference_keeps_delivering() -> None:
