@@ -40,6 +40,7 @@ from .models import BulkResult, Change, DbUpdate
 from .partition import Partition
 from .replication import Replication, ReplicationProgress, ReplicationState, replicate
 from .subscription import ReconnectPolicy, Subscription, SubscriptionState, SubscriptionStats
+from .subscription_options import SubscriptionOptions
 from .transports import (
     ChangesRequest,
     ContinuousTransport,
@@ -108,6 +109,7 @@ __all__ = [
     "StreamError",
     "Subscription",
     "SubscriptionError",
+    "SubscriptionOptions",
     "SubscriptionState",
     "SubscriptionStats",
     "TLSError",

@@ -17,7 +17,12 @@ from .db_updates import subscribe_db_updates
 from .errors import HTTPError, NotFound, PreconditionFailed, TLSError, TransportError
 
 if TYPE_CHECKING:
+    from typing_extensions import Unpack  # typing's from 3.11; annotations only, never at run time
+
+    from ._retry import ReconnectPolicy
+    from .checkpoint import CheckpointStore
     from .subscription import Subscription
+    from .subscription_options import SubscriptionOptions
     from .transports import Transport
 
 __all__ = ["Client"]
@@ -241,7 +246,15 @@ class Client:
 
     # -- database events ---------------------------------------------------------------
     def subscribe_db_updates(
-        self, transport: str | Transport = "longpoll", *, since: Any = "now", **options: Any
+        self,
+        transport: str | Transport = "longpoll",
+        *,
+        since: Any = "now",
+        checkpoint: CheckpointStore | None = None,
+        checkpoint_every: int = 1,
+        manual_ack: bool = False,
+        reconnect: ReconnectPolicy | None = None,
+        **options: Unpack[SubscriptionOptions],
     ) -> Subscription:
         """Follow the server's `_db_updates` feed: which databases are created, written to
         or deleted. It is a [Subscription][cloudsync.Subscription] like a database's, with
@@ -253,9 +266,15 @@ class Client:
                 `_db_updates` over WebSocket), or a [Transport][cloudsync.Transport].
             since: `"now"` (resolved once, when this is called), `None`/`0` for every
                 event the server keeps, or a seq; a checkpoint's seq wins.
-            **options: The subscription's other options (`checkpoint`, `heartbeat`,
-                `feed_timeout`, `reconnect`, `queue_size`, ...); not its document
-                filters.
+            checkpoint: A [CheckpointStore][cloudsync.CheckpointStore] that keeps the
+                acknowledged position.
+            checkpoint_every: Save every n-th acknowledged position.
+            manual_ack: The application acknowledges events itself.
+            reconnect: How to wait between failed connections: a
+                [ReconnectPolicy][cloudsync.ReconnectPolicy].
+            **options: The subscription's
+                [SubscriptionOptions][cloudsync.SubscriptionOptions] (`heartbeat`,
+                `feed_timeout`, `queue_size`, ...); not its document filters.
 
         Returns:
             The subscription, not started yet: iterate it, or call its `start()` or
@@ -264,6 +283,7 @@ class Client:
         Raises:
             ValueError: `transport` is WebSocket.
             TypeError: A document filter (`selector`, `doc_ids`, `filter`,
-                `include_docs`, `query_params`) was given.
+                `include_docs`, `query_params`) or an unknown option was given.
         """
-        return subscribe_db_updates(self._http, transport, since, options)
+        return subscribe_db_updates(self._http, transport, options, since=since, checkpoint=checkpoint,
+                                    checkpoint_every=checkpoint_every, manual_ack=manual_ack, reconnect=reconnect)

@@ -23,11 +23,14 @@ from .partition import Partition, check_partitioned_id, partition_path
 from .security import check_security
 
 if TYPE_CHECKING:
+    from typing_extensions import Unpack  # typing's from 3.11; annotations only, never at run time
+
     from ._reader import SubscriptionState
     from ._retry import ReconnectPolicy, RetryPolicy
     from .checkpoint import CheckpointStore
     from .live_query import LiveQuery
     from .subscription import Subscription
+    from .subscription_options import SubscriptionOptions
     from .transports import Transport
     from .writer import Writer
 
@@ -1118,12 +1121,19 @@ class Database:
         limit: int | None = None,
         fields: Sequence[str] | None = None,
         transport: str | Transport = "longpoll",
-        **options: Any,
+        feed: str = "all",
+        margin: int | None = None,
+        page_size: int = 1000,
+        batch_wait: float = 0.001,
+        max_batch: int = 1000,
+        reconnect: ReconnectPolicy | None = None,
+        **subscription_options: Unpack[SubscriptionOptions],
     ) -> LiveQuery:
         """A query's results kept current: a [LiveQuery][cloudsync.LiveQuery].
 
         Reads the snapshot now; the results follow the changes feed as the live query is
-        consumed (iterate it, or `start()` it).
+        consumed (iterate it, or `start()` it). The options are the live query's (a test
+        keeps the two signatures in step); its page says more of each.
 
         Args:
             selector: The Mango selector.
@@ -1132,12 +1142,24 @@ class Database:
             fields: Results carry only these fields.
             transport: The feed's transport: a registered name or a
                 [Transport][cloudsync.Transport].
-            **options: The live query's other options (`feed`, `margin`, ...) and the
-                subscription's (`heartbeat`, `transport_options`, ...).
+            feed: `"all"` (evaluated here) or `"selector"` (filtered on the server).
+            margin: With a `limit`, how many documents past the results to hold as well.
+            page_size: Documents per request of the snapshot and refill queries.
+            batch_wait: Seconds a batch waits for more changes after its first.
+            max_batch: At most this many changes in one group (one batch of events).
+            reconnect: How to wait between failed queries and connections: a
+                [ReconnectPolicy][cloudsync.ReconnectPolicy].
+            **subscription_options: The subscription's
+                [SubscriptionOptions][cloudsync.SubscriptionOptions] (`heartbeat`,
+                `transport_options`, ...).
 
         Returns:
             The live query, its `results` the snapshot.
         """
         from .live_query import LiveQuery
 
-        return LiveQuery(self, selector, sort=sort, limit=limit, fields=fields, transport=transport, **options)
+        return LiveQuery(
+            self, selector, sort=sort, limit=limit, fields=fields, transport=transport, feed=feed, margin=margin,
+            page_size=page_size, batch_wait=batch_wait, max_batch=max_batch, reconnect=reconnect,
+            **subscription_options,
+        )

@@ -15,6 +15,7 @@ Reading it takes a server admin.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from ._http.feeds import FeedEndpoint
@@ -51,13 +52,16 @@ class DbUpdatesSource:
         return f"DbUpdatesSource({self._http.base_url!r})"
 
 
-def subscribe_db_updates(http: HTTP, transport: str | Transport, since: Any, options: dict[str, Any]) -> Subscription:
-    """A subscription to `_db_updates` (see `Client.subscribe_db_updates`)."""
+def subscribe_db_updates(http: HTTP, transport: str | Transport, options: Mapping[str, Any], **named: Any) -> Subscription:
+    """A subscription to `_db_updates` (see `Client.subscribe_db_updates`): `named` are
+    the options it spells out, `options` its `**options`."""
     from .subscription import Subscription
+    from .subscription_options import check_subscription_options
 
     unused = sorted(set(options) & set(_NOT_OPTIONS))
     if unused:
         raise TypeError(f"subscribe_db_updates() takes no {', '.join(unused)}: _db_updates has no documents")
+    check_subscription_options(options, "subscribe_db_updates() got unexpected keyword arguments")
     if transport == "websocket" or isinstance(transport, WebSocketTransport):
         raise ValueError("_db_updates is not served over WebSocket: use 'longpoll', 'continuous' or 'sse'")
-    return Subscription(DbUpdatesSource(http), transport, since=since, **options)
+    return Subscription(DbUpdatesSource(http), transport, **named, **options)

@@ -27,7 +27,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ._background import consume_in_background
 from ._result_window import LiveQueryEvent, ResultWindow, parse_sort
@@ -35,6 +35,12 @@ from ._retry import ReconnectPolicy
 from .errors import BadRequest, CloudSyncError, NotFound
 from .models import Change
 from .selector import project
+from .subscription_options import check_subscription_options
+
+if TYPE_CHECKING:
+    from typing_extensions import Unpack  # typing's from 3.11; annotations only, never at run time
+
+    from .subscription_options import SubscriptionOptions
 
 __all__ = ["LiveQuery", "LiveQueryEvent"]
 
@@ -74,15 +80,15 @@ class LiveQuery:
         max_batch: At most this many changes in one group (one batch of events).
         reconnect: How to wait between failed queries (a
             [ReconnectPolicy][cloudsync.ReconnectPolicy]); also the subscription's.
-        **subscription_options: Passed to [Database.subscribe][cloudsync.Database.subscribe]
-            (`heartbeat`, `stall_timeout`, `transport_options`, ...), except what the
-            live query sets itself (`since`, `include_docs`, `selector`, `doc_ids`,
-            `filter`, `checkpoint`, `manual_ack`).
+        **subscription_options: The subscription's
+            [SubscriptionOptions][cloudsync.SubscriptionOptions] (`heartbeat`,
+            `stall_timeout`, `transport_options`, ...); the live query sets the others
+            itself (`since`, `include_docs`, `selector`, ...).
 
     Raises:
         ValueError: `limit`, `margin`, `max_batch` or `page_size` out of range, or an
             unknown `feed`.
-        TypeError: A subscription option the live query sets itself.
+        TypeError: A subscription option the live query sets itself, or an unknown one.
         SelectorError: An invalid selector or sort.
     """
 
@@ -101,7 +107,7 @@ class LiveQuery:
         batch_wait: float = 0.001,
         max_batch: int = 1000,
         reconnect: ReconnectPolicy | None = None,
-        **subscription_options: Any,
+        **subscription_options: Unpack[SubscriptionOptions],
     ) -> None:
         if limit is not None and limit < 1:
             raise ValueError("limit must be at least 1")
@@ -114,6 +120,7 @@ class LiveQuery:
         reserved = RESERVED & set(subscription_options)
         if reserved:
             raise TypeError(f"a live query sets {', '.join(sorted(reserved))} itself")
+        check_subscription_options(subscription_options, "LiveQuery() got unexpected keyword arguments")
         if not isinstance(selector, Mapping):
             raise TypeError("selector must be a mapping")
         self.database = database

@@ -26,14 +26,18 @@ import time
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .._retry import ReconnectPolicy
 from ..errors import CloudSyncError, NotFound
+from ..subscription_options import check_subscription_options
 from ..transports import Transport
 from .checkpoints import Checkpointer, SessionStats, replication_id
 from .feed import STYLE, ChangesPages
 from .revisions import Batch, Revisions, Stopped
+
+if TYPE_CHECKING:
+    from ..subscription_options import SubscriptionOptions
 
 __all__ = ["Replication", "ReplicationProgress", "ReplicationState", "replicate"]
 
@@ -160,8 +164,9 @@ class Replication:
         attachment_bytes: About the most attachment content held at once.
         reconnect: How a continuous replication waits after a failure (its
             subscription's and its own): a [ReconnectPolicy][cloudsync.ReconnectPolicy].
-        subscription_options: More options for the continuous replication's
-            [Subscription][cloudsync.Subscription] (`heartbeat`, `stall_timeout`...).
+        subscription_options: The continuous replication's
+            [SubscriptionOptions][cloudsync.SubscriptionOptions] (`heartbeat`,
+            `stall_timeout`...); it sets the subscription's others itself.
         on_progress: Called with a [ReplicationProgress][cloudsync.ReplicationProgress]
             after each batch is written and on each change of state (on a replication
             thread: keep it short).
@@ -171,8 +176,8 @@ class Replication:
 
     Raises:
         ValueError: `batch_size` below 1, or `selector` with `doc_ids`.
-        TypeError: `source` or `target` is not a [Database][cloudsync.Database], or
-            `doc_ids` is one `str`.
+        TypeError: `source` or `target` is not a [Database][cloudsync.Database],
+            `doc_ids` is one `str`, or `subscription_options` has an unknown key.
     """
 
     def __init__(
@@ -192,7 +197,7 @@ class Replication:
         use_bulk_get: bool | None = None,
         attachment_bytes: int = 16 << 20,
         reconnect: ReconnectPolicy | None = None,
-        subscription_options: Mapping[str, Any] | None = None,
+        subscription_options: SubscriptionOptions | None = None,
         on_progress: Callable[[ReplicationProgress], Any] | None = None,
         replication_id: str | None = None,
         clock: Callable[[], float] = time.monotonic,
@@ -208,6 +213,7 @@ class Replication:
             raise TypeError("doc_ids must be a sequence of ids, not a str")
         if selector is not None and not isinstance(selector, Mapping):
             raise TypeError(f"selector must be a mapping, not {type(selector).__name__}")
+        check_subscription_options(subscription_options or {}, "Replication()'s subscription_options has unknown keys")
         self.source = source
         self.target = target
         self.continuous = continuous
@@ -536,12 +542,33 @@ def _default_id(source: Any, target: Any, selector: Mapping[str, Any] | None, do
     return replication_id(source.url, target.url, selector=selector, doc_ids=doc_ids)
 
 
-def replicate(source: Any, target: Any, *, continuous: bool = False, selector: Mapping[str, Any] | None = None,
-              doc_ids: Sequence[str] | None = None, create_target: bool = False, checkpoint: bool = True,
-              **options: Any) -> Replication:
+def replicate(
+    source: Any,
+    target: Any,
+    *,
+    continuous: bool = False,
+    selector: Mapping[str, Any] | None = None,
+    doc_ids: Sequence[str] | None = None,
+    create_target: bool = False,
+    checkpoint: bool = True,
+    since: Any = None,
+    batch_size: int = 500,
+    checkpoint_interval: float = 1.0,
+    transport: str | Transport = "longpoll",
+    use_bulk_get: bool | None = None,
+    attachment_bytes: int = 16 << 20,
+    reconnect: ReconnectPolicy | None = None,
+    subscription_options: SubscriptionOptions | None = None,
+    on_progress: Callable[[ReplicationProgress], Any] | None = None,
+    replication_id: str | None = None,
+    clock: Callable[[], float] = time.monotonic,
+) -> Replication:
     """Replicate `source` into `target` (two [Database][cloudsync.Database] handles, on
     any two CouchDB-compatible servers): every revision the target lacks, conflicts,
     deletions and attachments included. Two-way sync is two replications.
+
+    The options are the replication's (a test keeps the two signatures in step); its
+    page says more of each.
 
     Args:
         source: The database to read.
@@ -553,8 +580,23 @@ def replicate(source: Any, target: Any, *, continuous: bool = False, selector: M
         create_target: Create the target database when it does not exist.
         checkpoint: Resume from (and record progress in) the replication's `_local/`
             checkpoint documents.
-        **options: More of [Replication][cloudsync.Replication]'s options
-            (`batch_size`, `on_progress`, `since`, `transport`...).
+        since: Start from this seq instead of the checkpoint's (opaque).
+        batch_size: Changes per batch (and per `_changes` page).
+        checkpoint_interval: Seconds between checkpoints while running.
+        transport: The subscription's transport when `continuous`: a name or a
+            [Transport][cloudsync.Transport].
+        use_bulk_get: `None` uses `_bulk_get` where the source has it; `True`/`False`
+            forces it or `GET ?open_revs=`.
+        attachment_bytes: About the most attachment content held at once.
+        reconnect: How a continuous replication waits after a failure: a
+            [ReconnectPolicy][cloudsync.ReconnectPolicy].
+        subscription_options: The continuous replication's
+            [SubscriptionOptions][cloudsync.SubscriptionOptions].
+        on_progress: Called with a [ReplicationProgress][cloudsync.ReplicationProgress]
+            after each batch and on each change of state.
+        replication_id: The id of the checkpoints; by default made from both URLs and
+            the filter.
+        clock: Returns seconds, monotonic; injectable for tests.
 
     Returns:
         The [Replication][cloudsync.Replication]: finished (its `progress` says what it
@@ -566,8 +608,13 @@ def replicate(source: Any, target: Any, *, continuous: bool = False, selector: M
         CloudSyncError: A one-shot replication failed (it resumes from its checkpoint
             when run again).
     """
-    rep = Replication(source, target, continuous=continuous, selector=selector, doc_ids=doc_ids,
-                      create_target=create_target, checkpoint=checkpoint, **options)
+    rep = Replication(
+        source, target, continuous=continuous, selector=selector, doc_ids=doc_ids, create_target=create_target,
+        checkpoint=checkpoint, since=since, batch_size=batch_size, checkpoint_interval=checkpoint_interval,
+        transport=transport, use_bulk_get=use_bulk_get, attachment_bytes=attachment_bytes, reconnect=reconnect,
+        subscription_options=subscription_options, on_progress=on_progress, replication_id=replication_id,
+        clock=clock,
+    )
     rep.start()
     if continuous:
         return rep
