@@ -6,13 +6,16 @@ ends at the database's end as of the moment it gets there: an answer with fewer 
 than asked for, or `pending: 0` where the server sends it. Seqs are never compared
 (they are opaque on CouchDB 3); a server that answers a full page without moving its
 `last_seq` is an error, not an endless loop.
+
+That paging (`read_pages`) is also the one-shot replication's, which reads each page
+through a transport instead (`replication/feed.py`).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import replace
-from typing import Any
+from typing import Any, NamedTuple
 
 from .errors import InvalidResponse
 from .models import Change
@@ -20,7 +23,7 @@ from .transports.base import ChangesRequest
 from .transports.filters import SelectorForm, in_selector_forms
 from .wire.rows import rows_to_items
 
-__all__ = ["ChangesIterator"]
+__all__ = ["ChangesIterator", "Page", "PageReader", "read_pages"]
 
 Fetch = Callable[[str, dict[str, str], Any], Any]
 """`fetch(method, params, json_body)`: one request to `_changes`, its decoded answer."""
@@ -104,26 +107,71 @@ class ChangesIterator(Iterator[Change]):
         return f"<ChangesIterator last_seq={self.last_seq!r}>"
 
     def _read(self) -> Iterator[Change]:
-        remaining = self.limit
-        since = self._request.since
-        while remaining is None or remaining > 0:
-            want = self.page_size if remaining is None else min(self.page_size, remaining)
-            request = replace(self._request, since=since, limit=want)
-            answer = in_selector_forms(self._form, request, "normal", self._fetch)
-            results = answer.get("results") if isinstance(answer, dict) else None
-            if not isinstance(results, list):
-                raise InvalidResponse(f"{_WHAT}: expected {{'results': [...]}}, got {str(answer)[:80]!r}")
-            for item in rows_to_items(results, _WHAT):
-                if isinstance(item, Change):
-                    if item.seq is not None:
-                        self.last_seq = item.seq
-                    yield item
-            next_since = answer.get("last_seq", self.last_seq)
-            self.last_seq = next_since
-            if remaining is not None:
-                remaining -= len(results)
-            if len(results) < want or answer.get("pending") == 0:
-                return  # the end, as of now
-            if next_since == since:
-                raise InvalidResponse(f"{_WHAT}: a full page did not move last_seq from {since!r}")
-            since = next_since
+        for changes, end in read_pages(self._read_answer, self._request, self.page_size, self.limit):
+            for change in changes:
+                if change.seq is not None:
+                    self.last_seq = change.seq
+                yield change
+            if end is not None:  # None: no seq anywhere yet, from `since=None`
+                self.last_seq = end
+
+    def _read_answer(self, request: ChangesRequest) -> Page:
+        answer = in_selector_forms(self._form, request, "normal", self._fetch)
+        results = answer.get("results") if isinstance(answer, dict) else None
+        if not isinstance(results, list):
+            raise InvalidResponse(f"{_WHAT}: expected {{'results': [...]}}, got {str(answer)[:80]!r}")
+        changes = [item for item in rows_to_items(results, _WHAT) if isinstance(item, Change)]
+        return Page(changes, len(results), answer.get("last_seq"), answer.get("pending"))
+
+
+class Page(NamedTuple):
+    """One answer of the normal feed, as `read_pages` needs it."""
+
+    changes: list[Change]
+    rows: int
+    """The rows the answer held: fewer than asked for means the end."""
+    last_seq: Any
+    """The answer's `last_seq`; `None` when it sent none."""
+    pending: Any = None
+    """The answer's `pending` (`0`: the end), where the server sends it."""
+
+
+PageReader = Callable[[ChangesRequest], Page]
+"""Reads the one page `request` asks for."""
+
+
+def read_pages(
+    read_page: PageReader, request: ChangesRequest, page_size: int, limit: int | None = None
+) -> Iterator[tuple[list[Change], Any]]:
+    """The pages of the normal feed from `request.since` to its end as of now: each
+    page's changes (empty ones too: a filtered page still moves the seq on) and where it
+    ends (its `last_seq`, else its last change's seq, else where it began).
+
+    The one paging loop of cloudsync: `db.changes()` reads its pages with whole requests,
+    a one-shot replication through a transport (see `replication/feed.py`).
+
+    Args:
+        read_page: Reads one page.
+        request: The first page's request (`since`, filters); `limit` is set per page.
+        page_size: Rows asked for per page.
+        limit: At most this many rows in all; `None` for no limit.
+
+    Raises:
+        InvalidResponse: A full page did not move `last_seq` (else it would be read forever).
+    """
+    remaining = limit
+    since = request.since
+    while remaining is None or remaining > 0:
+        want = page_size if remaining is None else min(page_size, remaining)
+        page = read_page(replace(request, since=since, limit=want))
+        end = page.last_seq
+        if end is None:
+            end = next((c.seq for c in reversed(page.changes) if c.seq is not None), since)
+        yield page.changes, end
+        if remaining is not None:
+            remaining -= page.rows
+        if page.rows < want or page.pending == 0:
+            return  # the end, as of now
+        if end == since:
+            raise InvalidResponse(f"{_WHAT}: a full page did not move last_seq from {since!r}")
+        since = end

@@ -1,19 +1,27 @@
 """Reading the source's changes for a replication.
 
 A one-shot replication reads `_changes` a page at a time with `feed=normal` (the server
-answers at once with what there is, so a short page means caught up); a continuous one
-follows a [Subscription][cloudsync.Subscription]. Both ask for `style=all_docs`: every
-leaf revision of a changed document, conflicts included.
+answers at once with what there is, so a short page means caught up), paged by
+`changes.read_pages` as `db.changes()` is; a continuous one follows a
+[Subscription][cloudsync.Subscription]. Both ask for `style=all_docs`: every leaf
+revision of a changed document, conflicts included.
+
+Unlike `db.changes()`, which reads each page with one request of the database's own,
+the pages are read through a transport on the feed's endpoint: `close()` aborts a page
+in flight from another thread (`Replication.stop()`), a page may take `read_timeout`
+seconds, a page held whole has the next one asked for ahead of need, and the reads keep
+off the connection pool the fetch and write stages use.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import replace
 from typing import Any
 
 from .._retry import RetryPolicy
+from ..changes import Page, read_pages
 from ..models import Change, LastSeq
 from ..transports import ChangesRequest, LongPollTransport
 
@@ -54,20 +62,22 @@ class ChangesPages:
         self._transport.attach(source.changes_endpoint())
         self._template = ChangesRequest(
             selector=selector, doc_ids=tuple(doc_ids) if doc_ids is not None else None,
-            query_params=STYLE, heartbeat=0, timeout=None, limit=page_size,
-            stall_timeout=read_timeout,
+            query_params=STYLE, heartbeat=0, timeout=None, stall_timeout=read_timeout,
         )
 
-    def read(self, since: Any) -> tuple[list[Change], Any, bool]:
-        """One page from `since` (`None`: the beginning).
+    def pages(self, since: Any) -> Iterator[tuple[list[Change], Any]]:
+        """The pages from `since` (`None`: the beginning) to the source's end as of now.
 
-        Returns:
-            `(changes, last_seq, more)`: `more` when the page was full (there may be more).
+        Yields:
+            `(changes, last_seq)` for each page, empty ones included.
 
         Raises:
-            CloudSyncError: The page failed after the retries `retry` allows.
+            CloudSyncError: A page failed after the retries `retry` allows.
         """
-        request = replace(self._template, since=since)
+        return read_pages(self.read, replace(self._template, since=since), self.page_size)
+
+    def read(self, request: ChangesRequest) -> Page:
+        """The one page `request` asks for, asked again after a transient failure."""
         attempt = 0
         while True:
             try:
@@ -78,17 +88,14 @@ class ChangesPages:
                         last_seq = item.seq
                     else:
                         changes.append(item)  # type: ignore[arg-type]
-                break
+                return Page(changes, len(changes), last_seq)
             except Exception as exc:
                 if attempt + 1 >= self.retry.attempts or not self.retry.should_retry(exc, True):
                     raise
                 delay = self.retry.delay(exc, attempt)
-                log.debug("changes page from %r failed (%s): again in %.2fs", since, exc, delay)
+                log.debug("changes page from %r failed (%s): again in %.2fs", request.since, exc, delay)
                 self.retry.sleep(delay)
                 attempt += 1
-        if last_seq is None:
-            last_seq = changes[-1].seq if changes else since
-        return changes, last_seq, len(changes) >= self.page_size
 
     def close(self) -> None:
         """Abort a page being read, from any thread; no page is read after it."""

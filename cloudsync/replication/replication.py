@@ -389,14 +389,14 @@ class Replication:
                     return
             return
         assert self._pages is not None
-        since = self._start_seq
+        pages = self._pages.pages(self._start_seq)
         while not self._stopping.is_set():
-            changes, last_seq, more = self._pages.read(since)
-            if not self._put_changes(last_seq, changes):
-                return
-            since = last_seq
-            if not more:
+            page = next(pages, None)
+            if page is None:
                 self._changes.put(_END)
+                return
+            changes, last_seq = page
+            if not self._put_changes(last_seq, changes):
                 return
 
     def _put_changes(self, seq: Any, changes: list[Any]) -> bool:
