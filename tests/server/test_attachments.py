@@ -125,6 +125,20 @@ def test_delete_of_a_missing_attachment_is_404(db, http):
     assert r.status_code == 404 and r.json()["error"] == "not_found"
 
 
+def test_delete_with_a_rev_on_a_missing_document_is_409_missing_rev(db, http):
+    """DELETE /db/doc/name?rev= on a document that does not exist is CouchDB's 409
+    not_found/missing_rev (the rev cannot be opened), not 404."""
+    r = http.delete(db + "/nodoc/a.txt", params={"rev": "1-abc"})
+    assert r.status_code == 409 and r.json() == {"error": "not_found", "reason": "missing_rev"}
+
+
+def test_put_with_a_rev_on_a_missing_document_is_409_missing_rev(db, http):
+    """PUT /db/doc/name?rev= on a document that does not exist is CouchDB's 409
+    not_found/missing_rev."""
+    r = http.put(db + "/nodoc/a.txt", data=b"x", headers={"Content-Type": "text/plain"}, params={"rev": "1-000"})
+    assert r.status_code == 409 and r.json() == {"error": "not_found", "reason": "missing_rev"}
+
+
 def test_upload_over_the_limit_is_413(tmp_path):
     """An upload larger than --max-attachment-size is 413 too_large, and nothing is written."""
     import requests

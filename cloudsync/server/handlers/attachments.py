@@ -63,9 +63,10 @@ class AttachmentHandlers:
 
     async def _delete(self, request: web.Request, db: Database, doc_id: str, name: str) -> web.Response:
         rev = request.query.get("rev") or rev_header(request)
-        if db.get(doc_id) is None:
-            raise not_found("missing")
         if rev is None:
+            # Without a rev CouchDB opens the current document first: 404 when there is none.
+            if db.get(doc_id) is None:
+                raise not_found("missing")
             raise CouchError(409, "conflict", "Document update conflict.")
         result = await db.write(lambda tx: stored.delete_one(tx, doc_id, name, rev))
         return json_response(result, 200, {"ETag": f'"{result["rev"]}"'})

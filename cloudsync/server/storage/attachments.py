@@ -26,7 +26,8 @@ from collections.abc import Iterable, Iterator
 from typing import IO, TYPE_CHECKING, Any
 
 from ..._json import loads
-from ..errors import RowError
+from .. import revtree
+from ..errors import CouchError, RowError
 
 if TYPE_CHECKING:
     from .tx import Tx
@@ -228,15 +229,23 @@ def with_data(doc: dict[str, Any], conn: sqlite3.Connection, *, since: int = 0) 
 # -- standalone writes (``PUT``/``DELETE /db/doc/name``), on the writer thread --------------
 
 
-def _leaf_doc(conn: sqlite3.Connection, doc_id: str, rev: str | None) -> dict[str, Any]:
+def _leaf_doc(tx: Tx, doc_id: str, rev: str | None) -> dict[str, Any]:
     """The stored leaf `rev` of `doc_id` as a dict to edit (`{"_id": ...}` when `rev` is
-    `None`: a new document, or a new life of a deleted one)."""
+    `None`: a new document, or a new life of a deleted one).
+
+    Raises:
+        CouchError: 409 `not_found`/`missing_rev` when the document's tree does not hold
+            `rev` (CouchDB opens the rev first and fails so), 400 for a malformed rev.
+        RowError: `conflict` when `rev` is in the tree but not a leaf.
+    """
     if rev is None:
         return {"_id": doc_id}
-    row = conn.execute("SELECT CAST(body AS BLOB) FROM docs WHERE id = ? AND rev = ? UNION ALL "
-                       "SELECT CAST(body AS BLOB) FROM conflicts WHERE id = ? AND rev = ?",
-                       (doc_id, rev, doc_id, rev)).fetchone()
+    row = tx.conn.execute("SELECT CAST(body AS BLOB) FROM docs WHERE id = ? AND rev = ? UNION ALL "
+                          "SELECT CAST(body AS BLOB) FROM conflicts WHERE id = ? AND rev = ?",
+                          (doc_id, rev, doc_id, rev)).fetchone()
     if row is None:
+        if revtree.missing_revs(tx.db.leaves(doc_id, tx.conn), [rev])[0]:
+            raise CouchError(409, "not_found", "missing_rev")
         raise RowError("conflict", "Document update conflict.")
     doc = loads(row[0])
     doc.pop("_deleted", None)
@@ -257,7 +266,7 @@ def put_with_files(tx: Tx, doc: dict[str, Any], files: dict[str, tuple[IO[bytes]
 def put_one(tx: Tx, doc_id: str, name: str, rev: str | None, content_type: str, file: IO[bytes],
             blob: Blob) -> dict[str, Any]:
     """Add or replace attachment `name` of revision `rev` with the content spooled in `file`."""
-    doc = _leaf_doc(tx.conn, doc_id, rev)
+    doc = _leaf_doc(tx, doc_id, rev)
     doc.setdefault("_attachments", {})[name] = {"content_type": content_type, "follows": True}
     result = put_with_files(tx, doc, {name: (file, blob)})
     assert result is not None  # a new edit always makes a revision
@@ -266,7 +275,7 @@ def put_one(tx: Tx, doc_id: str, name: str, rev: str | None, content_type: str, 
 
 def delete_one(tx: Tx, doc_id: str, name: str, rev: str) -> dict[str, Any]:
     """Remove attachment `name` from revision `rev`."""
-    doc = _leaf_doc(tx.conn, doc_id, rev)
+    doc = _leaf_doc(tx, doc_id, rev)
     if name not in (doc.get("_attachments") or {}):
         raise RowError("not_found", "Document is missing attachment")
     del doc["_attachments"][name]
