@@ -377,6 +377,17 @@ def test_put_multipart_missing_part_is_400(db, http):
     assert r.status_code == 400
 
 
+@pytest.mark.parametrize(("declared", "reason"), [(5, "attachment shorter than expected"),
+                                                   (2, "attachment longer than expected")])
+def test_put_multipart_part_of_another_length_than_declared_is_400(db, http, declared, reason):
+    """A multipart/related part whose size is not the `length` its stub declares is 400
+    bad_request with CouchDB's reason, and nothing is written."""
+    body, ctype = _multipart({"_attachments": {"a.txt": {"follows": True, "length": declared}}}, [("a.txt", b"aaa")])
+    r = http.put(db + "/doc", data=body, headers={"Content-Type": ctype})
+    assert r.status_code == 400 and r.json() == {"error": "bad_request", "reason": reason}
+    assert http.get(db + "/doc").status_code == 404
+
+
 def test_get_multipart_related_when_accepted(db, http):
     """GET doc?attachments=true with Accept: multipart/related answers the JSON with
     "follows" stubs, then each attachment as a part."""

@@ -239,8 +239,8 @@ async def _read_multipart(request: web.Request, spool: Callable[[], IO[bytes]], 
     if not isinstance(doc, dict):
         raise bad_request("Request body must be a JSON object")
     atts = doc.get("_attachments")
-    waiting = [name for name, att in atts.items() if isinstance(att, dict) and att.get("follows") is True] \
-        if isinstance(atts, dict) else []
+    stubs: dict[str, Any] = atts if isinstance(atts, dict) else {}
+    waiting = [name for name, att in stubs.items() if isinstance(att, dict) and att.get("follows") is True]
     files: dict[str, tuple[IO[bytes], stored.Blob]] = {}
     while (part := await reader.next()) is not None:
         if not isinstance(part, BodyPartReader) or not waiting:
@@ -253,10 +253,21 @@ async def _read_multipart(request: web.Request, spool: Callable[[], IO[bytes]], 
             md5.update(chunk)
             file.write(chunk)
             size += len(chunk)
+        _check_declared_length(stubs[name], size)
         files[name] = file, (stored.digest_of(md5), size)
     if waiting:
         raise bad_request(f"multipart/related body is missing the content of {waiting[0]}")
     return doc, files
+
+
+def _check_declared_length(stub: dict[str, Any], size: int) -> None:
+    """A part must have the length its stub declares (`encoded_length` when it has an
+    `encoding`), as CouchDB's `couch_att:write_streamed_attachment` requires; a stub
+    without one takes the part as it comes."""
+    declared = stub.get("encoded_length", stub.get("length")) if "encoding" in stub else stub.get("length")
+    if not isinstance(declared, int) or isinstance(declared, bool) or declared == size:
+        return
+    raise bad_request("attachment shorter than expected" if size < declared else "attachment longer than expected")
 
 
 async def _part_chunks(part: BodyPartReader, cap: int) -> AsyncIterator[bytes]:
