@@ -136,3 +136,20 @@ def test_bulk_get_missing_doc_is_a_not_found_result(db, http):
     put(http, db, "a", x=1)
     results = bulk_get(http, db, {"id": "a"}, {"id": "b"})
     assert results[1]["error"]["error"] == "not_found"
+
+
+def test_bulk_get_atts_since_not_a_list_is_a_bad_request_result(db, http):
+    """`_bulk_get` of an item whose `atts_since` is not a list answers CouchDB's
+    bad_request error in its place (the bad value as its `rev`), not the document."""
+    rev = put(http, db, "a", x=1)
+    result = bulk_get(http, db, {"id": "a", "rev": rev, "atts_since": "x"})[0]
+    assert result == {"error": {"id": "a", "rev": "x", "error": "bad_request",
+                                "reason": "att_since value must be array of revs."}}
+
+
+def test_bulk_get_atts_since_with_a_malformed_rev_is_a_bad_request_result(db, http):
+    """`_bulk_get` of an item whose `atts_since` holds a malformed rev answers a
+    bad_request error naming that rev in its place, as CouchDB."""
+    rev = put(http, db, "a", x=1)
+    result = bulk_get(http, db, {"id": "a", "rev": rev, "atts_since": [rev, "badsince"]})[0]
+    assert result == {"error": {"id": "a", "rev": "badsince", "error": "bad_request", "reason": "Invalid rev format"}}

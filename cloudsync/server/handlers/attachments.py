@@ -14,7 +14,7 @@ from typing import IO, Any
 from aiohttp import BodyPartReader, web
 
 from ..._json import dumps, loads
-from .. import changes
+from .. import changes, revtree
 from ..errors import CouchError, bad_request, not_found
 from ..http import json_response, raw_json_response, rev_header, spool_body, too_large
 from ..limits import parse_json
@@ -23,7 +23,7 @@ from ..state import ServerState
 from ..storage import Database, RowError, check_doc_id
 from ..storage import attachments as stored
 
-__all__ = ["AttachmentHandlers", "document_with_data", "known_generation", "multipart_related", "read_multipart",
+__all__ = ["AttachmentHandlers", "bad_atts_since", "document_with_data", "known_generation", "multipart_related", "read_multipart",
            "wants_data", "wants_multipart"]
 
 _RANGE = re.compile(r"^bytes=(\d*)-(\d*)$")
@@ -152,6 +152,20 @@ def _byte_range(header: str | None, length: int) -> tuple[int, int] | None:
 def wants_data(query: Mapping[str, Any]) -> bool:
     """Whether a read asks for attachment content inline (`attachments=true`, `atts_since`)."""
     return bool_param(query, "attachments") or "atts_since" in query
+
+
+def bad_atts_since(atts_since: Any) -> tuple[Any, str] | None:
+    """What is wrong with a `_bulk_get` item's `atts_since`, as the `(rev, reason)` of
+    the error CouchDB answers in its place (`chttpd_db:parse_field`); `None` when it is
+    a list of revs."""
+    if not isinstance(atts_since, list):
+        return atts_since, "att_since value must be array of revs."
+    for rev in atts_since:
+        try:
+            revtree.rev_gen(rev)
+        except RowError as exc:
+            return rev, exc.reason
+    return None
 
 
 def known_generation(atts_since: Any, rev: str, history: list[str]) -> int:

@@ -187,6 +187,10 @@ class DocumentHandlers:
                     results.append({"id": doc_id, "docs": [{"error": {"id": doc_id, "rev": None,
                                     "error": "illegal_docid", "reason": "missing document id"}}]})
                     continue
+                if "atts_since" in item and (bad := attachments.bad_atts_since(item["atts_since"])) is not None:
+                    results.append({"id": doc_id, "docs": [{"error": {"id": doc_id, "rev": bad[0],
+                                    "error": "bad_request", "reason": bad[1]}}]})
+                    continue
                 rev = item.get("rev")
                 leaves = db.leaves(doc_id, conn)
                 found: list[Found]
