@@ -38,10 +38,13 @@ def too_deep(value: Any, limit: int) -> bool:
     return True
 
 
-def parse_json(data: bytes | str, limit: int, what: str = "JSON") -> Any:
+def parse_json(data: bytes | str, limit: int, what: str = "JSON", *, malformed: str | None = None) -> Any:
     """`data` parsed, or `400 bad_request`: malformed, not UTF-8, a lone surrogate, or
     nested deeper than `limit`. No Python code recurses on the input: orjson refuses
-    more than 1,024 levels natively, and the stdlib fallback's RecursionError is caught."""
+    more than 1,024 levels natively, and the stdlib fallback's RecursionError is caught.
+
+    `malformed` is the reason for text that does not parse; by default CouchDB's
+    `invalid UTF-8 JSON` (its answer to any bad request body)."""
     raw = data.encode("utf-8", "surrogatepass") if isinstance(data, str) else data
     try:
         value = loads(raw)
@@ -49,7 +52,7 @@ def parse_json(data: bytes | str, limit: int, what: str = "JSON") -> Any:
         # orjson stops at 1,024 levels by itself ("depth limit exceeded"), without recursing.
         if "depth" in str(exc) or "recursion" in str(exc):
             raise bad_request(f"{what} nesting deeper than {limit} levels") from None
-        raise bad_request(f"invalid UTF-8 {what}") from None
+        raise bad_request(malformed or f"invalid UTF-8 {what}") from None
     except RecursionError:  # the stdlib parser (no orjson) recursing on hostile nesting
         raise bad_request(f"{what} nesting deeper than {limit} levels") from None
     # Level by level, no recursion; only when the text has more brackets than the limit.

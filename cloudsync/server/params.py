@@ -55,5 +55,7 @@ def json_param(params: Mapping[str, Any], *names: str, depth: int) -> Any:
     for name in names:
         if name in params:
             value = params[name]
-            return parse_json(value, depth, f"parameter {name}") if isinstance(value, str) else value
+            if not isinstance(value, str):
+                return value
+            return parse_json(value, depth, f"parameter {name}", malformed=f"parameter {name} is not valid JSON")
     return None

@@ -53,3 +53,11 @@ def test_json_too_deep_is_400():
     with pytest.raises(CouchError) as info:
         json_param({"k": "[[[1]]]"}, "k", depth=2)
     assert info.value.status == 400
+
+
+def test_json_that_does_not_parse_is_400_saying_so():
+    """A JSON parameter that does not parse is 400 with a reason naming the parameter and
+    saying it is not valid JSON (not "invalid UTF-8", which it is not)."""
+    with pytest.raises(CouchError) as info:
+        json_param({"atts_since": "notjson"}, "atts_since", depth=8)
+    assert (info.value.status, info.value.reason) == (400, "parameter atts_since is not valid JSON")
