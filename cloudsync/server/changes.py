@@ -475,10 +475,15 @@ class _Stream:
 
 def since_from_last_event_id(request: web.Request, params: dict[str, Any]) -> None:
     """An eventsource feed resumes from its `Last-Event-ID` header, which wins over `since`.
-    CouchDB's event id is the seq JSON-encoded (quoted); an unquoted one is taken too."""
+    CouchDB's event id is the seq JSON-encoded (quoted); an unquoted one is taken too, and
+    one that is not a JSON string is taken as it is, as CouchDB takes the header, so a bad
+    one is answered as a malformed `since`."""
     if params.get("feed") == "eventsource" and "Last-Event-ID" in request.headers:
         last = request.headers["Last-Event-ID"]
-        params["since"] = json_param({"since": last}, "since", depth=1) if last.startswith('"') else last
+        params["since"] = last
+        if last.startswith('"'):
+            with contextlib.suppress(CouchError):
+                params["since"] = json_param({"since": last}, "since", depth=1)
 
 
 async def serve_changes(request: web.Request, db: Database, opts: FeedOptions, state: Any,

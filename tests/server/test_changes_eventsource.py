@@ -76,3 +76,13 @@ def test_quoted_last_event_id_resumes_after_that_event(db, http):
                  headers={"Last-Event-ID": f'"{seq1}"'})
     assert r.content.count(b"data: {") == 1
     assert b'"id":"b"' in r.content
+
+
+def test_malformed_quoted_last_event_id_is_400_malformed_sequence(db, http):
+    """A `Last-Event-ID` that opens a quote it never closes is taken as the `since` it
+    stands for, as CouchDB does, and so is 400 "Malformed sequence supplied in 'since'
+    parameter." (not an "invalid UTF-8" reason)."""
+    r = http.get(db + "/_changes", params={"feed": "eventsource"}, timeout=DEADLINE,
+                 headers={"Last-Event-ID": '"1-abc'})
+    assert r.status_code == 400
+    assert r.json() == {"error": "bad_request", "reason": "Malformed sequence supplied in 'since' parameter."}
