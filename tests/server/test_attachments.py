@@ -139,6 +139,14 @@ def test_put_with_a_rev_on_a_missing_document_is_409_missing_rev(db, http):
     assert r.status_code == 409 and r.json() == {"error": "not_found", "reason": "missing_rev"}
 
 
+def test_put_with_a_malformed_rev_is_400(db, http):
+    """PUT /db/doc/name?rev= with a rev that is not `N-hash` is 400 bad_request "Invalid
+    rev format", as CouchDB's couch_doc:parse_rev answers it."""
+    http.put(db + "/doc", json={})
+    r = http.put(db + "/doc/a.txt", data=b"x", headers={"Content-Type": "text/plain"}, params={"rev": "nope"})
+    assert r.status_code == 400 and r.json() == {"error": "bad_request", "reason": "Invalid rev format"}
+
+
 def test_upload_over_the_limit_is_413(tmp_path):
     """An upload larger than --max-attachment-size is 413 too_large, and nothing is written."""
     import requests
