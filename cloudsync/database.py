@@ -403,8 +403,10 @@ class Database:
             The document's new revision.
 
         Raises:
-            NotFound: no such document or attachment.
-            Conflict: `rev` is not the current revision.
+            NotFound: no such attachment (pouchdb-server: or document).
+            Conflict: `rev` is not the current revision; CouchDB and the embedded
+                server also answer a `rev` the document lacks (a missing document
+                included) with 409.
         """
         answer = self._http.request("DELETE", attachment_path(self.path, doc_id, name), params={"rev": rev})
         return answer["rev"]
