@@ -102,7 +102,8 @@ def raise_open_files_limit() -> None:
 
 def process_alive(pid: int, parent: int) -> bool:
     """Whether process `pid` still runs. When it is this process's parent, its death shows
-    as a new parent (immune to the pid being reused); otherwise a signal-0 probe."""
+    as a new parent (immune to the pid being reused); otherwise a signal-0 probe, with an
+    exited process nobody has reaped yet (a zombie) counted as gone."""
     if pid == parent:
         return os.getppid() == pid
     try:
@@ -111,7 +112,11 @@ def process_alive(pid: int, parent: int) -> bool:
         return False
     except PermissionError:  # alive, someone else's
         return True
-    return True
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except (OSError, IndexError):  # no /proc here: the probe's answer stands
+        return True
 
 
 async def stop_when_gone(pid: int, stop: asyncio.Event, interval: float = 0.5) -> None:
@@ -133,6 +138,8 @@ def main(argv: Sequence[str] | None = None, prog: str = "python -m cloudsync.ser
         config = config_from_args(args)
     except ValueError as exc:
         parser.error(str(exc))
+    if args.parent_pid is not None and not (0 < args.parent_pid < 2**31 and args.parent_pid != os.getpid()):
+        parser.error(f"--parent-pid: {args.parent_pid} is not the id of another process")
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     raise_open_files_limit()
     # Query threads hand the interpreter back to the event loop every millisecond (not

@@ -44,7 +44,7 @@ class PouchDBServer:
             cwd=self._workdir,
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
-            env={**os.environ, "NO_COLOR": "1", "FORCE_COLOR": "0"},
+            env={**os.environ, "NO_COLOR": "1", "FORCE_COLOR": "0", "CLOUDSYNC_PARENT_PID": str(os.getpid())},
         )
         self.pid = self.process.pid
         self.output: collections.deque[str] = collections.deque(maxlen=200)

@@ -95,6 +95,15 @@ def test_serve_help_lists_its_options():
     assert "--data-dir" in run_cli("serve", "--help").stdout
 
 
+@pytest.mark.parametrize("pid", ["0", "-5", str(2**40)])
+def test_serve_refuses_a_parent_pid_that_names_no_other_process(pid):
+    """`--parent-pid` that cannot name another process exits 2 with a usage error, instead
+    of a watcher that never fires."""
+    r = run_cli("serve", "--memory", "--port", "0", f"--parent-pid={pid}")
+    assert r.returncode == 2
+    assert "--parent-pid" in r.stderr
+
+
 def test_serve_refuses_a_malformed_admin():
     """`--admin` without a colon exits 2 with a usage hint naming USER:PASSWORD."""
     r = run_cli("serve", "--admin", "nocolon", "--memory")

@@ -311,3 +311,22 @@ def test_parent_pid_of_a_process_that_exits_stops_the_server(tmp_path):
         other.kill()
         server.kill()
         server.wait(10)
+
+
+def test_parent_pid_of_an_exited_unreaped_process_stops_the_server():
+    """A `--parent-pid` process that has exited but is not reaped yet (a zombie) counts as
+    gone: the server stops."""
+    other = subprocess.Popen([sys.executable, "-c", "import sys; sys.stdin.read()"], stdin=subprocess.PIPE)
+    env = dict(os.environ, PYTHONPATH=ROOT)
+    server = subprocess.Popen([sys.executable, "-m", "cloudsync.server", "--port", "0", "--memory",
+                               "--parent-pid", str(other.pid)], stdout=subprocess.PIPE, text=True, env=env)
+    try:
+        ready, _, _ = select.select([server.stdout], [], [], 30)
+        assert ready and "listening" in server.stdout.readline()
+        os.kill(other.pid, 9)  # not waited for: a zombie until the end of the test
+        assert server.wait(15) == 0
+    finally:
+        other.kill()
+        other.wait(10)
+        server.kill()
+        server.wait(10)
