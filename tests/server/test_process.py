@@ -4,6 +4,7 @@ slowing writers, and the open-files limit is raised."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import select
@@ -294,8 +295,10 @@ def test_a_server_started_by_testing_stops_when_its_harness_is_killed_9():
             os.kill(server_pid, 9)
 
 
-def test_parent_pid_of_a_process_that_exits_stops_the_server(tmp_path):
-    """`--parent-pid` names any process: the server stops once that process has exited."""
+@contextlib.contextmanager
+def watching_another_process() -> Iterator[tuple[subprocess.Popen, subprocess.Popen]]:
+    """`(other, server)`: a process of our own, and a listening server started with
+    `--parent-pid` naming it; both killed afterwards."""
     other = subprocess.Popen([sys.executable, "-c", "import sys; sys.stdin.read()"], stdin=subprocess.PIPE)
     env = dict(os.environ, PYTHONPATH=ROOT)
     server = subprocess.Popen([sys.executable, "-m", "cloudsync.server", "--port", "0", "--memory",
@@ -303,30 +306,26 @@ def test_parent_pid_of_a_process_that_exits_stops_the_server(tmp_path):
     try:
         ready, _, _ = select.select([server.stdout], [], [], 30)
         assert ready and "listening" in server.stdout.readline()
+        yield other, server
+    finally:
+        other.kill()
+        other.wait(10)
+        server.kill()
+        server.wait(10)
+
+
+def test_parent_pid_of_a_process_that_exits_stops_the_server():
+    """`--parent-pid` names any process: the server stops once that process has exited."""
+    with watching_another_process() as (other, server):
         assert server.poll() is None
         other.kill()
         other.wait(10)
         assert server.wait(15) == 0
-    finally:
-        other.kill()
-        server.kill()
-        server.wait(10)
 
 
 def test_parent_pid_of_an_exited_unreaped_process_stops_the_server():
     """A `--parent-pid` process that has exited but is not reaped yet (a zombie) counts as
     gone: the server stops."""
-    other = subprocess.Popen([sys.executable, "-c", "import sys; sys.stdin.read()"], stdin=subprocess.PIPE)
-    env = dict(os.environ, PYTHONPATH=ROOT)
-    server = subprocess.Popen([sys.executable, "-m", "cloudsync.server", "--port", "0", "--memory",
-                               "--parent-pid", str(other.pid)], stdout=subprocess.PIPE, text=True, env=env)
-    try:
-        ready, _, _ = select.select([server.stdout], [], [], 30)
-        assert ready and "listening" in server.stdout.readline()
-        os.kill(other.pid, 9)  # not waited for: a zombie until the end of the test
+    with watching_another_process() as (other, server):
+        os.kill(other.pid, 9)  # not waited for: a zombie until the block ends
         assert server.wait(15) == 0
-    finally:
-        other.kill()
-        other.wait(10)
-        server.kill()
-        server.wait(10)
