@@ -22,7 +22,7 @@ import requests
 import websocket
 
 from cloudsync.server.testing import serve
-from tests._servers.processes import gone, wait_gone
+from tests._servers.processes import gone, harness, wait_gone
 
 ROOT = str(Path(__file__).resolve().parents[2])
 
@@ -266,7 +266,7 @@ def test_server_raises_its_open_files_limit_to_the_hard_limit():
 HARNESS = """
 import sys
 from cloudsync.server.testing import serve
-from tests._servers.processes import gone, wait_gone
+from tests._servers.processes import gone, harness, wait_gone
 with serve(memory=True) as server:
     print(server.pid, flush=True)
     sys.stdin.read()  # until killed
@@ -276,23 +276,11 @@ with serve(memory=True) as server:
 def test_a_server_started_by_testing_stops_when_its_harness_is_killed_9():
     """`testing.serve` passes `--parent-pid`: when the process that started the server is
     killed with -9 (no cleanup runs), the server notices and exits by itself."""
-    env = dict(os.environ, PYTHONPATH=ROOT)
-    harness = subprocess.Popen([sys.executable, "-c", HARNESS], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                               text=True, env=env)
-    server_pid = None
-    try:
-        ready, _, _ = select.select([harness.stdout], [], [], 30)
-        assert ready, "the harness did not start its server within 30 s"
-        server_pid = int(harness.stdout.readline())
+    with harness(HARNESS, startup_timeout=30) as (proc, server_pid):
         assert not gone(server_pid)
-        harness.kill()
-        harness.wait(10)
+        proc.kill()
+        proc.wait(10)
         assert wait_gone(server_pid, 15), "the orphaned server is still running"
-    finally:
-        harness.kill()
-        harness.wait(10)
-        if server_pid is not None and not gone(server_pid):
-            os.kill(server_pid, 9)
 
 
 @contextlib.contextmanager
